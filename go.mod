@@ -1,0 +1,3 @@
+module github.com/chatplat/job-service
+
+go 1.26.8
