@@ -1,0 +1,94 @@
+// Command job-service runs one node: it competes for the ticker lease, consumes job messages
+// and records every outcome in the Postgres ledger.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chatplat/job-service/config"
+	"github.com/chatplat/job-service/internal/app"
+)
+
+func main() {
+	if err := rootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "job-service:", err)
+		os.Exit(1)
+	}
+}
+
+func rootCmd() *cobra.Command {
+	var cfgPath string
+	root := &cobra.Command{
+		Use:           "job-service",
+		Short:         "Maintenance, consistency and report jobs of the chat platform, driven by RocketMQ",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return run(cmd.Context(), cfgPath)
+		},
+	}
+	root.PersistentFlags().StringVar(&cfgPath, "config", "configs/local.yaml", "config file")
+	check := &cobra.Command{
+		Use:   "check",
+		Short: "Validate the config file without starting anything",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(cfgPath, os.Getenv)
+			if err != nil {
+				return err
+			}
+			known := map[string]bool{}
+			for _, k := range app.KnownKinds() {
+				known[k] = true
+			}
+			if err := cfg.CheckJobsKnown(func(k string) bool { return known[k] }); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d jobs)\n", cfgPath, len(cfg.Jobs))
+			return nil
+		},
+	}
+	cfgCmd := &cobra.Command{Use: "config", Short: "Config file commands"}
+	cfgCmd.AddCommand(check)
+	root.AddCommand(cfgCmd)
+	return root
+}
+
+func run(ctx context.Context, cfgPath string) error {
+	cfg, err := config.Load(cfgPath, os.Getenv)
+	if err != nil {
+		return err
+	}
+	log := app.NewLogger(cfg.Log, os.Stderr)
+	app.QuietRocketMQ()
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	node := &app.Node{Cfg: cfg, Log: log}
+	if err := node.Start(ctx); err != nil {
+		return err
+	}
+	admin, err := app.StartAdmin(ctx, node)
+	if err != nil {
+		_ = node.Stop(context.Background())
+		return err
+	}
+	log.Info("admin server listening", "addr", admin.Addr())
+	<-ctx.Done()
+	log.Info("shutting down: draining runs in flight", "drain_timeout", cfg.Consumer.DrainTimeout)
+	// The drain deadline is the consumer's; this bound only guards against a wedged client.
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Consumer.DrainTimeout+30*time.Second)
+	defer cancel()
+	admin.Close()
+	if err := node.Stop(stopCtx); err != nil {
+		log.Error("shutdown", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}

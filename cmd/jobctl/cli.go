@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chatplat/job-service/config"
+	"github.com/chatplat/job-service/internal/app"
+	"github.com/chatplat/job-service/ledger"
+)
+
+type globals struct {
+	cfgPath string
+	json    bool
+}
+
+// exitError carries a specific exit code (run --wait exits 2 when the run did not succeed).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func exitCode(err error) int {
+	var e *exitError
+	if errors.As(err, &e) {
+		return e.code
+	}
+	return 1
+}
+
+func (g *globals) config() (*config.Config, error) {
+	return config.Load(g.cfgPath, os.Getenv)
+}
+
+// ledger opens the database named by the config. The caller closes the pool.
+func (g *globals) ledger(ctx context.Context) (*config.Config, *ledger.Ledger, *pgxpool.Pool, error) {
+	cfg, err := g.config()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pool, err := app.OpenPool(ctx, cfg.Postgres)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cfg, ledger.New(pool), pool, nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// parseParams turns k=v pairs into a JSON object. A value that parses as JSON (a number,
+// true, [..], {..}) keeps its type; anything else is a string.
+func parseParams(pairs []string) (json.RawMessage, error) {
+	out := map[string]any{}
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--param %q: want key=value", p)
+		}
+		var parsed any
+		if err := json.Unmarshal([]byte(v), &parsed); err == nil {
+			out[k] = parsed
+		} else {
+			out[k] = v
+		}
+	}
+	return json.Marshal(out)
+}

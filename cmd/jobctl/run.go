@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/user"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+
+	"github.com/chatplat/job-service/internal/app"
+	"github.com/chatplat/job-service/job"
+	"github.com/chatplat/job-service/ledger"
+	"github.com/chatplat/job-service/mq"
+)
+
+func runCmd(g *globals) *cobra.Command {
+	var params []string
+	var shards int
+	var wait bool
+	var waitTimeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "run JOB",
+		Short: "Force a run: publish a manual message on the job topic",
+		Long: "Publishes the same envelope any RocketMQ producer could, with trigger=manual and a fresh run key.\n" +
+			"With --wait it follows the ledger until every shard ends and exits 0 only if all succeeded.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			known := false
+			for _, k := range app.KnownKinds() {
+				known = known || k == args[0]
+			}
+			if !known {
+				return fmt.Errorf("unknown job %q (known: %v)", args[0], app.KnownKinds())
+			}
+			p, err := parseParams(params)
+			if err != nil {
+				return err
+			}
+			if shards == 0 {
+				shards = cfg.Spec(args[0]).Shards
+			}
+			app.QuietRocketMQ()
+			prod, err := mq.NewProducer(cfg.RocketMQ, "")
+			if err != nil {
+				return err
+			}
+			defer prod.Close() //nolint:errcheck // nothing to do about it on exit
+			now := time.Now().UTC()
+			runKey := "manual:" + now.Format("20060102T150405Z") + "-" + uuid.NewString()[:8]
+			for i := 0; i < shards; i++ {
+				env := job.Envelope{Job: args[0], RunKey: runKey, Trigger: job.TriggerManual, ScheduledAt: now,
+					Shard: job.Shard{Index: i, Total: shards}, Params: p, RequestedBy: requester()}
+				if _, err := prod.Publish(ctx, env, time.Time{}); err != nil {
+					return err
+				}
+			}
+			if !wait {
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), map[string]any{"job": args[0], "run_key": runKey, "shards": shards})
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "published %s run %s (%d shard(s))\n", args[0], runKey, shards)
+				return nil
+			}
+			return waitForRun(ctx, g, cmd, args[0], runKey, waitTimeout)
+		},
+	}
+	cmd.Flags().StringArrayVar(&params, "param", nil, "run parameter key=value (repeatable)")
+	cmd.Flags().IntVar(&shards, "shards", 0, "number of shard messages (default: the job's configured shards)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "follow the run in the ledger until it ends")
+	cmd.Flags().DurationVar(&waitTimeout, "wait-timeout", 15*time.Minute, "give up waiting after this long")
+	return cmd
+}
+
+func requester() string {
+	who := "jobctl"
+	if u, err := user.Current(); err == nil {
+		who = u.Username
+	}
+	host, _ := os.Hostname()
+	return who + "@" + host
+}
+
+func waitForRun(ctx context.Context, g *globals, cmd *cobra.Command, jobName, runKey string, timeout time.Duration) error {
+	_, l, pool, err := g.ledger(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		grp, err := l.RunGroupByKey(ctx, jobName, runKey)
+		if err != nil {
+			return err
+		}
+		if grp.Done() {
+			runs, err := l.ListRuns(ctx, ledger.RunFilter{Job: jobName, RunKey: runKey, Limit: 1000})
+			if err != nil {
+				return err
+			}
+			if g.json {
+				if err := printJSON(cmd.OutOrStdout(), runs); err != nil {
+					return err
+				}
+			} else {
+				printRuns(cmd.OutOrStdout(), runs, true)
+			}
+			if !grp.Succeeded() {
+				return &exitError{code: 2, err: fmt.Errorf("run %s did not succeed: %v", runKey, grp.ByStatus)}
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return &exitError{code: 3, err: fmt.Errorf("run %s not finished after %s (so far %v)", runKey, timeout, grp.ByStatus)}
+		case <-tick.C:
+		}
+	}
+}

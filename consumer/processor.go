@@ -1,0 +1,465 @@
+// Package consumer takes job messages from RocketMQ, claims each run in the ledger, runs its
+// handler under the job's timeout and records the outcome. The decision logic (Processor) is
+// separate from the RocketMQ push consumer (Consumer) so it can be read and tested alone.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/chatplat/job-service/handlers"
+	"github.com/chatplat/job-service/job"
+	"github.com/chatplat/job-service/ledger"
+)
+
+// Ledger is what the processor needs of the ledger.
+type Ledger interface {
+	ClaimRun(ctx context.Context, env job.Envelope, node, msgID string, staleAfter time.Duration) (ledger.Claim, error)
+	Finish(ctx context.Context, c ledger.Claim, o ledger.Outcome) error
+	Heartbeat(ctx context.Context, node string, claims []ledger.Claim) ([]int64, error)
+	OtherRunning(ctx context.Context, jobName, runKey string, staleAfter time.Duration) (bool, error)
+	RecordRejected(ctx context.Context, r ledger.Rejection) error
+	RecordSkipped(ctx context.Context, env job.Envelope, node string, why any) error
+}
+
+// Registry finds the handler of a job kind.
+type Registry interface {
+	Known(kind string) bool
+	Prepare(env job.Envelope) (handlers.Prepared, error)
+}
+
+// Publisher re-publishes a message that arrived before its time.
+type Publisher interface {
+	Publish(ctx context.Context, env job.Envelope, deliverAt time.Time) (string, error)
+}
+
+// Observer is told about outcomes, for metrics. All methods must be cheap and safe for
+// concurrent use.
+type Observer interface {
+	RunFinished(jobName string, status ledger.Status, duration time.Duration, scheduleDelay time.Duration)
+	MessageRejected(jobName string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) RunFinished(string, ledger.Status, time.Duration, time.Duration) {}
+func (nopObserver) MessageRejected(string)                                       {}
+
+// Delivery is one message as the broker handed it over.
+type Delivery struct {
+	Body           []byte
+	MsgID          string
+	Tag            string
+	ReconsumeTimes int
+}
+
+// Action is what the broker should do with a message after processing.
+type Action int
+
+// Actions.
+const (
+	Ack        Action = iota // done (succeeded, skipped, rejected, recorded failed)
+	RetryLater               // redeliver after Decision.After
+	DeadLetter               // attempts exhausted: send to the group's DLQ
+)
+
+// Decision is the processor's verdict on one delivery.
+type Decision struct {
+	Action Action
+	After  time.Duration
+	Reason string
+}
+
+// Config tunes the processor.
+type Config struct {
+	// Node names this process in the ledger (run.node, attempt rows).
+	Node string `yaml:"node"`
+	// HeartbeatInterval is how often running runs are marked alive.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// StaleAfter: a running run whose heartbeat is older belongs to a vanished node and may be
+	// taken over. Several heartbeat intervals, so one slow database round trip is not death.
+	StaleAfter time.Duration `yaml:"stale_after"`
+	// DrainTimeout is how long a stopping node lets runs in flight finish before it
+	// interrupts them.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// EarlyTolerance: a timer message that arrives this much before its scheduled_at (the
+	// broker rounds delivery down to its timer precision) is held until then; one that is
+	// earlier still is re-published as a timer message.
+	EarlyTolerance time.Duration `yaml:"early_tolerance"`
+	// RetryBackoff is the first retry delay; it doubles per attempt up to RetryBackoffMax.
+	RetryBackoff    time.Duration `yaml:"retry_backoff"`
+	RetryBackoffMax time.Duration `yaml:"retry_backoff_max"`
+	// Goroutines is how many messages one node processes at once.
+	Goroutines int `yaml:"goroutines"`
+}
+
+// WithDefaults fills unset fields.
+func (c Config) WithDefaults() Config {
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 5 * time.Second
+	}
+	if c.StaleAfter == 0 {
+		c.StaleAfter = 6 * c.HeartbeatInterval
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.EarlyTolerance == 0 {
+		c.EarlyTolerance = 3 * time.Second
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = 5 * time.Second
+	}
+	if c.RetryBackoffMax == 0 {
+		c.RetryBackoffMax = 10 * time.Minute
+	}
+	if c.Goroutines == 0 {
+		c.Goroutines = 8
+	}
+	return c
+}
+
+// Validate names the first bad key.
+func (c Config) Validate() error {
+	switch {
+	case c.Node == "":
+		return errors.New("node: required (defaults to the host name)")
+	case c.HeartbeatInterval < 100*time.Millisecond:
+		return fmt.Errorf("heartbeat_interval: %s is below 100ms", c.HeartbeatInterval)
+	case c.StaleAfter < 2*c.HeartbeatInterval:
+		return fmt.Errorf("stale_after: %s must be at least twice heartbeat_interval (%s)", c.StaleAfter, c.HeartbeatInterval)
+	case c.DrainTimeout < 0:
+		return fmt.Errorf("drain_timeout: %s is negative", c.DrainTimeout)
+	case c.RetryBackoff < 0 || c.RetryBackoffMax < c.RetryBackoff:
+		return fmt.Errorf("retry_backoff: %s..%s is not a range", c.RetryBackoff, c.RetryBackoffMax)
+	case c.Goroutines < 1 || c.Goroutines > 1000:
+		return fmt.Errorf("goroutines: %d is outside 1..1000", c.Goroutines)
+	}
+	return nil
+}
+
+// errDraining is the cancel cause of runs interrupted by shutdown.
+var errDraining = errors.New("node is shutting down")
+
+type inflight struct {
+	claim  ledger.Claim
+	cancel context.CancelCauseFunc
+}
+
+// Processor decides what happens to each delivery. It is safe for concurrent use.
+type Processor struct {
+	cfg      Config
+	ledger   Ledger
+	registry Registry
+	specs    map[string]job.Spec
+	pub      Publisher
+	obs      Observer
+	log      *slog.Logger
+	now      func() time.Time
+
+	mu       sync.Mutex
+	running  map[int64]inflight
+	draining bool
+	wg       sync.WaitGroup
+}
+
+// NewProcessor wires a processor. specs holds each job's policies (defaults applied); a job
+// without a spec gets the defaults.
+func NewProcessor(cfg Config, l Ledger, reg Registry, specs map[string]job.Spec, pub Publisher, obs Observer,
+	log *slog.Logger, now func() time.Time) *Processor {
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	return &Processor{cfg: cfg.WithDefaults(), ledger: l, registry: reg, specs: specs, pub: pub, obs: obs,
+		log: log, now: now, running: map[int64]inflight{}}
+}
+
+func (p *Processor) spec(kind string) job.Spec {
+	if s, ok := p.specs[kind]; ok {
+		return s
+	}
+	return job.Spec{}.WithDefaults()
+}
+
+func (p *Processor) backoff(attempt int) time.Duration {
+	d := p.cfg.RetryBackoff
+	for i := 1; i < attempt && d < p.cfg.RetryBackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, p.cfg.RetryBackoffMax)
+}
+
+// Process handles one delivery. ctx bounds the whole processing; it is cancelled only when the
+// node gives up on draining.
+func (p *Processor) Process(ctx context.Context, d Delivery) Decision {
+	p.mu.Lock()
+	if p.draining {
+		p.mu.Unlock()
+		return Decision{Action: RetryLater, After: time.Second, Reason: "node draining"}
+	}
+	p.wg.Add(1)
+	p.mu.Unlock()
+	defer p.wg.Done()
+
+	env, err := job.Decode(d.Body, p.now(), p.registry.Known)
+	var prepared handlers.Prepared
+	if err == nil {
+		prepared, err = p.registry.Prepare(env)
+	}
+	if err != nil {
+		return p.reject(ctx, d, env, err)
+	}
+	log := p.log.With("job", env.Job, "run_key", env.RunKey, "shard", env.Shard.Index, "msg_id", d.MsgID)
+	spec := p.spec(env.Job)
+
+	if early := env.ScheduledAt.Sub(p.now()); early > 0 {
+		if early > p.cfg.EarlyTolerance {
+			// Published without a delay (or by a clock far ahead): hold it in the broker, not here.
+			if _, err := p.pub.Publish(ctx, env, env.ScheduledAt); err != nil {
+				log.WarnContext(ctx, "re-publish of early message failed", "err", err)
+				return Decision{Action: RetryLater, After: early, Reason: err.Error()}
+			}
+			log.InfoContext(ctx, "message arrived early, re-published as timer message", "early", early)
+			return Decision{Action: Ack, Reason: "deferred"}
+		}
+		// The timer wheel rounds delivery down to its precision: wait out the remainder so a
+		// run never starts before its scheduled time.
+		select {
+		case <-ctx.Done():
+			return Decision{Action: RetryLater, After: time.Second, Reason: "stopping"}
+		case <-time.After(early):
+		}
+	}
+
+	if spec.Overlap == job.OverlapSkipIfRunning {
+		busy, err := p.ledger.OtherRunning(ctx, env.Job, env.RunKey, p.cfg.StaleAfter)
+		if err != nil {
+			log.WarnContext(ctx, "overlap check failed, will retry", "err", err)
+			return Decision{Action: RetryLater, After: p.backoff(d.ReconsumeTimes + 1), Reason: err.Error()}
+		}
+		if busy {
+			if err := p.ledger.RecordSkipped(ctx, env, p.cfg.Node, map[string]string{"skipped": "another run of this job is running"}); err != nil {
+				return Decision{Action: RetryLater, After: p.backoff(d.ReconsumeTimes + 1), Reason: err.Error()}
+			}
+			log.InfoContext(ctx, "skipped: another run is in flight")
+			return Decision{Action: Ack, Reason: "skipped"}
+		}
+	}
+
+	claim, err := p.ledger.ClaimRun(ctx, env, p.cfg.Node, d.MsgID, p.cfg.StaleAfter)
+	if err != nil {
+		log.WarnContext(ctx, "claim failed, will retry", "err", err)
+		return Decision{Action: RetryLater, After: p.backoff(d.ReconsumeTimes + 1), Reason: err.Error()}
+	}
+	switch claim.Outcome {
+	case ledger.AlreadyDone:
+		log.InfoContext(ctx, "duplicate delivery of a finished run, acknowledged", "status", claim.Status)
+		return Decision{Action: Ack, Reason: "already " + string(claim.Status)}
+	case ledger.HeldElsewhere:
+		// Keep the copy alive: if the holder dies, this delivery takes over once its heartbeat is stale.
+		return Decision{Action: RetryLater, After: p.cfg.StaleAfter, Reason: "held by another node"}
+	}
+	return p.run(ctx, log.With("attempt", claim.Attempt), env, spec, claim, prepared)
+}
+
+func (p *Processor) reject(ctx context.Context, d Delivery, env job.Envelope, cause error) Decision {
+	name := env.Job
+	if name == "" {
+		name = d.Tag
+	}
+	if name == "" {
+		name = "unknown"
+	}
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	p.log.WarnContext(ctx, "message rejected", "msg_id", d.MsgID, "job", name, "reason", cause.Error())
+	err := p.ledger.RecordRejected(ctx, ledger.Rejection{Job: name, RunKey: env.RunKey, MsgID: d.MsgID,
+		Node: p.cfg.Node, Reason: cause.Error(), Body: d.Body})
+	if err != nil {
+		// Never drop a message we could not record: let the broker bring it back.
+		return Decision{Action: RetryLater, After: p.backoff(d.ReconsumeTimes + 1), Reason: err.Error()}
+	}
+	p.obs.MessageRejected(name)
+	return Decision{Action: Ack, Reason: "rejected"}
+}
+
+func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope, spec job.Spec,
+	claim ledger.Claim, prepared handlers.Prepared) Decision {
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	p.mu.Lock()
+	p.running[claim.RunID] = inflight{claim: claim, cancel: cancel}
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.running, claim.RunID)
+		p.mu.Unlock()
+	}()
+
+	start := p.now()
+	log.InfoContext(ctx, "run started", "schedule_delay", start.Sub(env.ScheduledAt))
+	result, runErr := p.invoke(runCtx, spec.Timeout, claim, prepared)
+	elapsed := p.now().Sub(start)
+
+	var status ledger.Status
+	var decision Decision
+	cause := context.Cause(runCtx)
+	switch {
+	case runErr == nil:
+		status, decision = ledger.StatusSucceeded, Decision{Action: Ack}
+	case errors.Is(cause, ledger.ErrLostClaim):
+		log.WarnContext(ctx, "run taken over by another node; outcome dropped", "err", runErr)
+		return Decision{Action: Ack, Reason: "taken over"}
+	case errors.Is(cause, errDraining):
+		status, decision = ledger.StatusInterrupted, Decision{Action: RetryLater, After: time.Second, Reason: "interrupted by shutdown"}
+	case job.IsDiscard(runErr) || claim.Attempt >= spec.MaxAttempts:
+		status, decision = ledger.StatusFailed, Decision{Action: DeadLetter, Reason: runErr.Error()}
+	default:
+		after := p.backoff(claim.Attempt)
+		if asked, ok := job.RetryAfter(runErr); ok {
+			after = max(after, asked)
+		}
+		status, decision = ledger.StatusRetrying, Decision{Action: RetryLater, After: after, Reason: runErr.Error()}
+	}
+
+	// The outcome must reach the ledger even if the node is being torn down.
+	finishCtx, cancelFinish := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancelFinish()
+	if err := p.finish(finishCtx, claim, ledger.Outcome{Status: status, Result: result, Err: runErr}); err != nil {
+		if errors.Is(err, ledger.ErrLostClaim) {
+			log.WarnContext(ctx, "run was taken over while it ran; outcome dropped", "status", status)
+			return Decision{Action: Ack, Reason: "taken over"}
+		}
+		log.ErrorContext(ctx, "could not record outcome; message will be redelivered", "status", status, "err", err)
+		return Decision{Action: RetryLater, After: p.cfg.StaleAfter, Reason: err.Error()}
+	}
+	p.obs.RunFinished(env.Job, status, elapsed, start.Sub(env.ScheduledAt))
+	level := slog.LevelInfo
+	if status != ledger.StatusSucceeded {
+		level = slog.LevelWarn
+	}
+	attrs := []any{"status", status, "duration", elapsed}
+	if runErr != nil {
+		attrs = append(attrs, "err", runErr.Error())
+	}
+	log.Log(ctx, level, "run finished", attrs...)
+	return decision
+}
+
+// finish records an outcome, retrying briefly: a database blip must not turn a finished run
+// into a rerun.
+func (p *Processor) finish(ctx context.Context, c ledger.Claim, o ledger.Outcome) error {
+	var err error
+	for i := 0; i < 5; i++ {
+		if err = p.ledger.Finish(ctx, c, o); err == nil || errors.Is(err, ledger.ErrLostClaim) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(i+1) * 500 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// invoke runs the handler under the job's timeout and turns a panic into an error: a
+// panicking handler would otherwise block its queue's offset in the client for 15 minutes.
+func (p *Processor) invoke(ctx context.Context, timeout time.Duration, claim ledger.Claim, prepared handlers.Prepared) (result any, err error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	result, err = prepared(ctx, claim.RunID, claim.Attempt)
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("handler returned after its deadline: %w", ctx.Err())
+	}
+	return result, err
+}
+
+// Heartbeat marks the runs in flight alive once, and stops those another node took over.
+func (p *Processor) Heartbeat(ctx context.Context) error {
+	p.mu.Lock()
+	claims := make([]ledger.Claim, 0, len(p.running))
+	for _, f := range p.running {
+		claims = append(claims, f.claim)
+	}
+	p.mu.Unlock()
+	lost, err := p.ledger.Heartbeat(ctx, p.cfg.Node, claims)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range lost {
+		if f, ok := p.running[id]; ok {
+			f.cancel(ledger.ErrLostClaim)
+		}
+	}
+	return nil
+}
+
+// HeartbeatLoop calls Heartbeat every interval until ctx ends.
+func (p *Processor) HeartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(p.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := p.Heartbeat(ctx); err != nil && ctx.Err() == nil {
+				p.log.WarnContext(ctx, "heartbeat failed", "err", err)
+			}
+		}
+	}
+}
+
+// InFlight returns how many runs this node is executing.
+func (p *Processor) InFlight() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.running)
+}
+
+// Drain stops taking new messages, waits up to the drain timeout for runs in flight, then
+// interrupts the rest and waits for them to record that. It returns how many were interrupted.
+func (p *Processor) Drain(ctx context.Context) int {
+	p.mu.Lock()
+	p.draining = true
+	p.mu.Unlock()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	timer := time.NewTimer(p.cfg.DrainTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return 0
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	n := len(p.running)
+	for _, f := range p.running {
+		f.cancel(errDraining)
+	}
+	p.mu.Unlock()
+	p.log.Warn("drain deadline passed, interrupting runs", "runs", n)
+	// Handlers that honour ctx return promptly and record "interrupted"; one that ignores it
+	// is left behind, and its run is taken over by another node once its heartbeat goes stale.
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		p.log.Error("runs ignored cancellation; leaving them to be taken over", "runs", p.InFlight())
+	}
+	return n
+}

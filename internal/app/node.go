@@ -1,0 +1,126 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chatplat/job-service/config"
+	"github.com/chatplat/job-service/consumer"
+	"github.com/chatplat/job-service/handlers"
+	"github.com/chatplat/job-service/ledger"
+	"github.com/chatplat/job-service/mq"
+	"github.com/chatplat/job-service/ticker"
+)
+
+// Node is one job-service process: ticker (competing for the lease), consumer and ledger.
+type Node struct {
+	Cfg      *config.Config
+	Log      *slog.Logger
+	Pool     *pgxpool.Pool
+	Ledger   *ledger.Ledger
+	Registry *handlers.Registry
+	Producer *mq.Producer
+	Ticker   *ticker.Ticker
+	Consumer *consumer.Consumer
+	Proc     *consumer.Processor
+
+	// Instance distinguishes several nodes in one process (tests); empty in production.
+	Instance string
+	// ExtraRegister, if set, registers more handlers (tests add their own job kinds).
+	ExtraRegister func(*handlers.Registry)
+
+	ownPool bool
+}
+
+// Start connects, migrates, and starts the producer, consumer and ticker. On error everything
+// started so far is stopped.
+func (n *Node) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			n.Stop(context.Background())
+		}
+	}()
+	now := time.Now
+	if n.Pool == nil {
+		if n.Pool, err = OpenPool(ctx, n.Cfg.Postgres); err != nil {
+			return err
+		}
+		n.ownPool = true
+	}
+	if err := ledger.Migrate(ctx, n.Pool); err != nil {
+		return err
+	}
+	n.Ledger = ledger.New(n.Pool)
+	if n.Registry, err = NewRegistry(n.Cfg, Deps{DB: n.Pool}, n.Log, now); err != nil {
+		return err
+	}
+	if n.ExtraRegister != nil {
+		n.ExtraRegister(n.Registry)
+	}
+	if err := n.Cfg.CheckJobsKnown(n.Registry.Known); err != nil {
+		return err
+	}
+	if err := mq.EnsureTopics(ctx, n.Cfg.RocketMQ, n.Cfg.RocketMQ.Topic); err != nil {
+		return err
+	}
+	if n.Producer, err = mq.NewProducer(n.Cfg.RocketMQ, n.instance("producer")); err != nil {
+		return err
+	}
+	n.Proc = consumer.NewProcessor(n.Cfg.Consumer, n.Ledger, n.Registry, n.Cfg.Jobs, n.Producer, nil, n.Log, now)
+	n.Consumer = consumer.New(consumer.Options{
+		NameServers: n.Cfg.RocketMQ.NameServers, Topic: n.Cfg.RocketMQ.Topic, Group: n.Cfg.RocketMQ.ConsumerGroup,
+		Instance: n.Instance, AccessKey: n.Cfg.RocketMQ.AccessKey, SecretKey: n.Cfg.RocketMQ.SecretKey,
+	}, n.Proc, n.Log)
+	if err := n.Consumer.Start(ctx); err != nil {
+		return err
+	}
+	if *n.Cfg.Ticker.Enabled {
+		lease := ticker.NewLease(n.Pool, n.Cfg.Ticker.LeaseKey)
+		n.Ticker, err = ticker.New(n.Cfg.Ticker, n.Cfg.Node, n.Cfg.Jobs, n.Ledger, n.Producer, lease, n.Log, now)
+		if err != nil {
+			return err
+		}
+		if err := n.Ticker.Start(ctx); err != nil {
+			return err
+		}
+	}
+	n.Log.Info("node started", "node", n.Cfg.Node, "jobs", n.Registry.Kinds())
+	return nil
+}
+
+func (n *Node) instance(role string) string {
+	if n.Instance == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s-%s", n.Instance, role)
+}
+
+// Stop stops the ticker, drains the consumer and closes clients. Idempotent enough to call on
+// a half-started node.
+func (n *Node) Stop(ctx context.Context) error {
+	var errs []error
+	if n.Ticker != nil {
+		n.Ticker.Stop()
+	}
+	if n.Consumer != nil {
+		interrupted, err := n.Consumer.Stop(ctx)
+		if interrupted > 0 {
+			n.Log.Warn("runs interrupted by shutdown; they will be redelivered", "runs", interrupted)
+		}
+		errs = append(errs, err)
+	}
+	if n.Producer != nil {
+		errs = append(errs, n.Producer.Close())
+		n.Producer = nil
+	}
+	if n.ownPool && n.Pool != nil {
+		n.Pool.Close()
+		n.Pool = nil
+	}
+	return errors.Join(errs...)
+}

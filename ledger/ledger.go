@@ -1,0 +1,237 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chatplat/job-service/job"
+)
+
+// Status is the state of a run in job_runs.
+type Status string
+
+// Run statuses. Terminal ones are succeeded, failed, rejected and skipped.
+const (
+	StatusScheduled   Status = "scheduled"   // published by the ticker, not yet taken
+	StatusRunning     Status = "running"     // a node holds it and heartbeats
+	StatusRetrying    Status = "retrying"    // an attempt failed; RocketMQ will redeliver
+	StatusSucceeded   Status = "succeeded"   //
+	StatusFailed      Status = "failed"      // attempts exhausted or the handler discarded it
+	StatusRejected    Status = "rejected"    // the message could never run (malformed, unknown job)
+	StatusSkipped     Status = "skipped"     // overlap or misfire policy said not to run it
+	StatusInterrupted Status = "interrupted" // the node shut down mid-run; redelivered
+	StatusAbandoned   Status = "abandoned"   // the node vanished (heartbeat stale); republished
+)
+
+// Terminal reports whether no further attempt will change the run.
+func (s Status) Terminal() bool {
+	switch s {
+	case StatusSucceeded, StatusFailed, StatusRejected, StatusSkipped:
+		return true
+	}
+	return false
+}
+
+// ErrNotFound is returned when a run does not exist.
+var ErrNotFound = errors.New("run not found")
+
+// Ledger is the Postgres ledger. It is safe for concurrent use.
+type Ledger struct {
+	db *pgxpool.Pool
+}
+
+// New returns a ledger on pool. Call Migrate first.
+func New(pool *pgxpool.Pool) *Ledger { return &Ledger{db: pool} }
+
+// Pool exposes the pool for components that share it (health checks).
+func (l *Ledger) Pool() *pgxpool.Pool { return l.db }
+
+// Run is one row of job_runs.
+type Run struct {
+	ID          int64           `json:"id"`
+	Job         string          `json:"job"`
+	RunKey      string          `json:"run_key"`
+	ShardIndex  int             `json:"shard_index"`
+	ShardTotal  int             `json:"shard_total"`
+	Trigger     string          `json:"trigger"`
+	ScheduledAt time.Time       `json:"scheduled_at"`
+	Params      json.RawMessage `json:"params"`
+	RequestedBy string          `json:"requested_by"`
+	Status      Status          `json:"status"`
+	Attempt     int             `json:"attempt"`
+	Node        string          `json:"node"`
+	MsgID       string          `json:"msg_id"`
+	StartedAt   *time.Time      `json:"started_at,omitempty"`
+	FinishedAt  *time.Time      `json:"finished_at,omitempty"`
+	HeartbeatAt *time.Time      `json:"heartbeat_at,omitempty"`
+	Result      json.RawMessage `json:"result,omitempty"`
+	Error       string          `json:"error,omitempty"`
+	CreatedAt   time.Time       `json:"created_at"`
+	UpdatedAt   time.Time       `json:"updated_at"`
+}
+
+// Duration is how long the run took, or zero while it has not finished.
+func (r Run) Duration() time.Duration {
+	if r.StartedAt == nil || r.FinishedAt == nil {
+		return 0
+	}
+	return r.FinishedAt.Sub(*r.StartedAt)
+}
+
+const runColumns = `id, job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by,
+	status, attempt, node, msg_id, started_at, finished_at, heartbeat_at, result, error, created_at, updated_at`
+
+func scanRun(row pgx.Row) (Run, error) {
+	var r Run
+	var result []byte
+	err := row.Scan(&r.ID, &r.Job, &r.RunKey, &r.ShardIndex, &r.ShardTotal, &r.Trigger, &r.ScheduledAt,
+		&r.Params, &r.RequestedBy, &r.Status, &r.Attempt, &r.Node, &r.MsgID, &r.StartedAt, &r.FinishedAt,
+		&r.HeartbeatAt, &result, &r.Error, &r.CreatedAt, &r.UpdatedAt)
+	if result != nil {
+		r.Result = result
+	}
+	return r, err
+}
+
+func collectRuns(rows pgx.Rows) ([]Run, error) {
+	defer rows.Close()
+	var out []Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func paramsOrEmpty(p json.RawMessage) json.RawMessage {
+	if len(p) == 0 {
+		return json.RawMessage("{}")
+	}
+	return p
+}
+
+// Occurrence is a scheduled shard message the ticker is about to publish.
+type Occurrence struct {
+	Envelope job.Envelope
+}
+
+// RecordScheduled inserts the scheduled row for env unless one exists. It reports whether
+// this call inserted it: only then may the caller publish, which is how a restart or a new
+// leader avoids publishing an occurrence twice.
+func (l *Ledger) RecordScheduled(ctx context.Context, env job.Envelope) (bool, error) {
+	tag, err := l.db.Exec(ctx, `
+		INSERT INTO job_runs (job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by, status)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'scheduled')
+		ON CONFLICT (job, run_key, shard_index) DO NOTHING`,
+		env.Job, env.RunKey, env.Shard.Index, env.Shard.Total, string(env.Trigger), env.ScheduledAt,
+		paramsOrEmpty(env.Params), env.RequestedBy)
+	if err != nil {
+		return false, fmt.Errorf("record scheduled %s/%s#%d: %w", env.Job, env.RunKey, env.Shard.Index, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// MarkPublished stores the RocketMQ message id of a scheduled row, which also tells the
+// ticker that the publish went through.
+func (l *Ledger) MarkPublished(ctx context.Context, env job.Envelope, msgID string) error {
+	_, err := l.db.Exec(ctx, `
+		UPDATE job_runs SET msg_id = $4, updated_at = now()
+		WHERE job = $1 AND run_key = $2 AND shard_index = $3 AND msg_id = ''`,
+		env.Job, env.RunKey, env.Shard.Index, msgID)
+	if err != nil {
+		return fmt.Errorf("mark published %s/%s#%d: %w", env.Job, env.RunKey, env.Shard.Index, err)
+	}
+	return nil
+}
+
+// Unpublished returns scheduled rows whose publish never completed (the leader died between
+// insert and send, or the broker refused). The ticker publishes them again.
+func (l *Ledger) Unpublished(ctx context.Context, olderThan time.Duration, limit int) ([]Run, error) {
+	rows, err := l.db.Query(ctx, `SELECT `+runColumns+` FROM job_runs
+		WHERE status = 'scheduled' AND msg_id = '' AND created_at < now() - $1::interval
+		ORDER BY scheduled_at LIMIT $2`, olderThan.String(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list unpublished runs: %w", err)
+	}
+	return collectRuns(rows)
+}
+
+// LastScheduled returns the newest scheduled_at the ticker recorded for jobName, or the zero
+// time when it never scheduled it.
+func (l *Ledger) LastScheduled(ctx context.Context, jobName string) (time.Time, error) {
+	var t *time.Time
+	err := l.db.QueryRow(ctx, `SELECT max(scheduled_at) FROM job_runs WHERE job = $1 AND trigger = 'schedule'`,
+		jobName).Scan(&t)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("last scheduled occurrence of %s: %w", jobName, err)
+	}
+	if t == nil {
+		return time.Time{}, nil
+	}
+	return *t, nil
+}
+
+// RecordSkipped writes a terminal skipped row (misfire or overlap), with why in result.
+func (l *Ledger) RecordSkipped(ctx context.Context, env job.Envelope, node string, why any) error {
+	result, err := json.Marshal(why)
+	if err != nil {
+		return fmt.Errorf("encode skip reason: %w", err)
+	}
+	_, err = l.db.Exec(ctx, `
+		INSERT INTO job_runs (job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by,
+			status, node, finished_at, result)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'skipped', $9, now(), $10)
+		ON CONFLICT (job, run_key, shard_index) DO UPDATE SET status = 'skipped', node = EXCLUDED.node,
+			finished_at = now(), result = EXCLUDED.result, updated_at = now()
+		WHERE job_runs.status IN ('scheduled', 'retrying')`,
+		env.Job, env.RunKey, env.Shard.Index, env.Shard.Total, string(env.Trigger), env.ScheduledAt,
+		paramsOrEmpty(env.Params), env.RequestedBy, node, result)
+	if err != nil {
+		return fmt.Errorf("record skipped %s/%s: %w", env.Job, env.RunKey, err)
+	}
+	return nil
+}
+
+// Rejection describes a message that can never run.
+type Rejection struct {
+	Job    string // the job named by the message, its tag, or "unknown"
+	RunKey string // the message's run key when it had one; kept in the result
+	MsgID  string
+	Node   string
+	Reason string
+	Body   []byte // kept (truncated) so an operator can see what was sent
+}
+
+// RecordRejected writes a rejected row. A redelivered copy of the same bad message updates
+// the same row instead of adding one.
+func (l *Ledger) RecordRejected(ctx context.Context, r Rejection) error {
+	const maxBody = 4096
+	body := r.Body
+	if len(body) > maxBody {
+		body = body[:maxBody]
+	}
+	// The row is keyed by message id, never by the run key the message claimed: a bad copy
+	// of a real run's message must not touch that run's row.
+	result, err := json.Marshal(map[string]any{"body": string(body), "run_key": r.RunKey})
+	if err != nil {
+		return fmt.Errorf("encode rejected body: %w", err)
+	}
+	_, err = l.db.Exec(ctx, `
+		INSERT INTO job_runs (job, run_key, trigger, scheduled_at, status, node, msg_id, finished_at, result, error)
+		VALUES ($1, $2, 'manual', now(), 'rejected', $3, $4, now(), $5, $6)
+		ON CONFLICT (job, run_key, shard_index) DO UPDATE SET updated_at = now()`,
+		r.Job, "msg:"+r.MsgID, r.Node, r.MsgID, result, r.Reason)
+	if err != nil {
+		return fmt.Errorf("record rejected message %s: %w", r.MsgID, err)
+	}
+	return nil
+}

@@ -1,0 +1,176 @@
+// Package mq wraps the RocketMQ client for what job-service does with it: publish job
+// envelopes (as timer messages when they are due later) and make sure topics exist. The
+// consumer side lives in package consumer, which owns the consume loop.
+package mq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/admin"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
+
+	"github.com/chatplat/job-service/job"
+)
+
+// Config is the RocketMQ section of the service's config.
+type Config struct {
+	// NameServers are the namesrv addresses, host:port.
+	NameServers []string `yaml:"name_servers"`
+	// Topic is the job topic.
+	Topic string `yaml:"topic"`
+	// ConsumerGroup is the group every node's job consumer joins.
+	ConsumerGroup string `yaml:"consumer_group"`
+	// ProducerGroup names the producers (the ticker, jobctl, the consumer's re-publish).
+	ProducerGroup string `yaml:"producer_group"`
+	// BrokerAddrs, when set, are brokers on which the job topic is created at start.
+	BrokerAddrs []string `yaml:"broker_addrs"`
+	// QueueNums is the queue count of topics created at start; shard messages spread over them.
+	QueueNums int `yaml:"queue_nums"`
+	// SendTimeout bounds one publish.
+	SendTimeout time.Duration `yaml:"send_timeout"`
+	// AccessKey and SecretKey for a broker with ACL on (JOBSERVICE_ROCKETMQ_SECRET_KEY).
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key"`
+}
+
+// WithDefaults fills unset fields.
+func (c Config) WithDefaults() Config {
+	if len(c.NameServers) == 0 {
+		c.NameServers = []string{"127.0.0.1:9876"}
+	}
+	if c.Topic == "" {
+		c.Topic = job.DefaultTopic
+	}
+	if c.ConsumerGroup == "" {
+		c.ConsumerGroup = job.DefaultConsumerGroup
+	}
+	if c.ProducerGroup == "" {
+		c.ProducerGroup = job.DefaultProducerGroup
+	}
+	if c.QueueNums == 0 {
+		c.QueueNums = 8
+	}
+	if c.SendTimeout == 0 {
+		c.SendTimeout = 5 * time.Second
+	}
+	return c
+}
+
+// Validate names the first bad key.
+func (c Config) Validate() error {
+	switch {
+	case len(c.NameServers) == 0:
+		return errors.New("name_servers: at least one namesrv address is required")
+	case c.Topic == "":
+		return errors.New("topic: required")
+	case c.ConsumerGroup == "":
+		return errors.New("consumer_group: required")
+	case c.QueueNums < 1 || c.QueueNums > 64:
+		return fmt.Errorf("queue_nums: %d is outside 1..64", c.QueueNums)
+	case c.SendTimeout < 100*time.Millisecond:
+		return fmt.Errorf("send_timeout: %s is below 100ms", c.SendTimeout)
+	}
+	return nil
+}
+
+func (c Config) credentials() primitive.Credentials {
+	return primitive.Credentials{AccessKey: c.AccessKey, SecretKey: c.SecretKey}
+}
+
+// Producer publishes job envelopes.
+type Producer struct {
+	p     rocketmq.Producer
+	topic string
+}
+
+// NewProducer starts a producer. instance distinguishes several clients in one process.
+func NewProducer(cfg Config, instance string) (*Producer, error) {
+	opts := []producer.Option{
+		producer.WithNameServer(cfg.NameServers),
+		producer.WithGroupName(cfg.ProducerGroup),
+		producer.WithRetry(2),
+		producer.WithSendMsgTimeout(cfg.SendTimeout),
+	}
+	if instance != "" {
+		opts = append(opts, producer.WithInstanceName(instance))
+	}
+	if cfg.AccessKey != "" {
+		opts = append(opts, producer.WithCredentials(cfg.credentials()))
+	}
+	p, err := rocketmq.NewProducer(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("create producer: %w", err)
+	}
+	if err := p.Start(); err != nil {
+		return nil, fmt.Errorf("start producer (namesrv %v): %w", cfg.NameServers, err)
+	}
+	return &Producer{p: p, topic: cfg.Topic}, nil
+}
+
+// Close stops the producer.
+func (p *Producer) Close() error { return p.p.Shutdown() }
+
+// Publish sends env to the job topic: tag = job kind, key = run key. When deliverAt is in the
+// future the message is a timer message the broker holds until then.
+func (p *Producer) Publish(ctx context.Context, env job.Envelope, deliverAt time.Time) (string, error) {
+	body, err := job.Encode(env)
+	if err != nil {
+		return "", fmt.Errorf("publish %s/%s: %w", env.Job, env.RunKey, err)
+	}
+	return p.PublishRaw(ctx, p.topic, env.Job, []string{env.RunKey}, body, deliverAt)
+}
+
+// PublishRaw sends body as is; tests and jobctl use it for messages of other shapes.
+func (p *Producer) PublishRaw(ctx context.Context, topic, tag string, keys []string, body []byte, deliverAt time.Time) (string, error) {
+	msg := primitive.NewMessage(topic, body)
+	if tag != "" {
+		msg.WithTag(tag)
+	}
+	if len(keys) > 0 {
+		msg.WithKeys(keys)
+	}
+	if time.Until(deliverAt) > 0 {
+		msg.WithDelayTimestamp(deliverAt)
+	}
+	res, err := p.p.SendSync(ctx, msg)
+	if err != nil {
+		return "", fmt.Errorf("send to %s: %w", topic, err)
+	}
+	if res.Status != primitive.SendOK {
+		return "", fmt.Errorf("send to %s: broker answered status %d", topic, res.Status)
+	}
+	return res.MsgID, nil
+}
+
+// EnsureTopics creates topics on every broker in cfg.BrokerAddrs (creating an existing topic
+// updates it in place). Production clusters usually manage topics themselves and leave
+// broker_addrs empty.
+func EnsureTopics(ctx context.Context, cfg Config, topics ...string) error {
+	if len(cfg.BrokerAddrs) == 0 {
+		return nil
+	}
+	opts := []admin.AdminOption{admin.WithResolver(primitive.NewPassthroughResolver(cfg.NameServers))}
+	if cfg.AccessKey != "" {
+		opts = append(opts, admin.WithCredentials(cfg.credentials()))
+	}
+	adm, err := admin.NewAdmin(opts...)
+	if err != nil {
+		return fmt.Errorf("rocketmq admin: %w", err)
+	}
+	defer adm.Close() //nolint:errcheck // best effort on a short-lived client
+	for _, broker := range cfg.BrokerAddrs {
+		for _, t := range topics {
+			err := adm.CreateTopic(ctx, admin.WithTopicCreate(t), admin.WithBrokerAddrCreate(broker),
+				admin.WithReadQueueNums(cfg.QueueNums), admin.WithWriteQueueNums(cfg.QueueNums))
+			if err != nil {
+				return fmt.Errorf("create topic %s on %s: %w", t, broker, err)
+			}
+		}
+	}
+	return nil
+}

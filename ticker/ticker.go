@@ -1,0 +1,416 @@
+// Package ticker turns cron schedules into RocketMQ timer messages. Any node may run a ticker;
+// only the holder of the Postgres lease publishes. Each occurrence is recorded in the ledger
+// before it is published, keyed by job + scheduled_at + shard, so a restart or a new leader
+// neither publishes twice nor misses one.
+package ticker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/chatplat/job-service/job"
+	"github.com/chatplat/job-service/ledger"
+)
+
+// Publisher sends an envelope, held by the broker until deliverAt.
+type Publisher interface {
+	Publish(ctx context.Context, env job.Envelope, deliverAt time.Time) (string, error)
+}
+
+// Ledger is what the ticker needs of the ledger.
+type Ledger interface {
+	RecordScheduled(ctx context.Context, env job.Envelope) (bool, error)
+	MarkPublished(ctx context.Context, env job.Envelope, msgID string) error
+	Unpublished(ctx context.Context, olderThan time.Duration, limit int) ([]ledger.Run, error)
+	LastScheduled(ctx context.Context, jobName string) (time.Time, error)
+	RecordSkipped(ctx context.Context, env job.Envelope, node string, why any) error
+	Paused(ctx context.Context) (map[string]bool, error)
+	ReapStale(ctx context.Context, staleAfter time.Duration, limit int) ([]ledger.Run, error)
+}
+
+// LeaderLease is the cluster-wide leadership the ticker competes for.
+type LeaderLease interface {
+	TryAcquire(ctx context.Context) (bool, error)
+	Check(ctx context.Context) error
+	Release(ctx context.Context)
+}
+
+// Config tunes the ticker.
+type Config struct {
+	// Enabled lets this node compete for leadership. Turn it off on nodes that should only consume.
+	Enabled *bool `yaml:"enabled"`
+	// Interval is how often the leader looks for due occurrences and checks its lease.
+	Interval time.Duration `yaml:"interval"`
+	// Lookahead: occurrences due within it are published now as timer messages, so the broker
+	// delivers them on time even if the leader is busy or changing at that moment.
+	Lookahead time.Duration `yaml:"lookahead"`
+	// MisfireTolerance: an occurrence later than this is missed and follows the job's misfire policy.
+	MisfireTolerance time.Duration `yaml:"misfire_tolerance"`
+	// LeaseKey is the Postgres advisory lock key; all nodes of a cluster must agree on it.
+	LeaseKey int64 `yaml:"lease_key"`
+	// StaleAfter: running runs with an older heartbeat are abandoned and republished.
+	StaleAfter time.Duration `yaml:"stale_after"`
+	// RepairInterval is how often the leader republishes unpublished and abandoned runs.
+	RepairInterval time.Duration `yaml:"repair_interval"`
+}
+
+// WithDefaults fills unset fields.
+func (c Config) WithDefaults() Config {
+	if c.Enabled == nil {
+		on := true
+		c.Enabled = &on
+	}
+	if c.Interval == 0 {
+		c.Interval = time.Second
+	}
+	if c.Lookahead == 0 {
+		c.Lookahead = 30 * time.Second
+	}
+	if c.MisfireTolerance == 0 {
+		c.MisfireTolerance = 10 * time.Second
+	}
+	if c.LeaseKey == 0 {
+		c.LeaseKey = 0x6a6f6273 // "jobs"
+	}
+	if c.StaleAfter == 0 {
+		c.StaleAfter = 30 * time.Second
+	}
+	if c.RepairInterval == 0 {
+		c.RepairInterval = 10 * time.Second
+	}
+	return c
+}
+
+// Validate names the first bad key.
+func (c Config) Validate() error {
+	switch {
+	case c.Interval < 10*time.Millisecond:
+		return fmt.Errorf("interval: %s is below 10ms", c.Interval)
+	case c.Lookahead < 0 || c.Lookahead > 24*time.Hour:
+		return fmt.Errorf("lookahead: %s is outside 0..24h (timer messages are held up to 3 days)", c.Lookahead)
+	case c.MisfireTolerance < c.Interval:
+		return fmt.Errorf("misfire_tolerance: %s is below interval %s", c.MisfireTolerance, c.Interval)
+	case c.RepairInterval < c.Interval:
+		return fmt.Errorf("repair_interval: %s is below interval %s", c.RepairInterval, c.Interval)
+	}
+	return nil
+}
+
+type scheduledJob struct {
+	name     string
+	spec     job.Spec
+	schedule cron.Schedule
+	cursor   time.Time // last occurrence handled; zero until read from the ledger
+}
+
+// State is what the ticker reports for readiness and the console.
+type State struct {
+	Leader      bool      `json:"leader"`
+	LastTick    time.Time `json:"last_tick"`
+	LastError   string    `json:"last_error,omitempty"`
+	Published   int64     `json:"published"`
+	Republished int64     `json:"republished"`
+}
+
+// Ticker publishes scheduled occurrences while it leads.
+type Ticker struct {
+	cfg    Config
+	node   string
+	ledger Ledger
+	pub    Publisher
+	lease  LeaderLease
+	log    *slog.Logger
+	now    func() time.Time
+	jobs   []*scheduledJob
+
+	mu         sync.Mutex
+	state      State
+	lastRepair time.Time
+	onLeader   func(bool)
+
+	stopOnce sync.Once
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+// New returns a ticker for the enabled schedules in specs (defaults applied, validated).
+func New(cfg Config, node string, specs map[string]job.Spec, l Ledger, pub Publisher, lease LeaderLease,
+	log *slog.Logger, now func() time.Time) (*Ticker, error) {
+	t := &Ticker{cfg: cfg.WithDefaults(), node: node, ledger: l, pub: pub, lease: lease, log: log, now: now}
+	for name, spec := range specs {
+		if !spec.IsEnabled() {
+			continue
+		}
+		sched, err := spec.ParseSchedule()
+		if err != nil {
+			return nil, fmt.Errorf("jobs.%s: %w", name, err)
+		}
+		t.jobs = append(t.jobs, &scheduledJob{name: name, spec: spec, schedule: sched})
+	}
+	return t, nil
+}
+
+// OnLeadershipChange registers a callback (metrics); call before Start.
+func (t *Ticker) OnLeadershipChange(f func(leader bool)) { t.onLeader = f }
+
+// State returns a snapshot of the ticker's state.
+func (t *Ticker) State() State {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.state
+}
+
+// Start runs the ticker loop in the background until Stop.
+func (t *Ticker) Start(ctx context.Context) error {
+	ctx, t.cancel = context.WithCancel(ctx)
+	t.done = make(chan struct{})
+	go t.loop(ctx)
+	return nil
+}
+
+// Stop ends the loop and gives up the lease. Idempotent.
+func (t *Ticker) Stop() {
+	t.stopOnce.Do(func() {
+		if t.cancel == nil {
+			return
+		}
+		t.cancel()
+		<-t.done
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		t.lease.Release(ctx)
+		t.setLeader(false)
+	})
+}
+
+func (t *Ticker) loop(ctx context.Context) {
+	defer close(t.done)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		err := t.Tick(ctx)
+		t.mu.Lock()
+		t.state.LastTick = t.now()
+		t.state.LastError = ""
+		if err != nil {
+			t.state.LastError = err.Error()
+		}
+		t.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			t.log.WarnContext(ctx, "ticker tick failed", "err", err)
+		}
+		timer.Reset(t.cfg.Interval)
+	}
+}
+
+func (t *Ticker) setLeader(leader bool) {
+	t.mu.Lock()
+	changed := t.state.Leader != leader
+	t.state.Leader = leader
+	t.mu.Unlock()
+	if !changed {
+		return
+	}
+	if leader {
+		t.log.Info("ticker leadership acquired", "node", t.node)
+		for _, j := range t.jobs {
+			j.cursor = time.Time{} // re-read: the previous leader may have moved on
+		}
+	} else {
+		t.log.Warn("ticker leadership lost", "node", t.node)
+	}
+	if t.onLeader != nil {
+		t.onLeader(leader)
+	}
+}
+
+// Tick does one round: keep or take the lease, then publish due occurrences and repair.
+// Exported so tests can drive the ticker step by step.
+func (t *Ticker) Tick(ctx context.Context) error {
+	if t.State().Leader {
+		if err := t.lease.Check(ctx); err != nil {
+			t.setLeader(false)
+			return err
+		}
+	} else {
+		ok, err := t.lease.TryAcquire(ctx)
+		if err != nil || !ok {
+			return err
+		}
+		t.setLeader(true)
+	}
+	paused, err := t.ledger.Paused(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	now := t.now()
+	for _, j := range t.jobs {
+		if err := t.scheduleJob(ctx, j, now, paused[j.name]); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", j.name, err))
+		}
+	}
+	t.mu.Lock()
+	repairDue := now.Sub(t.lastRepair) >= t.cfg.RepairInterval
+	if repairDue {
+		t.lastRepair = now
+	}
+	t.mu.Unlock()
+	if repairDue {
+		errs = append(errs, t.repair(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+func (t *Ticker) scheduleJob(ctx context.Context, j *scheduledJob, now time.Time, paused bool) error {
+	if j.cursor.IsZero() {
+		last, err := t.ledger.LastScheduled(ctx, j.name)
+		if err != nil {
+			return err
+		}
+		if last.IsZero() {
+			last = now // a new job starts from now; nothing before it was ever due
+		}
+		j.cursor = last
+	}
+	horizon := now.Add(t.cfg.Lookahead)
+	var missed []time.Time
+	for next := j.schedule.Next(j.cursor); !next.After(horizon); next = j.schedule.Next(next) {
+		if paused {
+			j.cursor = next // a paused job's occurrences pass unpublished, not as misfires
+			continue
+		}
+		if next.Before(now.Add(-t.cfg.MisfireTolerance)) {
+			missed = append(missed, next)
+			continue
+		}
+		if len(missed) > 0 {
+			if err := t.misfire(ctx, j, missed, now); err != nil {
+				return err
+			}
+			missed = nil
+		}
+		if err := t.publishOccurrence(ctx, j, next); err != nil {
+			return err
+		}
+		j.cursor = next
+	}
+	if len(missed) > 0 {
+		return t.misfire(ctx, j, missed, now)
+	}
+	return nil
+}
+
+func (t *Ticker) envelopes(j *scheduledJob, at time.Time) []job.Envelope {
+	out := make([]job.Envelope, j.spec.Shards)
+	for i := range out {
+		out[i] = job.Envelope{Job: j.name, RunKey: job.ScheduleRunKey(j.name, at), Trigger: job.TriggerSchedule,
+			ScheduledAt: at, Shard: job.Shard{Index: i, Total: j.spec.Shards}, Params: j.spec.ParamsJSON(),
+			RequestedBy: "ticker@" + t.node}
+	}
+	return out
+}
+
+func (t *Ticker) publishOccurrence(ctx context.Context, j *scheduledJob, at time.Time) error {
+	for _, env := range t.envelopes(j, at) {
+		inserted, err := t.ledger.RecordScheduled(ctx, env)
+		if err != nil {
+			return err
+		}
+		if !inserted {
+			continue // recorded by us or an earlier leader; the repair pass covers a lost publish
+		}
+		if err := t.send(ctx, env, at); err != nil {
+			// The row stays unpublished; repair publishes it again.
+			return err
+		}
+		t.mu.Lock()
+		t.state.Published++
+		t.mu.Unlock()
+	}
+	return nil
+}
+
+func (t *Ticker) send(ctx context.Context, env job.Envelope, deliverAt time.Time) error {
+	msgID, err := t.pub.Publish(ctx, env, deliverAt)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", env.RunKey, err)
+	}
+	return t.ledger.MarkPublished(ctx, env, msgID)
+}
+
+// misfire applies the job's misfire policy to occurrences nobody published in time.
+func (t *Ticker) misfire(ctx context.Context, j *scheduledJob, missed []time.Time, now time.Time) error {
+	latest := missed[len(missed)-1]
+	log := t.log.With("job", j.name, "missed", len(missed), "first", missed[0], "last", latest)
+	if j.spec.Misfire == job.MisfireFireOnce && now.Sub(latest) <= j.spec.MisfireBound {
+		log.WarnContext(ctx, "missed occurrences; firing the latest once now")
+		if err := t.publishOccurrence(ctx, j, latest); err != nil {
+			return err
+		}
+	} else {
+		log.WarnContext(ctx, "missed occurrences skipped", "policy", j.spec.Misfire)
+		why := map[string]any{"misfire": string(j.spec.Misfire), "missed": len(missed),
+			"first": missed[0], "last": latest}
+		for _, env := range t.envelopes(j, latest) {
+			if err := t.ledger.RecordSkipped(ctx, env, t.node, why); err != nil {
+				return err
+			}
+		}
+	}
+	j.cursor = latest
+	return nil
+}
+
+// repair publishes runs whose publish never completed and runs whose node vanished.
+func (t *Ticker) repair(ctx context.Context) error {
+	var errs []error
+	unpublished, err := t.ledger.Unpublished(ctx, 2*t.cfg.Interval+5*time.Second, 500)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, r := range unpublished {
+		env := runEnvelope(r)
+		if err := t.send(ctx, env, r.ScheduledAt); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		t.countRepublished()
+	}
+	reaped, err := t.ledger.ReapStale(ctx, t.cfg.StaleAfter, 500)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, r := range reaped {
+		t.log.WarnContext(ctx, "run abandoned by its node; republishing", "job", r.Job, "run_key", r.RunKey,
+			"shard", r.ShardIndex, "node", r.Node, "attempt", r.Attempt)
+		if _, err := t.pub.Publish(ctx, runEnvelope(r), time.Time{}); err != nil {
+			errs = append(errs, fmt.Errorf("republish abandoned %s: %w", r.RunKey, err))
+			continue
+		}
+		t.countRepublished()
+	}
+	return errors.Join(errs...)
+}
+
+func (t *Ticker) countRepublished() {
+	t.mu.Lock()
+	t.state.Republished++
+	t.mu.Unlock()
+}
+
+func runEnvelope(r ledger.Run) job.Envelope {
+	return job.Envelope{Job: r.Job, RunKey: r.RunKey, Trigger: job.Trigger(r.Trigger), ScheduledAt: r.ScheduledAt,
+		Shard: job.Shard{Index: r.ShardIndex, Total: r.ShardTotal}, Params: r.Params, RequestedBy: r.RequestedBy}
+}
