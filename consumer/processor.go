@@ -48,7 +48,7 @@ type Observer interface {
 type nopObserver struct{}
 
 func (nopObserver) RunFinished(string, ledger.Status, time.Duration, time.Duration) {}
-func (nopObserver) MessageRejected(string)                                       {}
+func (nopObserver) MessageRejected(string)                                          {}
 
 // Delivery is one message as the broker handed it over.
 type Delivery struct {

@@ -300,21 +300,14 @@ func (p *Partition) ensureMonth(ctx context.Context, parent parentInfo, child st
 		}
 		return false, nil, nil
 	}
-	if parent.hasDefault {
-		var n int64
-		q := fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND %s < $2`,
-			pgx.Identifier{parent.defaultSchema, parent.defaultName}.Sanitize(),
-			pgx.Identifier{parent.keyColumn}.Sanitize(), pgx.Identifier{parent.keyColumn}.Sanitize())
-		if err := p.db.QueryRow(ctx, q, p.boundValue(parent, from), p.boundValue(parent, to)).Scan(&n); err != nil {
-			return false, nil, fmt.Errorf("count rows in default partition: %w", err)
-		}
-		if n > 0 {
-			return false, &StuckInDefault{Partition: child, DefaultPartition: parent.defaultName, From: from, To: to, Rows: n}, nil
-		}
-	}
-	err = p.withLockRetry(ctx, func() error { return p.createAndAttach(ctx, parent, child, exists, from, to) })
-	if err != nil {
-		return false, nil, err
+	var stuck *StuckInDefault
+	err = p.withLockRetry(ctx, func() error {
+		var err error
+		stuck, err = p.createAndAttach(ctx, parent, child, exists, from, to)
+		return err
+	})
+	if err != nil || stuck != nil {
+		return false, stuck, err
 	}
 	return true, nil, nil
 }
@@ -322,15 +315,30 @@ func (p *Partition) ensureMonth(ctx context.Context, parent parentInfo, child st
 // createAndAttach builds the child with LIKE and attaches it, rather than CREATE ... PARTITION
 // OF: ATTACH needs only SHARE UPDATE EXCLUSIVE on the parent, so readers and writers of the
 // chat tables keep going while it runs.
-func (p *Partition) createAndAttach(ctx context.Context, parent parentInfo, child string, exists bool, from, to time.Time) error {
+//
+// Rows of the default partition inside [from, to) would make ATTACH fail; they are counted
+// first, in the same transaction and under the same lock timeout, and reported instead.
+func (p *Partition) createAndAttach(ctx context.Context, parent parentInfo, child string, exists bool, from, to time.Time) (*StuckInDefault, error) {
 	tx, err := p.db.Begin(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`,
 		fmt.Sprintf("%dms", p.cfg.LockTimeout.Milliseconds())); err != nil {
-		return fmt.Errorf("set lock_timeout: %w", err)
+		return nil, fmt.Errorf("set lock_timeout: %w", err)
+	}
+	if parent.hasDefault {
+		var n int64
+		key := pgx.Identifier{parent.keyColumn}.Sanitize()
+		q := fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND %s < $2`,
+			pgx.Identifier{parent.defaultSchema, parent.defaultName}.Sanitize(), key, key)
+		if err := tx.QueryRow(ctx, q, p.boundValue(parent, from), p.boundValue(parent, to)).Scan(&n); err != nil {
+			return nil, fmt.Errorf("count rows in default partition: %w", err)
+		}
+		if n > 0 {
+			return &StuckInDefault{Partition: child, DefaultPartition: parent.defaultName, From: from, To: to, Rows: n}, nil
+		}
 	}
 	parentID := pgx.Identifier{parent.schema, parent.name}.Sanitize()
 	childID := pgx.Identifier{parent.schema, child}.Sanitize()
@@ -338,15 +346,15 @@ func (p *Partition) createAndAttach(ctx context.Context, parent parentInfo, chil
 		if _, err := tx.Exec(ctx, fmt.Sprintf(
 			`CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMMENTS)`,
 			childID, parentID)); err != nil {
-			return fmt.Errorf("create: %w", err)
+			return nil, fmt.Errorf("create: %w", err)
 		}
 	}
 	// DDL takes no placeholders; the bounds are literals we formatted from time values.
 	if _, err := tx.Exec(ctx, fmt.Sprintf(`ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)`,
 		parentID, childID, quoteLiteral(p.boundLiteral(parent, from)), quoteLiteral(p.boundLiteral(parent, to)))); err != nil {
-		return fmt.Errorf("attach: %w", err)
+		return nil, fmt.Errorf("attach: %w", err)
 	}
-	return tx.Commit(ctx)
+	return nil, tx.Commit(ctx)
 }
 
 func (p *Partition) withLockRetry(ctx context.Context, fn func() error) error {
