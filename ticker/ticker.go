@@ -166,9 +166,10 @@ func (t *Ticker) State() State {
 	return t.state
 }
 
-// Start runs the ticker loop in the background until Stop.
+// Start runs the ticker loop in the background until Stop. The loop outlives ctx (which
+// only bounds starting); Stop ends it.
 func (t *Ticker) Start(ctx context.Context) error {
-	ctx, t.cancel = context.WithCancel(ctx)
+	ctx, t.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	t.done = make(chan struct{})
 	go t.loop(ctx)
 	return nil
