@@ -53,13 +53,20 @@ wait_started() {
   die "$what did not become healthy within ${secs}s (log: $logf)"
 }
 
-# pid_alive FILE: true when FILE holds the pid of a live process.
-pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# pid_alive FILE [PATTERN]: true when FILE holds the pid of a live process (whose command line
+# contains PATTERN, if given: a pidfile left over from before a reboot may name another process).
+pid_alive() {
+  [[ -f $1 ]] || return 1
+  local pid
+  pid=$(cat "$1")
+  kill -0 "$pid" 2>/dev/null || return 1
+  [[ -z ${2:-} ]] || tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2"
+}
 
-# stop_pidfile FILE NAME: TERM, wait, then KILL.
+# stop_pidfile FILE NAME [PATTERN]: TERM, wait, then KILL (PATTERN as for pid_alive).
 stop_pidfile() {
   local f=$1 name=$2 pid i
-  pid_alive "$f" || { rm -f "$f"; return 0; }
+  pid_alive "$f" "${3:-}" || { rm -f "$f"; return 0; }
   pid=$(cat "$f")
   log "stopping $name (pid $pid)"
   kill "$pid" 2>/dev/null || true

@@ -29,7 +29,7 @@ databases 16
 maxmemory 256mb
 maxmemory-policy noeviction
 EOF
-  if ! pid_alive "$REDIS_DIR/redis.pid"; then
+  if ! pid_alive "$REDIS_DIR/redis.pid" redis-server; then
     log "redis: starting on $JOBSVC_REDIS_ADDR"
     redis-server "$REDIS_DIR/redis.conf" || die "redis-server failed (log: $REDIS_DIR/redis.log)"
   fi
@@ -41,5 +41,5 @@ redis_health() {
 }
 
 redis_stop() {
-  stop_pidfile "$REDIS_DIR/redis.pid" redis
+  stop_pidfile "$REDIS_DIR/redis.pid" redis redis-server
 }
