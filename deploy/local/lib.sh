@@ -101,8 +101,10 @@ user_dir() {
   ((EUID == 0)) || { echo "$d"; return 0; }
   chown "$user:" "$d"
   if runuser -u "$user" -- test -w "$d" 2>/dev/null; then echo "$d"; return 0; fi
+  # Both levels must be enterable by USER whatever the umask.
+  [[ -d ${FALLBACK_DIR%/*} ]] || mkdir -m 755 "${FALLBACK_DIR%/*}" 2>/dev/null || true
+  [[ -d $FALLBACK_DIR ]] || mkdir -m 755 "$FALLBACK_DIR" 2>/dev/null || true
   mkdir -p "$FALLBACK_DIR/$name"
-  chmod 755 /var/tmp/job-service-stack "$FALLBACK_DIR"
   chown "$user:" "$FALLBACK_DIR/$name"
   # Signpost for humans looking in the clone.
   ln -sfn "$FALLBACK_DIR/$name" "$d/data-is-here"
