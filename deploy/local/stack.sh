@@ -37,6 +37,6 @@ case $cmd in
     exit $rc ;;
   reset)
     for ((i = ${#comps[@]} - 1; i >= 0; i--)); do "${comps[i]}_stop"; done
-    rm -rf "$STACK_DIR" ;;
+    rm -rf "$STACK_DIR" "$FALLBACK_DIR" ;;
   *) die "usage: stack.sh up|down|status|reset [component...]" ;;
 esac
