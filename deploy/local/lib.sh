@@ -56,3 +56,13 @@ apt_install() {
   if [[ -z $apt_updated ]]; then apt-get update -qq; apt_updated=1; fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
+
+# java_home: prints a JDK home (java + javac): $JOBSVC_JAVA_HOME if set, else the one behind the
+# javac on PATH, installing Debian's JDK 17 when there is none. Used by neo4j and elasticsearch.
+java_home() {
+  if [[ -n ${JOBSVC_JAVA_HOME:-} ]]; then echo "$JOBSVC_JAVA_HOME"; return 0; fi
+  command -v javac >/dev/null 2>&1 || apt_install openjdk-17-jdk-headless >&2
+  local javac
+  javac=$(readlink -f "$(command -v javac)")
+  echo "${javac%/bin/javac}"
+}
