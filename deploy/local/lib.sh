@@ -66,3 +66,14 @@ java_home() {
   javac=$(readlink -f "$(command -v javac)")
   echo "${javac%/bin/javac}"
 }
+
+# mvn_run ARGS...: runs Maven quietly with the JDK from java_home; shows its output only when it
+# fails (Debian's Maven 3.8 prints stray colour codes even with -q -B).
+mvn_run() {
+  command -v mvn >/dev/null 2>&1 || apt_install maven
+  local out
+  if ! out=$(JAVA_HOME="$(java_home)" mvn -q -B -Dstyle.color=never "$@" 2>&1); then
+    printf '%s\n' "$out" >&2
+    return 1
+  fi
+}

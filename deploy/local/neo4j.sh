@@ -23,13 +23,12 @@ neo4j_install() {
   local jdk
   jdk=$(java_home)
   if [[ ! -f $NEO4J_CACHE/lib/.complete ]]; then
-    command -v mvn >/dev/null 2>&1 || apt_install maven
     log "neo4j: fetching Neo4j $NEO4J_VERSION jars from Maven Central"
     rm -rf "$NEO4J_CACHE/lib.tmp"
     mkdir -p "$NEO4J_CACHE"
-    JAVA_HOME="$jdk" mvn -q -B -Dstyle.color=never -f "$NEO4J_SRC/pom.xml" -Dneo4j.version="$NEO4J_VERSION" \
+    mvn_run -f "$NEO4J_SRC/pom.xml" -Dneo4j.version="$NEO4J_VERSION" \
       dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$NEO4J_CACHE/lib.tmp"
-    rm -rf "$NEO4J_CACHE/lib"
+    rm -rf "${NEO4J_CACHE:?}/lib"
     mv "$NEO4J_CACHE/lib.tmp" "$NEO4J_CACHE/lib"
     touch "$NEO4J_CACHE/lib/.complete"
   fi
