@@ -5,13 +5,15 @@
 #
 # Elasticsearch refuses to run as root, so it runs as the system user $ES_USER. Everything it
 # reads or writes must be reachable by that user: the unpacked distribution is used from
-# $CACHE_DIR when the user can read it there, else from a copy in $ES_FALLBACK; the node's
+# $CACHE_DIR when the user can read it there, else from a copy in $ES_SHARED; the node's
 # config/, data/, logs/ and tmp/ live in .stack/elasticsearch when the user can write there
-# (a clone under /root, mode 700, is not reachable), else in $ES_FALLBACK/elasticsearch.
+# (a clone under /root, mode 700, is not reachable), else in $ES_FALLBACK_RUN, a folder fixed
+# per STACK_DIR (the same scheme as the other components' fallback).
 
 ES_VERSION=8.17.4 # newest 8.x integ-test-zip on Central that targets Java 17 (8.18+ want 21)
 ES_USER=${JOBSVC_ES_USER:-jobsvc-es}
-ES_FALLBACK=/var/tmp/job-service-stack
+ES_SHARED=/var/tmp/job-service-stack
+ES_FALLBACK_RUN="$ES_SHARED/$(printf %s "$STACK_DIR" | cksum | cut -d' ' -f1)/elasticsearch"
 ES_DIST="$CACHE_DIR/elasticsearch-$ES_VERSION"
 : "${JOBSVC_ES_HEAP:=512m}"
 : "${JOBSVC_ES_TRANSPORT_PORT:=59300}"
@@ -30,14 +32,14 @@ es_home() {
   if as_es test -r "$ES_DIST/lib/elasticsearch-$ES_VERSION.jar"; then
     echo "$ES_DIST"
   else
-    echo "$ES_FALLBACK/elasticsearch-$ES_VERSION"
+    echo "$ES_SHARED/elasticsearch-$ES_VERSION"
   fi
 }
 
 # es_run_dir: where the node keeps config/, data/, logs/ and tmp/ (see the header).
 es_run_dir() {
   local d="$STACK_DIR/elasticsearch"
-  if [[ -d $d ]] && as_es test -w "$d" -a -x "$d"; then echo "$d"; else echo "$ES_FALLBACK/elasticsearch"; fi
+  if [[ -d $d ]] && as_es test -w "$d" -a -x "$d"; then echo "$d"; else echo "$ES_FALLBACK_RUN"; fi
 }
 
 elasticsearch_install() {
@@ -65,8 +67,8 @@ elasticsearch_install() {
   home=$(es_home)
   if [[ $home != "$ES_DIST" && ! -f $home/.complete ]]; then
     log "elasticsearch: $ES_USER cannot read $ES_DIST; copying it to $home"
-    mkdir -p "$ES_FALLBACK"
-    chmod 755 "$ES_FALLBACK"
+    mkdir -p "$ES_SHARED"
+    chmod 755 "$ES_SHARED"
     rm -rf "$home.tmp" "$home"
     cp -a "$ES_DIST" "$home.tmp"
     chmod -R a+rX "$home.tmp"
@@ -86,9 +88,10 @@ es_prepare_run_dir() {
   read -r host port < <(es_hostport)
   if [[ $run != "$d" ]]; then
     log "elasticsearch: $ES_USER cannot write under $STACK_DIR; node files in $run"
-    mkdir -p "$ES_FALLBACK"
-    chmod 755 "$ES_FALLBACK"
-    ln -sfn "$run" "$d/node-files"
+    mkdir -p "$run"
+    chmod 755 "$ES_SHARED" "${run%/*}"
+    # Signpost for humans looking in the clone.
+    ln -sfn "$run" "$d/data-is-here"
   fi
   mkdir -p "$run/config" "$run/data" "$run/logs" "$run/tmp"
   # A fresh copy of the distribution's config (the keystore the node created stays), with the

@@ -32,12 +32,17 @@ neo4j_install() {
     mv "$NEO4J_CACHE/lib.tmp" "$NEO4J_CACHE/lib"
     touch "$NEO4J_CACHE/lib/.complete"
   fi
+  # Recompile when the source differs from the one compiled (by content: clones share the cache).
+  local sum
+  sum=$(sha256sum <"$NEO4J_SRC/Neo4jLauncher.java")
   if [[ ! -f $NEO4J_CACHE/classes/Neo4jLauncher.class ||
-    $NEO4J_SRC/Neo4jLauncher.java -nt $NEO4J_CACHE/classes/Neo4jLauncher.class ]]; then
+    $(cat "$NEO4J_CACHE/classes/.source-sha256" 2>/dev/null) != "$sum" ]]; then
     log "neo4j: compiling Neo4jLauncher"
+    rm -rf "$NEO4J_CACHE/classes"
     mkdir -p "$NEO4J_CACHE/classes"
     "$jdk/bin/javac" --release 17 -nowarn -cp "$NEO4J_CACHE/lib/*" -d "$NEO4J_CACHE/classes" \
       "$NEO4J_SRC/Neo4jLauncher.java"
+    echo "$sum" >"$NEO4J_CACHE/classes/.source-sha256"
   fi
 }
 
