@@ -110,3 +110,24 @@ user_dir() {
   ln -sfn "$FALLBACK_DIR/$name" "$d/data-is-here"
   echo "$FALLBACK_DIR/$name"
 }
+
+# java_home: prints a JDK home (java + javac): $JOBSVC_JAVA_HOME if set, else the one behind the
+# javac on PATH, installing Debian's JDK 17 when there is none. Used by neo4j and elasticsearch.
+java_home() {
+  if [[ -n ${JOBSVC_JAVA_HOME:-} ]]; then echo "$JOBSVC_JAVA_HOME"; return 0; fi
+  command -v javac >/dev/null 2>&1 || apt_install openjdk-17-jdk-headless >&2
+  local javac
+  javac=$(readlink -f "$(command -v javac)")
+  echo "${javac%/bin/javac}"
+}
+
+# mvn_run ARGS...: runs Maven quietly with the JDK from java_home; shows its output only when it
+# fails (Debian's Maven 3.8 prints stray colour codes even with -q -B).
+mvn_run() {
+  command -v mvn >/dev/null 2>&1 || apt_install maven
+  local out
+  if ! out=$(JAVA_HOME="$(java_home)" mvn -q -B -Dstyle.color=never "$@" 2>&1); then
+    printf '%s\n' "$out" >&2
+    return 1
+  fi
+}
