@@ -9,7 +9,8 @@
 # Topics JOB_TOPIC and FILE_EVENTS and groups job-service, job-service-filegc are created at
 # start. deploy/local/mqadmin.sh runs the admin CLI against it. Sourced by stack.sh.
 
-# 5.3.3: the newest release checked with this setup (listenPort honoured, timer messages work).
+# 5.3.3: checked with this setup (listenPort honoured, timer messages, retry/DLQ). 5.3.4 does not
+# resolve from Maven Central (rocketmq-client 5.3.4 and others are not published there).
 RMQ_VERSION=${JOBSVC_RMQ_VERSION:-5.3.3}
 RMQ_LIB=$CACHE_DIR/rocketmq-$RMQ_VERSION/lib
 RMQ_DIR=$STACK_DIR/rocketmq
@@ -22,7 +23,8 @@ RMQ_TOPICS=(JOB_TOPIC FILE_EVENTS)
 RMQ_GROUPS=(job-service job-service-filegc)
 RMQ_QUEUES=8
 
-# JDK 9+ module access RocketMQ needs (direct buffers, mmap cleaner) on Java 17.
+# Module access for RocketMQ's mmap / direct-buffer code on Java 9+ (run with these on Java 17;
+# not tried without).
 RMQ_JVM_OPENS=(
   --add-opens java.base/java.nio=ALL-UNNAMED
   --add-opens java.base/jdk.internal.ref=ALL-UNNAMED
