@@ -44,6 +44,7 @@ es_run_dir() {
 
 elasticsearch_install() {
   local jdk home tmp
+  command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates # the health check
   jdk=$(java_home)
   if ! id -u "$ES_USER" >/dev/null 2>&1; then
     log "elasticsearch: creating system user $ES_USER"

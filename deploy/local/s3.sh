@@ -10,6 +10,7 @@ S3_DIR="$STACK_DIR/s3"
 S3_PID="$S3_DIR/versitygw.pid"
 
 s3_install() {
+  command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates # the health check
   if [[ -x $S3_BIN ]] && "$S3_BIN" --version >/dev/null 2>&1; then return 0; fi
   command -v go >/dev/null || die "s3: go is needed to build versitygw (go.mod says go >= 1.25)"
   log "s3: building versitygw $S3_VERSITYGW_VERSION (takes a few minutes)"
