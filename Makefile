@@ -5,7 +5,7 @@ SHELL := /bin/bash
 GO    ?= go
 STACK := deploy/local/stack.sh
 # Components the tests and the demo need.
-COMPONENTS ?= postgres redis rocketmq
+COMPONENTS ?= postgres redis rocketmq s3 neo4j elasticsearch
 ENV   := source deploy/local/env.sh &&
 
 .PHONY: all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench lint fuzz fmt vet clean
