@@ -70,7 +70,11 @@ func (c *Consumer) Start(ctx context.Context) error {
 		rmqconsumer.WithNameServer(c.opts.NameServers),
 		rmqconsumer.WithGroupName(c.opts.Group),
 		rmqconsumer.WithConsumerModel(rmqconsumer.Clustering),
-		rmqconsumer.WithConsumeFromWhere(rmqconsumer.ConsumeFromLastOffset),
+		// A queue without a committed offset (a new group, or a queue whose previous owner died
+		// before its first offset commit) starts from its first message, not its last: with
+		// "last", messages published before the takeover would be skipped. Replaying old
+		// messages is harmless: the ledger skips finished runs and Decode rejects stale ones.
+		rmqconsumer.WithConsumeFromWhere(rmqconsumer.ConsumeFromFirstOffset),
 		rmqconsumer.WithConsumeMessageBatchMaxSize(1),
 		rmqconsumer.WithConsumeGoroutineNums(c.goroutine),
 		// We send to the DLQ ourselves when a job's attempts run out; this only bounds

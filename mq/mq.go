@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2"
@@ -165,8 +166,12 @@ func EnsureTopics(ctx context.Context, cfg Config, topics ...string) error {
 	defer adm.Close() //nolint:errcheck // best effort on a short-lived client
 	for _, broker := range cfg.BrokerAddrs {
 		for _, t := range topics {
+			queues := cfg.QueueNums
+			if strings.HasPrefix(t, RetryTopicPrefix) {
+				queues = 1 // what the broker itself gives a retry topic
+			}
 			err := adm.CreateTopic(ctx, admin.WithTopicCreate(t), admin.WithBrokerAddrCreate(broker),
-				admin.WithReadQueueNums(cfg.QueueNums), admin.WithWriteQueueNums(cfg.QueueNums))
+				admin.WithReadQueueNums(queues), admin.WithWriteQueueNums(queues))
 			if err != nil {
 				return fmt.Errorf("create topic %s on %s: %w", t, broker, err)
 			}
@@ -174,3 +179,11 @@ func EnsureTopics(ctx context.Context, cfg Config, topics ...string) error {
 	}
 	return nil
 }
+
+// RetryTopicPrefix names a consumer group's retry topic: %RETRY%<group>.
+const RetryTopicPrefix = "%RETRY%"
+
+// RetryTopic returns the retry topic of group. Creating it up front matters: the broker makes
+// it only at the group's first heartbeat, and the client looks routes up every 30 s, so the
+// first retries of a new group would otherwise wait that long.
+func RetryTopic(group string) string { return RetryTopicPrefix + group }

@@ -65,7 +65,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.Cfg.CheckJobsKnown(n.Registry.Known); err != nil {
 		return err
 	}
-	if err := mq.EnsureTopics(ctx, n.Cfg.RocketMQ, n.Cfg.RocketMQ.Topic); err != nil {
+	if err := mq.EnsureTopics(ctx, n.Cfg.RocketMQ, n.Cfg.RocketMQ.Topic, mq.RetryTopic(n.Cfg.RocketMQ.ConsumerGroup)); err != nil {
 		return err
 	}
 	if n.Producer, err = mq.NewProducer(n.Cfg.RocketMQ, n.instance("producer")); err != nil {

@@ -92,11 +92,11 @@ func newCluster(t *testing.T, jobsYAML string) *cluster {
 		raw := fmt.Sprintf(`
 node: %s
 postgres: {dsn: %q}
-rocketmq: {name_servers: [%q], topic: %s, consumer_group: %s, producer_group: %s}
+rocketmq: {name_servers: [%q], broker_addrs: [%q], topic: %s, consumer_group: %s, producer_group: %s}
 ticker: {interval: 200ms, lookahead: 5s, misfire_tolerance: 5s, lease_key: %d, repair_interval: 1s}
 consumer: {heartbeat_interval: 500ms, stale_after: 3s, drain_timeout: 5s, retry_backoff: 1s, retry_backoff_max: 2s}
 jobs:
-%s`, node, s.DSN, m.Config.NameServers[0], m.Config.Topic, m.Config.ConsumerGroup, m.Config.ProducerGroup, leaseKey, jobsYAML)
+%s`, node, s.DSN, m.Config.NameServers[0], testenv.Broker(), m.Config.Topic, m.Config.ConsumerGroup, m.Config.ProducerGroup, leaseKey, jobsYAML)
 		cfg, err := config.Parse([]byte(raw), nil)
 		require.NoError(t, err)
 		return cfg
