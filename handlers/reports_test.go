@@ -25,7 +25,7 @@ func reportSchema(t *testing.T) *testenv.Schema {
 	s := testenv.NewSchema(t)
 	s.ApplyChatSchema(t)
 	ctx := context.Background()
-	require.NoError(t, ledger.Migrate(ctx, s.Pool))
+	require.NoError(t, migrate(ctx, s))
 	p, err := NewPartition(s.Pool, PartitionConfig{Tables: []string{"chat_messages", "audit_logs"}},
 		func() time.Time { return time.Date(2026, 10, 5, 0, 0, 0, 0, time.UTC) }, testenv.Logger(t))
 	require.NoError(t, err)
@@ -33,6 +33,9 @@ func reportSchema(t *testing.T) *testenv.Schema {
 	require.NoError(t, err)
 	return s
 }
+
+// migrate applies the ledger's migrations (daily_stats, group_activity_rank) to s.
+func migrate(ctx context.Context, s *testenv.Schema) error { return ledger.Migrate(ctx, s.Pool) }
 
 func ts(s string) time.Time {
 	t, err := time.Parse(time.RFC3339Nano, s)
