@@ -28,8 +28,9 @@ stack-reset:
 	$(STACK) reset
 
 ## run: the service on the local stack with demo data; Ctrl-C stops it (the stack keeps running).
+## seed-demo applies deploy/local/chat_schema.sql, then (re)fills the demo data.
 run: build stack-up
-	$(ENV) psql "$$JOBSVC_PG_DSN" -q -v ON_ERROR_STOP=1 -f deploy/local/chat_schema.sql
+	$(ENV) bin/jobctl seed-demo --config configs/local.yaml
 	@echo "job-service starting; in another shell try: bin/jobctl run pg_partition --wait"
 	$(ENV) exec bin/job-service --config configs/local.yaml
 

@@ -59,7 +59,9 @@ type AdminConfig struct {
 
 // HandlersConfig holds each handler's own settings.
 type HandlersConfig struct {
-	Partition handlers.PartitionConfig `yaml:"pg_partition"`
+	Partition     handlers.PartitionConfig     `yaml:"pg_partition"`
+	DailyStats    handlers.DailyStatsConfig    `yaml:"daily_stats"`
+	GroupActivity handlers.GroupActivityConfig `yaml:"group_activity"`
 }
 
 // Load reads path, applies JOBSERVICE_* overrides from env, fills defaults and validates.
@@ -143,6 +145,8 @@ func (c Config) WithDefaults() Config {
 	}
 	c.Jobs = jobs
 	c.Handlers.Partition = c.Handlers.Partition.WithDefaults()
+	c.Handlers.DailyStats = c.Handlers.DailyStats.WithDefaults()
+	c.Handlers.GroupActivity = c.Handlers.GroupActivity.WithDefaults()
 	return c
 }
 
@@ -180,6 +184,12 @@ func (c Config) Validate() error {
 	}
 	if err := c.Handlers.Partition.Validate(); err != nil {
 		return fmt.Errorf("config: handlers.pg_partition.%w", err)
+	}
+	if err := c.Handlers.DailyStats.Validate(); err != nil {
+		return fmt.Errorf("config: handlers.daily_stats.%w", err)
+	}
+	if err := c.Handlers.GroupActivity.Validate(); err != nil {
+		return fmt.Errorf("config: handlers.group_activity.%w", err)
 	}
 	return nil
 }

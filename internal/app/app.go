@@ -64,9 +64,21 @@ func NewRegistry(cfg *config.Config, deps Deps, log *slog.Logger, now func() tim
 		return nil, err
 	}
 	handlers.Register(reg, partition)
+	dailyStats, err := handlers.NewDailyStats(deps.DB, cfg.Handlers.DailyStats, now, log.With("handler", handlers.DailyStatsKind))
+	if err != nil {
+		return nil, err
+	}
+	handlers.Register(reg, dailyStats)
+	groupActivity, err := handlers.NewGroupActivity(deps.DB, cfg.Handlers.GroupActivity, now, log.With("handler", handlers.GroupActivityKind))
+	if err != nil {
+		return nil, err
+	}
+	handlers.Register(reg, groupActivity)
 	return reg, nil
 }
 
 // KnownKinds lists the job kinds this build implements, without connecting to anything
 // (jobctl and config check use it).
-func KnownKinds() []string { return []string{handlers.PartitionKind} }
+func KnownKinds() []string {
+	return []string{handlers.PartitionKind, handlers.DailyStatsKind, handlers.GroupActivityKind}
+}
