@@ -148,7 +148,9 @@ func TestRepeatedFailuresAlertOncePerProblem(t *testing.T) {
 	require.Len(t, r.smtp.Messages(), 2)
 
 	// Handler fingerprints: the same gaps seen by consecutive runs are one problem, a new gap another.
-	gaps := func(desc string) error { return job.Discard("sequence gaps", job.WithProblem("gaps:"+desc, errors.New(desc))) }
+	gaps := func(desc string) error {
+		return job.Discard("sequence gaps", job.WithProblem("gaps:"+desc, errors.New(desc)))
+	}
 	for i := range 3 {
 		require.NoError(t, n.Notify(ctx, failedRun("msg_gap_check", fmt.Sprintf("run-%d", i), int64(20+i), gaps("channel 7 missing 4"), nil, n)))
 	}
