@@ -57,3 +57,17 @@ func NewRedis(t testing.TB) *Redis {
 	})
 	return r
 }
+
+// Keys lists the keys matching pattern with SCAN (KEYS would block the shared server).
+func (r *Redis) Keys(t testing.TB, pattern string) []string {
+	t.Helper()
+	var out []string
+	iter := r.Client.Scan(context.Background(), 0, pattern, 1000).Iterator()
+	for iter.Next(context.Background()) {
+		out = append(out, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatalf("testenv: scan %s: %v", pattern, err)
+	}
+	return out
+}
