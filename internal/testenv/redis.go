@@ -58,13 +58,18 @@ func NewRedis(t testing.TB) *Redis {
 	return r
 }
 
-// Keys lists the keys matching pattern with SCAN (KEYS would block the shared server).
+// Keys lists the keys matching pattern with SCAN (KEYS would block the shared server), each
+// once: SCAN may repeat a key while Redis rehashes.
 func (r *Redis) Keys(t testing.TB, pattern string) []string {
 	t.Helper()
 	var out []string
+	seen := map[string]bool{}
 	iter := r.Client.Scan(context.Background(), 0, pattern, 1000).Iterator()
 	for iter.Next(context.Background()) {
-		out = append(out, iter.Val())
+		if k := iter.Val(); !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
 	}
 	if err := iter.Err(); err != nil {
 		t.Fatalf("testenv: scan %s: %v", pattern, err)
