@@ -113,19 +113,21 @@ func TestTokenBlacklistSetsTTLsAndNeverDeletes(t *testing.T) {
 	margin := 10 * time.Minute
 	h := newBlacklist(t, r, now, TokenBlacklistConfig{ScanCount: 2, BatchSize: 3, MaxTokenLifetime: 7 * 24 * time.Hour, SafetyMargin: margin})
 
-	// Dry run: counts, changes nothing.
+	// Dry run: counts, changes nothing. (Counts are "at least": the Redis is shared, and SCAN
+	// may repeat a key while another test's keys make it rehash.)
 	res, err := h.Run(ctx, blacklistRun(true))
 	require.NoError(t, err)
 	dry := res.(TokenBlacklistResult)
-	require.EqualValues(t, 8, dry.Scanned)
-	require.EqualValues(t, 7, dry.Fixed.Total)
+	require.GreaterOrEqual(t, dry.Scanned, int64(8))
+	require.GreaterOrEqual(t, dry.Fixed.Total, int64(7))
 	require.Equal(t, time.Duration(-1), ttlOf(t, rdb, p+"plain"))
 
 	res, err = h.Run(ctx, blacklistRun(false))
 	require.NoError(t, err)
 	got := res.(TokenBlacklistResult)
-	require.EqualValues(t, 8, got.Scanned)
-	require.EqualValues(t, 1, got.WithTTL)
+	require.GreaterOrEqual(t, got.Scanned, int64(8))
+	require.GreaterOrEqual(t, got.WithTTL, int64(1))
+	// Exact: a repeated key already has its TTL when it comes back, so nothing is fixed twice.
 	require.Equal(t, Fixed{Total: 7, FromExp: 5, ExpPassed: 1, MaxLifetime: 2}, got.Fixed)
 	require.Zero(t, got.AlreadyGone)
 
@@ -154,7 +156,7 @@ func TestTokenBlacklistSetsTTLsAndNeverDeletes(t *testing.T) {
 	// A second run finds nothing to fix and does not shorten or lengthen any TTL (NX).
 	res, err = h.Run(ctx, blacklistRun(false))
 	require.NoError(t, err)
-	require.EqualValues(t, 8, res.(TokenBlacklistResult).WithTTL)
+	require.GreaterOrEqual(t, res.(TokenBlacklistResult).WithTTL, int64(8))
 	require.Zero(t, res.(TokenBlacklistResult).Fixed.Total)
 }
 
