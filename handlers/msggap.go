@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"time"
 
@@ -39,7 +40,13 @@ type MsgGapConfig struct {
 	// the totals are always exact.
 	MaxChannels int `yaml:"max_channels"`
 	MaxRanges   int `yaml:"max_ranges"`
+	// WorkMem is the query's work_mem (set for its transaction only): enough to sort the
+	// window's rows in memory, so Postgres sorts a sequential scan instead of walking the
+	// whole partition through the (channel, seq) index.
+	WorkMem string `yaml:"work_mem"`
 }
+
+var workMemPattern = regexp.MustCompile(`^[1-9][0-9]{0,6}(kB|MB|GB)$`)
 
 // WithDefaults fills unset fields.
 func (c MsgGapConfig) WithDefaults() MsgGapConfig {
@@ -70,6 +77,9 @@ func (c MsgGapConfig) WithDefaults() MsgGapConfig {
 	if c.MaxRanges == 0 {
 		c.MaxRanges = 20
 	}
+	if c.WorkMem == "" {
+		c.WorkMem = "64MB"
+	}
 	return c
 }
 
@@ -94,6 +104,8 @@ func (c MsgGapConfig) Validate() error {
 		return fmt.Errorf("max_channels: %d is outside 1..10000", c.MaxChannels)
 	case c.MaxRanges < 1 || c.MaxRanges > 10000:
 		return fmt.Errorf("max_ranges: %d is outside 1..10000", c.MaxRanges)
+	case !workMemPattern.MatchString(c.WorkMem):
+		return fmt.Errorf("work_mem: %q is not like 64MB (kB, MB or GB)", c.WorkMem)
 	}
 	return nil
 }
@@ -172,6 +184,10 @@ type SeqRange struct {
 	SeenAt time.Time `json:"seen_at"`
 }
 
+// msgGapSQL finds the gaps in one statement. win numbers each channel's messages of the
+// window by seq; a gap inside the window is a row whose seq jumps past lag(seq) + 1. A
+// channel's first message in the window is compared with its predecessor before the window
+// (an index probe on (channel, seq) per channel, pruned to the lookback's partitions).
 const msgGapSQL = `
 WITH win AS MATERIALIZED (
 	SELECT %[2]s AS channel_id, %[3]s AS seq, %[4]s AS at,
@@ -182,25 +198,30 @@ WITH win AS MATERIALIZED (
 	WINDOW w AS (PARTITION BY %[2]s ORDER BY %[3]s)
 ),
 gaps AS MATERIALIZED (
-	SELECT w.channel_id, COALESCE(w.prev_seq, b.seq) + 1 AS gap_from, w.seq - 1 AS gap_to, w.at
-	FROM win w
-	LEFT JOIN LATERAL (
-		-- Only for a channel's first message in the window: its predecessor before the window.
+	SELECT channel_id, prev_seq + 1 AS gap_from, seq - 1 AS gap_to, at
+	FROM win WHERE seq > prev_seq + 1
+	UNION ALL
+	SELECT f.channel_id, b.seq + 1, f.seq - 1, f.at
+	FROM win f
+	CROSS JOIN LATERAL (
 		SELECT m.%[3]s AS seq FROM %[1]s m
-		WHERE w.rn = 1 AND m.%[2]s = w.channel_id AND m.%[3]s < w.seq
+		WHERE m.%[2]s = f.channel_id AND m.%[3]s < f.seq
 			AND m.%[4]s >= $3 AND m.%[4]s < $1
 		ORDER BY m.%[3]s DESC LIMIT 1
-	) b ON true
-	WHERE w.seq > COALESCE(w.prev_seq, b.seq) + 1
+	) b
+	WHERE f.rn = 1 AND f.seq > b.seq + 1
 ),
 persistent AS (
 	SELECT g.*, dense_rank() OVER (ORDER BY channel_id) AS ch_rank,
 		row_number() OVER (PARTITION BY channel_id ORDER BY gap_from) AS g_rank
 	FROM gaps g WHERE at <= $4
+),
+counts AS (
+	SELECT count(*) FILTER (WHERE rn = 1) AS channels, count(*) AS messages FROM win
 )
 SELECT
-	(SELECT count(DISTINCT channel_id) FROM win),
-	(SELECT count(*) FROM win),
+	(SELECT channels FROM counts),
+	(SELECT messages FROM counts),
 	(SELECT count(*) FROM persistent),
 	(SELECT count(DISTINCT channel_id) FROM persistent),
 	(SELECT count(*) FROM gaps WHERE at > $4),
@@ -229,9 +250,14 @@ func (h *MsgGap) Run(ctx context.Context, run *job.Run[MsgGapArgs]) (any, error)
 		SeenAt  time.Time `json:"seen_at"`
 	}
 	var raw []byte
-	err := h.db.QueryRow(ctx, h.query(), res.From, res.To, res.From.Add(-h.cfg.BoundaryLookback),
-		res.SettledBefore, h.cfg.MaxChannels, h.cfg.MaxRanges).Scan(
-		&res.ChannelsChecked, &res.MessagesChecked, &res.Gaps, &res.ChannelsWithGaps, &res.Pending, &raw)
+	err := pgx.BeginTxFunc(ctx, h.db, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('work_mem', $1, true)`, h.cfg.WorkMem); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, h.query(), res.From, res.To, res.From.Add(-h.cfg.BoundaryLookback),
+			res.SettledBefore, h.cfg.MaxChannels, h.cfg.MaxRanges).Scan(
+			&res.ChannelsChecked, &res.MessagesChecked, &res.Gaps, &res.ChannelsWithGaps, &res.Pending, &raw)
+	})
 	if err != nil {
 		return res, fmt.Errorf("find gaps in %s: %w", h.cfg.Table, err)
 	}

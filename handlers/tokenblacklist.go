@@ -91,6 +91,9 @@ type TokenBlacklist struct {
 	cfg TokenBlacklistConfig
 	now func() time.Time
 	log *slog.Logger
+
+	// beforeExpire, in tests, runs between reading values and EXPIRE: where other writers race us.
+	beforeExpire func()
 }
 
 // NewTokenBlacklist returns the token_blacklist handler.
@@ -224,6 +227,9 @@ func (h *TokenBlacklist) batch(ctx context.Context, keys []string, dryRun bool, 
 		return nil
 	}
 
+	if h.beforeExpire != nil {
+		h.beforeExpire()
+	}
 	pipe = h.rdb.Pipeline()
 	expires := make([]*redis.BoolCmd, len(leaks))
 	exists := make([]*redis.IntCmd, len(leaks))
