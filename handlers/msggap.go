@@ -284,11 +284,18 @@ func (h *MsgGap) Run(ctx context.Context, run *job.Run[MsgGapArgs]) (any, error)
 	return res, job.Discard("sequence gaps", job.WithProblem("gaps:"+desc, errors.New(desc)))
 }
 
+func plural(n int64, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
 // describeGaps says "2 gaps in 1 channel: channel 7 missing 4-5, 9", listing what the result
 // lists.
 func describeGaps(res MsgGapResult) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d gaps in %d channels", res.Gaps, res.ChannelsWithGaps)
+	fmt.Fprintf(&b, "%s in %s", plural(res.Gaps, "gap"), plural(res.ChannelsWithGaps, "channel"))
 	for i, c := range res.Channels {
 		sep := "; "
 		if i == 0 {
