@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/chatplat/job-service/alert"
 	"github.com/chatplat/job-service/consumer"
 	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/job"
@@ -29,6 +30,9 @@ type Config struct {
 	Ticker   ticker.Config   `yaml:"ticker"`
 	Consumer consumer.Config `yaml:"consumer"`
 	Admin    AdminConfig     `yaml:"admin"`
+	Redis    RedisConfig     `yaml:"redis"`
+	// Alerts about failed runs; off unless a webhook or SMTP host is set.
+	Alerts alert.Config `yaml:"alerts"`
 	// Jobs maps a job kind to its schedule and run policy.
 	Jobs     map[string]job.Spec `yaml:"jobs"`
 	Handlers HandlersConfig      `yaml:"handlers"`
@@ -59,9 +63,11 @@ type AdminConfig struct {
 
 // HandlersConfig holds each handler's own settings.
 type HandlersConfig struct {
-	Partition     handlers.PartitionConfig     `yaml:"pg_partition"`
-	DailyStats    handlers.DailyStatsConfig    `yaml:"daily_stats"`
-	GroupActivity handlers.GroupActivityConfig `yaml:"group_activity"`
+	Partition      handlers.PartitionConfig      `yaml:"pg_partition"`
+	DailyStats     handlers.DailyStatsConfig     `yaml:"daily_stats"`
+	GroupActivity  handlers.GroupActivityConfig  `yaml:"group_activity"`
+	TokenBlacklist handlers.TokenBlacklistConfig `yaml:"token_blacklist"`
+	MsgGap         handlers.MsgGapConfig         `yaml:"msg_gap_check"`
 }
 
 // Load reads path, applies JOBSERVICE_* overrides from env, fills defaults and validates.
@@ -105,6 +111,8 @@ func (c *Config) applyEnv(env func(string) string) {
 	set("JOBSERVICE_ROCKETMQ_SECRET_KEY", &c.RocketMQ.SecretKey)
 	set("JOBSERVICE_ADMIN_TOKEN", &c.Admin.Token)
 	set("JOBSERVICE_ADMIN_LISTEN", &c.Admin.Listen)
+	set("JOBSERVICE_REDIS_PASSWORD", &c.Redis.Password)
+	set("JOBSERVICE_SMTP_PASSWORD", &c.Alerts.SMTP.Password)
 	if v := env("JOBSERVICE_ROCKETMQ_NAME_SERVERS"); v != "" {
 		c.RocketMQ.NameServers = strings.Split(v, ",")
 	}
@@ -147,6 +155,10 @@ func (c Config) WithDefaults() Config {
 	c.Handlers.Partition = c.Handlers.Partition.WithDefaults()
 	c.Handlers.DailyStats = c.Handlers.DailyStats.WithDefaults()
 	c.Handlers.GroupActivity = c.Handlers.GroupActivity.WithDefaults()
+	c.Handlers.TokenBlacklist = c.Handlers.TokenBlacklist.WithDefaults()
+	c.Handlers.MsgGap = c.Handlers.MsgGap.WithDefaults()
+	c.Redis = c.Redis.WithDefaults()
+	c.Alerts = c.Alerts.WithDefaults()
 	return c
 }
 
@@ -190,6 +202,18 @@ func (c Config) Validate() error {
 	}
 	if err := c.Handlers.GroupActivity.Validate(); err != nil {
 		return fmt.Errorf("config: handlers.group_activity.%w", err)
+	}
+	if err := c.Handlers.TokenBlacklist.Validate(); err != nil {
+		return fmt.Errorf("config: handlers.token_blacklist.%w", err)
+	}
+	if err := c.Handlers.MsgGap.Validate(); err != nil {
+		return fmt.Errorf("config: handlers.msg_gap_check.%w", err)
+	}
+	if err := c.Redis.Validate(); err != nil {
+		return fmt.Errorf("config: redis.%w", err)
+	}
+	if err := c.Alerts.Validate(); err != nil {
+		return fmt.Errorf("config: alerts.%w", err)
 	}
 	return nil
 }

@@ -159,6 +159,7 @@ type Processor struct {
 	specs    map[string]job.Spec
 	pub      Publisher
 	obs      Observer
+	alerter  Alerter
 	log      *slog.Logger
 	now      func() time.Time
 
@@ -340,6 +341,9 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 		return Decision{Action: RetryLater, After: p.cfg.StaleAfter, Reason: err.Error()}
 	}
 	p.obs.RunFinished(env.Job, status, elapsed, start.Sub(env.ScheduledAt))
+	if status == ledger.StatusFailed {
+		p.alertFailed(ctx, log, env, claim.RunID, runErr, result)
+	}
 	level := slog.LevelInfo
 	if status != ledger.StatusSucceeded {
 		level = slog.LevelWarn

@@ -11,6 +11,7 @@ import (
 
 	"github.com/apache/rocketmq-client-go/v2/rlog"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/handlers"
@@ -53,7 +54,8 @@ func OpenPool(ctx context.Context, cfg config.PostgresConfig) (*pgxpool.Pool, er
 
 // Deps are the clients handlers use. Nil members belong to systems this node does not reach.
 type Deps struct {
-	DB *pgxpool.Pool
+	DB    *pgxpool.Pool
+	Redis *redis.Client
 }
 
 // NewRegistry registers every handler with its config.
@@ -74,11 +76,33 @@ func NewRegistry(cfg *config.Config, deps Deps, log *slog.Logger, now func() tim
 		return nil, err
 	}
 	handlers.Register(reg, groupActivity)
+	blacklist, err := handlers.NewTokenBlacklist(deps.Redis, cfg.Handlers.TokenBlacklist, now, log.With("handler", handlers.TokenBlacklistKind))
+	if err != nil {
+		return nil, err
+	}
+	handlers.Register(reg, blacklist)
+	gaps, err := handlers.NewMsgGap(deps.DB, cfg.Handlers.MsgGap, now, log.With("handler", handlers.MsgGapKind))
+	if err != nil {
+		return nil, err
+	}
+	handlers.Register(reg, gaps)
 	return reg, nil
 }
 
 // KnownKinds lists the job kinds this build implements, without connecting to anything
 // (jobctl and config check use it).
 func KnownKinds() []string {
-	return []string{handlers.PartitionKind, handlers.DailyStatsKind, handlers.GroupActivityKind}
+	return []string{
+		handlers.PartitionKind,
+		handlers.DailyStatsKind,
+		handlers.GroupActivityKind,
+		handlers.TokenBlacklistKind,
+		handlers.MsgGapKind,
+	}
+}
+
+// OpenRedis returns a client for cfg. It does not connect: a Redis that is down fails the
+// jobs that need it (and alerts), not the node's start.
+func OpenRedis(cfg config.RedisConfig) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: cfg.Addr, Password: cfg.Password, DB: cfg.DB})
 }

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/chatplat/job-service/alert"
 	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/consumer"
 	"github.com/chatplat/job-service/handlers"
@@ -28,6 +30,9 @@ type Node struct {
 	Ticker   *ticker.Ticker
 	Consumer *consumer.Consumer
 	Proc     *consumer.Processor
+	Redis    *redis.Client
+	// Alerts is nil when no alert channel is configured.
+	Alerts *alert.Notifier
 
 	// Instance distinguishes several nodes in one process (tests); empty in production.
 	Instance string
@@ -56,7 +61,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.Ledger = ledger.New(n.Pool)
-	if n.Registry, err = NewRegistry(n.Cfg, Deps{DB: n.Pool}, n.Log, now); err != nil {
+	if n.Redis == nil {
+		n.Redis = OpenRedis(n.Cfg.Redis)
+	}
+	if n.Registry, err = NewRegistry(n.Cfg, Deps{DB: n.Pool, Redis: n.Redis}, n.Log, now); err != nil {
 		return err
 	}
 	if n.ExtraRegister != nil {
@@ -72,6 +80,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.Proc = consumer.NewProcessor(n.Cfg.Consumer, n.Ledger, n.Registry, n.Cfg.Jobs, n.Producer, nil, n.Log, now)
+	if n.Cfg.Alerts.Enabled() {
+		if n.Alerts, err = alert.New(n.Cfg.Alerts, n.Pool, n.Cfg.Node, n.Log.With("component", "alert"), now); err != nil {
+			return err
+		}
+		n.Proc.SetAlerter(n.Alerts)
+	}
 	n.Consumer = consumer.New(consumer.Options{
 		NameServers: n.Cfg.RocketMQ.NameServers, Topic: n.Cfg.RocketMQ.Topic, Group: n.Cfg.RocketMQ.ConsumerGroup,
 		Instance: n.Instance, AccessKey: n.Cfg.RocketMQ.AccessKey, SecretKey: n.Cfg.RocketMQ.SecretKey,
@@ -113,6 +127,15 @@ func (n *Node) Stop(ctx context.Context) error {
 			n.Log.Warn("runs interrupted by shutdown; they will be redelivered", "runs", interrupted)
 		}
 		errs = append(errs, err)
+	}
+	if n.Alerts != nil {
+		// Alerts of runs that just failed are still being delivered; give them the stop's time.
+		errs = append(errs, n.Alerts.Close(ctx))
+		n.Alerts = nil
+	}
+	if n.Redis != nil {
+		errs = append(errs, n.Redis.Close())
+		n.Redis = nil
 	}
 	if n.Producer != nil {
 		errs = append(errs, n.Producer.Close())
