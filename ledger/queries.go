@@ -234,3 +234,14 @@ func (l *Ledger) Backlog(ctx context.Context) ([]BacklogEntry, error) {
 	}
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[BacklogEntry])
 }
+
+// RejectionsOf returns the reasons recorded for rejected messages that named runKey. Such
+// rows are keyed by message id (see RecordRejected), so a follower of a run must look here too.
+func (l *Ledger) RejectionsOf(ctx context.Context, jobName, runKey string) ([]string, error) {
+	rows, err := l.db.Query(ctx, `SELECT error FROM job_runs
+		WHERE status = 'rejected' AND job = $1 AND result->>'run_key' = $2 ORDER BY id`, jobName, runKey)
+	if err != nil {
+		return nil, fmt.Errorf("rejections of %s/%s: %w", jobName, runKey, err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}

@@ -105,6 +105,13 @@ handlers:
 	require.Equal(t, 2, exitCode(err))
 	require.Contains(t, out, "failed")
 
+	// Params the handler refuses are rejected by the consumer; --wait says so instead of waiting.
+	out, err = jobctl(t, cfgPath, "run", "pg_partition", "--wait", "--param", "premake=-4")
+	require.Error(t, err, out)
+	require.Equal(t, 2, exitCode(err))
+	require.ErrorContains(t, err, "rejected")
+	require.ErrorContains(t, err, "premake -4")
+
 	// Bad input gets a clear error before anything is published.
 	_, err = jobctl(t, cfgPath, "run", "no_such_job")
 	require.ErrorContains(t, err, `unknown job "no_such_job"`)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -102,6 +103,13 @@ func waitForRun(ctx context.Context, g *globals, cmd *cobra.Command, jobName, ru
 		grp, err := l.RunGroupByKey(ctx, jobName, runKey)
 		if err != nil {
 			return err
+		}
+		rejected, err := l.RejectionsOf(ctx, jobName, runKey)
+		if err != nil {
+			return err
+		}
+		if len(rejected) > 0 {
+			return &exitError{code: 2, err: fmt.Errorf("run %s was rejected: %s", runKey, strings.Join(rejected, "; "))}
 		}
 		if grp.Done() {
 			runs, err := l.ListRuns(ctx, ledger.RunFilter{Job: jobName, RunKey: runKey, Limit: 1000})
