@@ -29,6 +29,9 @@ type Config struct {
 	Ticker   ticker.Config   `yaml:"ticker"`
 	Consumer consumer.Config `yaml:"consumer"`
 	Admin    AdminConfig     `yaml:"admin"`
+	// Elasticsearch and Neo4j are optional: a node without them starts, and their jobs fail.
+	Elasticsearch ElasticsearchConfig `yaml:"elasticsearch"`
+	Neo4j         Neo4jConfig         `yaml:"neo4j"`
 	// Jobs maps a job kind to its schedule and run policy.
 	Jobs     map[string]job.Spec `yaml:"jobs"`
 	Handlers HandlersConfig      `yaml:"handlers"`
@@ -59,7 +62,9 @@ type AdminConfig struct {
 
 // HandlersConfig holds each handler's own settings.
 type HandlersConfig struct {
-	Partition handlers.PartitionConfig `yaml:"pg_partition"`
+	Partition        handlers.PartitionConfig        `yaml:"pg_partition"`
+	ESForceMerge     handlers.ESForceMergeConfig     `yaml:"es_forcemerge"`
+	GraphConsistency handlers.GraphConsistencyConfig `yaml:"graph_consistency"`
 }
 
 // Load reads path, applies JOBSERVICE_* overrides from env, fills defaults and validates.
@@ -106,6 +111,7 @@ func (c *Config) applyEnv(env func(string) string) {
 	if v := env("JOBSERVICE_ROCKETMQ_NAME_SERVERS"); v != "" {
 		c.RocketMQ.NameServers = strings.Split(v, ",")
 	}
+	c.applySearchEnv(env)
 }
 
 // WithDefaults fills every unset field.
@@ -143,6 +149,9 @@ func (c Config) WithDefaults() Config {
 	}
 	c.Jobs = jobs
 	c.Handlers.Partition = c.Handlers.Partition.WithDefaults()
+	c.Elasticsearch = c.Elasticsearch.WithDefaults()
+	c.Handlers.ESForceMerge = c.Handlers.ESForceMerge.WithDefaults()
+	c.Handlers.GraphConsistency = c.Handlers.GraphConsistency.WithDefaults()
 	return c
 }
 
@@ -180,6 +189,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Handlers.Partition.Validate(); err != nil {
 		return fmt.Errorf("config: handlers.pg_partition.%w", err)
+	}
+	if err := c.validateSearch(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/rlog"
+	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
 	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/handlers"
@@ -53,7 +55,9 @@ func OpenPool(ctx context.Context, cfg config.PostgresConfig) (*pgxpool.Pool, er
 
 // Deps are the clients handlers use. Nil members belong to systems this node does not reach.
 type Deps struct {
-	DB *pgxpool.Pool
+	DB    *pgxpool.Pool
+	ES    *elasticsearch.Client
+	Neo4j neo4j.DriverWithContext
 }
 
 // NewRegistry registers every handler with its config.
@@ -64,9 +68,14 @@ func NewRegistry(cfg *config.Config, deps Deps, log *slog.Logger, now func() tim
 		return nil, err
 	}
 	handlers.Register(reg, partition)
+	if err := registerSearch(reg, cfg, deps, log, now); err != nil {
+		return nil, err
+	}
 	return reg, nil
 }
 
 // KnownKinds lists the job kinds this build implements, without connecting to anything
 // (jobctl and config check use it).
-func KnownKinds() []string { return []string{handlers.PartitionKind} }
+func KnownKinds() []string {
+	return []string{handlers.PartitionKind, handlers.ESForceMergeKind, handlers.GraphConsistencyKind}
+}

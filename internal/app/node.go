@@ -35,6 +35,8 @@ type Node struct {
 	ExtraRegister func(*handlers.Registry)
 
 	ownPool bool
+	// closeSearch closes the Elasticsearch and Neo4j clients Start opened.
+	closeSearch func(context.Context) error
 }
 
 // Start connects, migrates, and starts the producer, consumer and ticker. On error everything
@@ -56,7 +58,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.Ledger = ledger.New(n.Pool)
-	if n.Registry, err = NewRegistry(n.Cfg, Deps{DB: n.Pool}, n.Log, now); err != nil {
+	deps := Deps{DB: n.Pool}
+	if n.closeSearch, err = openSearchDeps(n.Cfg, &deps); err != nil {
+		return err
+	}
+	if n.Registry, err = NewRegistry(n.Cfg, deps, n.Log, now); err != nil {
 		return err
 	}
 	if n.ExtraRegister != nil {
@@ -117,6 +123,10 @@ func (n *Node) Stop(ctx context.Context) error {
 	if n.Producer != nil {
 		errs = append(errs, n.Producer.Close())
 		n.Producer = nil
+	}
+	if n.closeSearch != nil {
+		errs = append(errs, n.closeSearch(ctx))
+		n.closeSearch = nil
 	}
 	if n.ownPool && n.Pool != nil {
 		n.Pool.Close()

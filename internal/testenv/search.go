@@ -135,6 +135,20 @@ func NewNeo4j(t testing.TB) *Neo4j {
 			nil, neo4j.EagerResultTransformer); err != nil {
 			t.Logf("testenv: delete :%s nodes: %v", n.Label, err)
 		}
+		// Indexes a test created on its label go too.
+		idx, err := neo4j.ExecuteQuery(ctx, d, "SHOW INDEXES YIELD name, labelsOrTypes WHERE $label IN labelsOrTypes RETURN name",
+			map[string]any{"label": n.Label}, neo4j.EagerResultTransformer)
+		if err != nil {
+			t.Logf("testenv: list indexes on :%s: %v", n.Label, err)
+		} else {
+			for _, r := range idx.Records {
+				name, _ := r.Values[0].(string)
+				if _, err := neo4j.ExecuteQuery(ctx, d, fmt.Sprintf("DROP INDEX `%s` IF EXISTS", strings.ReplaceAll(name, "`", "``")),
+					nil, neo4j.EagerResultTransformer); err != nil {
+					t.Logf("testenv: drop index %s: %v", name, err)
+				}
+			}
+		}
 		_ = d.Close(ctx)
 	})
 	return n
