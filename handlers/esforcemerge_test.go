@@ -271,3 +271,53 @@ func TestESForceMergeMinAgeZeroAndNoMatch(t *testing.T) {
 	require.Empty(t, r.Merged)
 	require.Empty(t, r.Skipped)
 }
+
+// TestESForceMergeDeadlineDefersTheRestAndRetryWaitsForTheTask: a merge still running at
+// index_timeout fails the run (retried) without starting more merges that would only queue
+// behind it, and the retry waits for that task instead of starting a second merge.
+func TestESForceMergeDeadlineDefersTheRestAndRetryWaitsForTheTask(t *testing.T) {
+	es := testenv.NewES(t)
+	p := es.Prefix
+	// Enough documents in enough segments that the merge takes well over a millisecond.
+	es.Do(t, http.MethodPut, "/"+p+"a-big", `{"settings":{"number_of_shards":2,"number_of_replicas":0,"refresh_interval":"-1"}}`)
+	for r := 0; r < 8; r++ {
+		var bulk strings.Builder
+		for i := 0; i < 2000; i++ {
+			fmt.Fprintf(&bulk, "{\"index\":{}}\n{\"round\":%d,\"i\":%d,\"text\":\"message %d of round %d\"}\n", r, i, i, r)
+		}
+		es.Do(t, http.MethodPost, "/"+p+"a-big/_bulk?refresh=true", bulk.String())
+	}
+	esCreate(t, es, p+"b-next", 1, 3, "")
+	zero := 0
+	h, err := NewESForceMerge(es.Client, ESForceMergeConfig{Patterns: []string{p + "*"}, MinAgeDays: &zero,
+		PollInterval: 20 * time.Millisecond}, time.Now, testenv.Logger(t))
+	require.NoError(t, err)
+	h.cfg.IndexTimeout = time.Millisecond // below what config allows: the first poll is already late
+	ctx := context.Background()
+
+	res, err := h.Run(ctx, esRun(ESForceMergeArgs{}))
+	require.Error(t, err)
+	require.False(t, job.IsDiscard(err))
+	r := res.(ESForceMergeResult)
+	require.Len(t, r.Failed, 1)
+	require.Equal(t, p+"a-big", r.Failed[0].Index)
+	require.NotEmpty(t, r.Failed[0].TaskID, "the task is left running and named")
+	require.Contains(t, r.Failed[0].Error, "still running at index_timeout")
+	firstTask := r.Failed[0].TaskID
+	require.Equal(t, []string{p + "b-next"}, skippedByReason(r)[SkipDeferred])
+	require.Greater(t, esPrimarySegments(t, es, p+"b-next")[0], 1, "no merge was queued behind the slow one")
+
+	h.cfg.IndexTimeout = time.Minute
+	res, err = h.Run(ctx, esRun(ESForceMergeArgs{}))
+	require.NoError(t, err)
+	r = res.(ESForceMergeResult)
+	// Still running when the retry looked: the retry waited for that same task. Done by
+	// then: the index is already merged.
+	if merged := mergedNames(r); len(merged) == 2 {
+		require.Equal(t, firstTask, r.Merged[0].TaskID)
+	} else {
+		require.Equal(t, []string{p + "a-big"}, skippedByReason(r)[SkipAlreadyMerged])
+	}
+	require.Equal(t, []int{1, 1}, esPrimarySegments(t, es, p+"a-big"))
+	require.Equal(t, []int{1}, esPrimarySegments(t, es, p+"b-next"))
+}
