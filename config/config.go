@@ -33,6 +33,9 @@ type Config struct {
 	Redis    RedisConfig     `yaml:"redis"`
 	// Alerts about failed runs; off unless a webhook or SMTP host is set.
 	Alerts alert.Config `yaml:"alerts"`
+	// Elasticsearch and Neo4j are optional: a node without them starts, and their jobs fail.
+	Elasticsearch ElasticsearchConfig `yaml:"elasticsearch"`
+	Neo4j         Neo4jConfig         `yaml:"neo4j"`
 	// Jobs maps a job kind to its schedule and run policy.
 	Jobs     map[string]job.Spec `yaml:"jobs"`
 	Handlers HandlersConfig      `yaml:"handlers"`
@@ -63,11 +66,13 @@ type AdminConfig struct {
 
 // HandlersConfig holds each handler's own settings.
 type HandlersConfig struct {
-	Partition      handlers.PartitionConfig      `yaml:"pg_partition"`
-	DailyStats     handlers.DailyStatsConfig     `yaml:"daily_stats"`
-	GroupActivity  handlers.GroupActivityConfig  `yaml:"group_activity"`
-	TokenBlacklist handlers.TokenBlacklistConfig `yaml:"token_blacklist"`
-	MsgGap         handlers.MsgGapConfig         `yaml:"msg_gap_check"`
+	Partition        handlers.PartitionConfig        `yaml:"pg_partition"`
+	DailyStats       handlers.DailyStatsConfig       `yaml:"daily_stats"`
+	GroupActivity    handlers.GroupActivityConfig    `yaml:"group_activity"`
+	TokenBlacklist   handlers.TokenBlacklistConfig   `yaml:"token_blacklist"`
+	MsgGap           handlers.MsgGapConfig           `yaml:"msg_gap_check"`
+	ESForceMerge     handlers.ESForceMergeConfig     `yaml:"es_forcemerge"`
+	GraphConsistency handlers.GraphConsistencyConfig `yaml:"graph_consistency"`
 }
 
 // Load reads path, applies JOBSERVICE_* overrides from env, fills defaults and validates.
@@ -116,6 +121,7 @@ func (c *Config) applyEnv(env func(string) string) {
 	if v := env("JOBSERVICE_ROCKETMQ_NAME_SERVERS"); v != "" {
 		c.RocketMQ.NameServers = strings.Split(v, ",")
 	}
+	c.applySearchEnv(env)
 }
 
 // WithDefaults fills every unset field.
@@ -159,6 +165,9 @@ func (c Config) WithDefaults() Config {
 	c.Handlers.MsgGap = c.Handlers.MsgGap.WithDefaults()
 	c.Redis = c.Redis.WithDefaults()
 	c.Alerts = c.Alerts.WithDefaults()
+	c.Elasticsearch = c.Elasticsearch.WithDefaults()
+	c.Handlers.ESForceMerge = c.Handlers.ESForceMerge.WithDefaults()
+	c.Handlers.GraphConsistency = c.Handlers.GraphConsistency.WithDefaults()
 	return c
 }
 
@@ -214,6 +223,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Alerts.Validate(); err != nil {
 		return fmt.Errorf("config: alerts.%w", err)
+	}
+	if err := c.validateSearch(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/rlog"
+	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/chatplat/job-service/config"
@@ -56,6 +58,8 @@ func OpenPool(ctx context.Context, cfg config.PostgresConfig) (*pgxpool.Pool, er
 type Deps struct {
 	DB    *pgxpool.Pool
 	Redis *redis.Client
+	ES    *elasticsearch.Client
+	Neo4j neo4j.DriverWithContext
 }
 
 // NewRegistry registers every handler with its config.
@@ -86,6 +90,9 @@ func NewRegistry(cfg *config.Config, deps Deps, log *slog.Logger, now func() tim
 		return nil, err
 	}
 	handlers.Register(reg, gaps)
+	if err := registerSearch(reg, cfg, deps, log, now); err != nil {
+		return nil, err
+	}
 	return reg, nil
 }
 
@@ -98,6 +105,8 @@ func KnownKinds() []string {
 		handlers.GroupActivityKind,
 		handlers.TokenBlacklistKind,
 		handlers.MsgGapKind,
+		handlers.ESForceMergeKind,
+		handlers.GraphConsistencyKind,
 	}
 }
 

@@ -40,6 +40,8 @@ type Node struct {
 	ExtraRegister func(*handlers.Registry)
 
 	ownPool bool
+	// closeSearch closes the Elasticsearch and Neo4j clients Start opened.
+	closeSearch func(context.Context) error
 }
 
 // Start connects, migrates, and starts the producer, consumer and ticker. On error everything
@@ -64,7 +66,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.Redis == nil {
 		n.Redis = OpenRedis(n.Cfg.Redis)
 	}
-	if n.Registry, err = NewRegistry(n.Cfg, Deps{DB: n.Pool, Redis: n.Redis}, n.Log, now); err != nil {
+	deps := Deps{DB: n.Pool, Redis: n.Redis}
+	if n.closeSearch, err = openSearchDeps(n.Cfg, &deps); err != nil {
+		return err
+	}
+	if n.Registry, err = NewRegistry(n.Cfg, deps, n.Log, now); err != nil {
 		return err
 	}
 	if n.ExtraRegister != nil {
@@ -140,6 +146,10 @@ func (n *Node) Stop(ctx context.Context) error {
 	if n.Producer != nil {
 		errs = append(errs, n.Producer.Close())
 		n.Producer = nil
+	}
+	if n.closeSearch != nil {
+		errs = append(errs, n.closeSearch(ctx))
+		n.closeSearch = nil
 	}
 	if n.ownPool && n.Pool != nil {
 		n.Pool.Close()
