@@ -43,7 +43,7 @@ func TestKill9ConsumerMidRunIsRedoneElsewhere(t *testing.T) {
 	require.GreaterOrEqual(t, len(r.Attempts), 2)
 	require.Equal(t, attempt{1, holder, "abandoned"}, r.Attempts[0], "the killed attempt")
 	require.Equal(t, "succeeded", r.Attempts[len(r.Attempts)-1].Outcome)
-	w.noneRunning()
+	w.noneRunning(time.Now())
 }
 
 // kill -9 of the ticker leader: another node takes the lease and goes on; every occurrence of
@@ -163,14 +163,14 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	l := w.rows(chaos.ProbeKind, long)
 	require.Equal(t, "interrupted", l[0].Status)
 	require.Zero(t, l[0].Effects)
-	w.noneRunning()
+	w.noneRunning(time.Now())
 
 	w.c.Start("b", nil)
 	rs := w.waitDone(chaos.ProbeKind, long, 1, 90*time.Second)
 	exactlyOnce(t, rs)
 	require.Equal(t, attempt{1, "a", "interrupted"}, rs[0].Attempts[0])
 	require.Equal(t, "b", rs[0].Node)
-	w.noneRunning()
+	w.noneRunning(time.Now())
 }
 
 // A node that stops answering without dying (SIGSTOP: its connections stay open) and a run
@@ -260,7 +260,7 @@ func TestStuckRunsAreDetectedAndRedone(t *testing.T) {
 	rs = w.waitDone(chaos.ProbeKind, ghost, 1, time.Minute)
 	exactlyOnce(t, rs)
 	require.Equal(t, attempt{1, "ghost", "abandoned"}, rs[0].Attempts[0])
-	w.noneRunning()
+	w.noneRunning(time.Now())
 }
 
 // Malformed messages on the real topic are each rejected with their reason, and the node

@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -203,7 +202,10 @@ func (p *Proc) WaitLog(s string, timeout time.Duration) error {
 			return nil
 		}
 		if !p.Alive() {
-			return fmt.Errorf("%s exited before logging %q:\n%s", p.Name, s, tail(p.Log(), 40))
+			p.mu.Lock()
+			state, werr := p.state, p.waitErr
+			p.mu.Unlock()
+			return fmt.Errorf("%s exited (%v, %v) before logging %q:\n%s", p.Name, state, werr, s, tail(p.Log(), 40))
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s did not log %q within %s", p.Name, s, timeout)
@@ -213,16 +215,11 @@ func (p *Proc) WaitLog(s string, timeout time.Duration) error {
 }
 
 func tail(s string, lines int) string {
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(s))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		out = append(out, sc.Text())
-		if len(out) > lines {
-			out = out[1:]
-		}
+	all := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
 	}
-	return strings.Join(out, "\n")
+	return fmt.Sprintf("(%d bytes)\n%s", len(s), strings.Join(all, "\n"))
 }
 
 // Cluster starts and tracks nodes of one test; every node still running is killed at cleanup
