@@ -63,8 +63,14 @@ func BenchmarkSchedulePrecision(b *testing.B) {
 // claimed, run and recorded; then the same n messages read by a bare consumer group with the
 // same client settings and no ledger.
 func BenchmarkDispatchThroughput(b *testing.B) {
+	for _, goroutines := range []int{8, 32} {
+		b.Run(fmt.Sprintf("goroutines=%d", goroutines), func(b *testing.B) { dispatchThroughput(b, goroutines) })
+	}
+}
+
+func dispatchThroughput(b *testing.B, goroutines int) {
 	const n = 2000
-	r := newRig(b, 8, chaos.Settings{Jobs: `chaos_noop: {overlap: allow, max_attempts: 1}`})
+	r := newRig(b, 8, chaos.Settings{Goroutines: goroutines, Jobs: `chaos_noop: {overlap: allow, max_attempts: 1}`})
 	ctx := context.Background()
 	for b.Loop() {
 		node := r.c.Start("a", nil)
@@ -81,7 +87,7 @@ func BenchmarkDispatchThroughput(b *testing.B) {
 		ledgered := float64(n) / last.Sub(first).Seconds()
 		node.Kill()
 
-		brokerOnly := bareConsume(b, r, prefix, n)
+		brokerOnly := bareConsume(b, r, prefix, n, goroutines)
 		b.ReportMetric(ledgered, "ledgered_runs/s")
 		b.ReportMetric(brokerOnly, "broker_only_msgs/s")
 		b.ReportMetric(100*ledgered/brokerOnly, "ratio_%")
@@ -119,7 +125,7 @@ func publishMany(b *testing.B, r *rig, prefix string, n int) {
 // bareConsume reads the topic from its first offset with a new group, the node's client
 // options and a handler that only counts, and returns messages per second between the first
 // and the last message with prefix.
-func bareConsume(b *testing.B, r *rig, prefix string, n int) float64 {
+func bareConsume(b *testing.B, r *rig, prefix string, n, goroutines int) float64 {
 	b.Helper()
 	var mu sync.Mutex
 	var first, last time.Time
@@ -132,7 +138,7 @@ func bareConsume(b *testing.B, r *rig, prefix string, n int) float64 {
 		rmqconsumer.WithConsumerModel(rmqconsumer.Clustering),
 		rmqconsumer.WithConsumeFromWhere(rmqconsumer.ConsumeFromFirstOffset),
 		rmqconsumer.WithConsumeMessageBatchMaxSize(1),
-		rmqconsumer.WithConsumeGoroutineNums(8))
+		rmqconsumer.WithConsumeGoroutineNums(goroutines))
 	require.NoError(b, err)
 	require.NoError(b, pc.Subscribe(r.mq.Topic, rmqconsumer.MessageSelector{},
 		func(_ context.Context, msgs ...*primitive.MessageExt) (rmqconsumer.ConsumeResult, error) {
