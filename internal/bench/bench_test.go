@@ -170,7 +170,7 @@ func bareConsume(b *testing.B, r *rig, prefix string, n, goroutines int) float64
 	return float64(n) / last.Sub(first).Seconds()
 }
 
-// Scaling: runs of 12 shards, each shard waiting 1 s in pg_sleep (real I/O, holding a
+// Scaling: runs of 12 shards, each shard waiting 2 s in pg_sleep (real I/O, holding a
 // connection), on 1, 2 and 3 nodes; wall time from publish to the last shard's success.
 func BenchmarkScaling(b *testing.B) {
 	for _, queues := range []int{12, 8} {
@@ -189,7 +189,7 @@ func BenchmarkScaling(b *testing.B) {
 					prefix := "manual:scale-" + testenv.Suffix()
 					start := time.Now()
 					for i := range runs {
-						r.publish(forced(chaos.ProbeKind, fmt.Sprintf("%s-%d", prefix, i), shards, `{"sleep_ms":1000,"pg":true}`)...)
+						r.publish(forced(chaos.ProbeKind, fmt.Sprintf("%s-%d", prefix, i), shards, `{"sleep_ms":2000,"pg":true}`)...)
 					}
 					testenv.Eventually(b, 3*time.Minute, func() bool {
 						return r.count(chaos.ProbeKind, prefix, "succeeded") == runs*shards
