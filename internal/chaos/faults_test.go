@@ -2,6 +2,9 @@ package chaos_test
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/chatplat/job-service/internal/chaos"
 	"github.com/chatplat/job-service/internal/testenv"
+	"github.com/chatplat/job-service/mq"
 )
 
 // kill -9 of the node running a long run: another node finishes it; the killed attempt stays
@@ -344,4 +348,22 @@ func TestMalformedMessagesAreRejectedAndNodeKeepsServing(t *testing.T) {
 	var n int
 	require.NoError(t, w.pool.QueryRow(ctx, `SELECT count(*) FROM job_runs WHERE status <> 'rejected' AND run_key NOT LIKE 'manual:after-bad-%'`).Scan(&n))
 	require.Zero(t, n, "no malformed message ran")
+}
+
+// A config value that would build SQL is refused at start, naming the key, before anything
+// is touched: the process exits 1.
+func TestSQLInConfiguredTableNameIsRefusedAtStart(t *testing.T) {
+	testenv.Integration(t)
+	t.Parallel()
+	s := chaos.Settings{DSN: "postgres://nobody@127.0.0.1:1/none", LeaseKey: 1,
+		MQ: mq.Config{NameServers: []string{"127.0.0.1:1"}, Topic: "T", ConsumerGroup: "g", ProducerGroup: "p"}}
+	dir := t.TempDir()
+	cfg := s.YAML("bad") + "handlers: {pg_partition: {tables: ['chat_messages; DROP TABLE users']}}\n"
+	path := filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
+	out, err := exec.Command(bin, "--config", path).CombinedOutput()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "%s", out)
+	require.Equal(t, 1, exit.ExitCode())
+	require.Contains(t, string(out), "handlers.pg_partition.tables")
 }
