@@ -37,6 +37,7 @@ func BenchmarkSchedulePrecision(b *testing.B) {
 	for b.Loop() {
 		r.c.Start("a", nil)
 		r.c.Start("b", nil)
+		r.serving(2, 8)
 		// The first seconds include the nodes' start; measure from a little later.
 		from := time.Now().Add(3 * time.Second).Truncate(time.Second)
 		ctx := context.Background()

@@ -55,8 +55,8 @@ type Settings struct {
 	Jobs string
 }
 
-// Defaults are the fast settings the fault tests use: small heartbeat and stale window so a
-// vanished node is noticed in seconds.
+// withDefaults fills unset knobs with the fast settings the fault tests use: a small
+// heartbeat and stale window, so a vanished node is noticed in seconds.
 func (s Settings) withDefaults() Settings {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {

@@ -206,6 +206,30 @@ func (w *world) rows(kind, runKey string) []row {
 	return out
 }
 
+// ready publishes 8-shard no-op runs until one has fully run on n distinct nodes. A fresh
+// group starts each queue at its last offset once the queue is first assigned, so a message
+// published before that moment is never seen by the group: tests publish only after this.
+func (w *world) ready(n int) time.Time {
+	w.t.Helper()
+	ctx := context.Background()
+	testenv.Eventually(w.t, 2*time.Minute, func() bool {
+		key := "manual:ready-" + testenv.Suffix()
+		w.publish(forced(chaos.NoopKind, key, 8, `{}`)...)
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			var done, nodes int
+			require.NoError(w.t, w.pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT node) FROM job_runs
+				WHERE job = $1 AND run_key = $2 AND status = 'succeeded'`, chaos.NoopKind, key).Scan(&done, &nodes))
+			if done == 8 {
+				return nodes == n
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return false
+	}, "%d nodes to serve every queue", n)
+	return time.Now()
+}
+
 // waitDone waits until the run has shards rows, all terminal.
 func (w *world) waitDone(kind, runKey string, shards int, timeout time.Duration) []row {
 	w.t.Helper()

@@ -59,9 +59,9 @@ func (wl *workload) keys() ([]string, int) {
 	return wl.accepted, wl.refused
 }
 
-// scheduledDone waits until every scheduled occurrence of kind up to until is terminal and
-// returns them; they must form an unbroken series, one per second.
-func (w *world) scheduledDone(kind string, until time.Time, timeout time.Duration) []row {
+// scheduledDone waits until every scheduled occurrence of kind after from and up to until is
+// terminal and returns them; they must form an unbroken series, one per second.
+func (w *world) scheduledDone(kind string, from, until time.Time, timeout time.Duration) []row {
 	w.t.Helper()
 	var rs []row
 	testenv.Eventually(w.t, timeout, func() bool {
@@ -69,7 +69,7 @@ func (w *world) scheduledDone(kind string, until time.Time, timeout time.Duratio
 		for _, r := range w.rows(kind, "") {
 			at, err := time.Parse(time.RFC3339, r.RunKey[len("sched:"+kind+"@"):])
 			require.NoError(w.t, err)
-			if at.After(until) {
+			if !at.After(from) || at.After(until) {
 				continue
 			}
 			if r.Status != "succeeded" {
@@ -107,6 +107,7 @@ func TestBrokerRestartLosesNoAcceptedMessage(t *testing.T) {
 		Jobs: `chaos_probe: {max_attempts: 5, timeout: 1m, overlap: allow}
   ` + tick + `: {schedule: "* * * * * *", max_attempts: 5, overlap: allow, params: {sleep_ms: 200}}`})
 	nodes := []*chaos.Proc{w.c.Start("a", nil), w.c.Start("b", nil)}
+	from := w.ready(2).Add(time.Second)
 
 	stop := make(chan struct{})
 	wl := w.startWorkload(250*time.Millisecond, `{"sleep_ms":300}`, stop)
@@ -131,7 +132,7 @@ func TestBrokerRestartLosesNoAcceptedMessage(t *testing.T) {
 		rs := w.waitDone(chaos.ProbeKind, k, 1, 3*time.Minute)
 		exactlyOnce(t, rs)
 	}
-	sched := w.scheduledDone(tick, end, 3*time.Minute)
+	sched := w.scheduledDone(tick, from, end, 3*time.Minute)
 	exactlyOnce(t, sched)
 	t.Logf("%d forced runs accepted (%d refused while the broker was down), %d scheduled occurrences: each succeeded once",
 		len(keys), refused, len(sched))
@@ -155,6 +156,7 @@ func TestPostgresRestartRunsRetryAndLedgerCatchesUp(t *testing.T) {
 		Jobs: `chaos_probe: {max_attempts: 8, timeout: 1m, overlap: allow}
   ` + tick + `: {schedule: "* * * * * *", max_attempts: 8, overlap: allow, params: {sleep_ms: 200}}`})
 	nodes := []*chaos.Proc{w.c.Start("a", nil), w.c.Start("b", nil)}
+	from := w.ready(2).Add(time.Second)
 
 	stop := make(chan struct{})
 	wl := w.startWorkload(250*time.Millisecond, `{"sleep_ms":1500,"pg":true}`, stop)
@@ -196,7 +198,7 @@ func TestPostgresRestartRunsRetryAndLedgerCatchesUp(t *testing.T) {
 			require.Equal(t, 1, r.Effects, "%v", r)
 		}
 	}
-	sched := w.scheduledDone(tick, end, 3*time.Minute)
+	sched := w.scheduledDone(tick, from, end, 3*time.Minute)
 	for _, r := range sched {
 		require.LessOrEqual(t, r.Effects, r.Attempt, "%v", r)
 	}
