@@ -12,6 +12,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/admin"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
 )
 
 // RocketMQ is a private namesrv + broker pair on their own loopback ports, started from the
@@ -177,6 +180,21 @@ func (r *RocketMQ) Stop() {
 	for _, a := range []string{r.Broker, r.NameServer} {
 		_ = waitFor(context.Background(), 10*time.Second, "port closed", func() bool { return !portOpen(a) })
 	}
+}
+
+// WaitRoute waits until the name server routes topic to a broker. A topic just created on a
+// fresh broker reaches the name server with the broker's next registration; a consumer
+// started before that fails with "route info not found".
+func (r *RocketMQ) WaitRoute(ctx context.Context, topic string) error {
+	adm, err := admin.NewAdmin(admin.WithResolver(primitive.NewPassthroughResolver([]string{r.NameServer})))
+	if err != nil {
+		return fmt.Errorf("rocketmq admin: %w", err)
+	}
+	defer adm.Close() //nolint:errcheck // best effort on a short-lived client
+	return waitFor(ctx, time.Minute, "route of "+topic, func() bool {
+		qs, err := adm.FetchPublishMessageQueues(ctx, topic)
+		return err == nil && len(qs) > 0
+	})
 }
 
 // Kill ends both servers at once (cleanup: nothing to flush for).

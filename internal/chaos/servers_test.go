@@ -102,6 +102,7 @@ func TestBrokerRestartLosesNoAcceptedMessage(t *testing.T) {
 	mqc := mq.Config{NameServers: []string{rmq.NameServer}, Topic: "CHAOS_" + sfx, ConsumerGroup: "chaos_g_" + sfx,
 		ProducerGroup: "chaos_p_" + sfx, BrokerAddrs: []string{rmq.Broker}, QueueNums: 8, SendTimeout: 3 * time.Second}.WithDefaults()
 	require.NoError(t, mq.EnsureTopics(ctx, mqc, mqc.Topic))
+	require.NoError(t, rmq.WaitRoute(ctx, mqc.Topic))
 	tick := chaos.TickKind(0)
 	w := newWorld(t, "", &mqc, chaos.Settings{Ticker: true, Misfire: 2 * time.Minute,
 		Jobs: `chaos_probe: {max_attempts: 5, timeout: 1m, overlap: allow}
