@@ -8,7 +8,7 @@ STACK := deploy/local/stack.sh
 COMPONENTS ?= postgres redis rocketmq s3 neo4j elasticsearch
 ENV   := source deploy/local/env.sh &&
 
-.PHONY: all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench lint fuzz fmt vet clean
+.PHONY: all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench chaos lint fuzz fmt vet clean
 
 all: build
 
@@ -34,9 +34,13 @@ run: build stack-up
 	@echo "job-service starting; in another shell try: bin/jobctl run pg_partition --wait"
 	$(ENV) exec bin/job-service --config configs/local.yaml
 
-## test: unit + integration tests against the real local stack, plus a short fuzz run.
+## test: unit + integration tests against the real local stack, plus a short fuzz run. The
+## chaos tests (real processes killed and restarted, private broker and Postgres) run last,
+## alone, so their load does not slow the other packages' tests.
+CHAOS_PKG := ./internal/chaos/...
 test: stack-up vet
-	$(ENV) $(GO) test -count=1 -timeout 20m ./...
+	$(ENV) $(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v /internal/chaos)
+	$(ENV) $(GO) test -count=1 -timeout 10m $(CHAOS_PKG)
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=10s ./job/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=10s ./config/
 
@@ -44,12 +48,20 @@ test: stack-up vet
 test-unit:
 	$(GO) test -short -count=1 ./...
 
-fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=2m ./job/
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=2m ./config/
+## chaos: the fault tests alone (kill -9, SIGTERM, SIGSTOP, broker and Postgres restarts).
+chaos: stack-up
+	$(ENV) $(GO) test -count=1 -v -timeout 10m $(CHAOS_PKG)
 
+## fuzz: the fuzz targets, FUZZTIME each (make test runs them 10 s each).
+FUZZTIME ?= 2m
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./job/
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./config/
+
+## bench: every benchmark once (figures in BENCHMARKS.md); BENCH=Scaling runs one.
+BENCH ?= .
 bench: stack-up
-	$(ENV) $(GO) test -run='^$$' -bench=. -benchtime=1x -timeout 30m ./...
+	$(ENV) $(GO) test -run='^$$' -bench='$(BENCH)' -benchtime=1x -timeout 30m ./...
 
 vet:
 	$(GO) vet ./...

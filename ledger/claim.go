@@ -39,24 +39,30 @@ type Claim struct {
 // staleAfter (its node vanished). Succeeded, failed, rejected and skipped runs are never run
 // again, which makes redelivery and double publishing harmless.
 func (l *Ledger) ClaimRun(ctx context.Context, env job.Envelope, node, msgID string, staleAfter time.Duration) (Claim, error) {
-	tx, err := l.db.Begin(ctx)
-	if err != nil {
-		return Claim{}, fmt.Errorf("claim %s/%s: begin: %w", env.Job, env.RunKey, err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-
+	// One statement, so one round trip and one implicit transaction: the run row is taken,
+	// a previous attempt still marked running (its node vanished) is closed as abandoned,
+	// and the new attempt is recorded. The data-modifying CTEs see the same snapshot, so
+	// the UPDATE touches only attempts that existed before and never the one inserted here.
 	var c Claim
-	err = tx.QueryRow(ctx, `
-		INSERT INTO job_runs (job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by,
-			status, attempt, node, msg_id, started_at, heartbeat_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'running', 1, $9, $10, now(), now())
-		ON CONFLICT (job, run_key, shard_index) DO UPDATE SET
-			status = 'running', attempt = job_runs.attempt + 1, node = EXCLUDED.node,
-			msg_id = CASE WHEN EXCLUDED.msg_id <> '' THEN EXCLUDED.msg_id ELSE job_runs.msg_id END,
-			started_at = now(), heartbeat_at = now(), finished_at = NULL, error = '', updated_at = now()
-		WHERE job_runs.status IN ('scheduled', 'retrying', 'interrupted', 'abandoned')
-		   OR (job_runs.status = 'running' AND job_runs.heartbeat_at < now() - $11::interval)
-		RETURNING id, attempt`,
+	err := l.db.QueryRow(ctx, `
+		WITH claimed AS (
+			INSERT INTO job_runs (job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by,
+				status, attempt, node, msg_id, started_at, heartbeat_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'running', 1, $9, $10, now(), now())
+			ON CONFLICT (job, run_key, shard_index) DO UPDATE SET
+				status = 'running', attempt = job_runs.attempt + 1, node = EXCLUDED.node,
+				msg_id = CASE WHEN EXCLUDED.msg_id <> '' THEN EXCLUDED.msg_id ELSE job_runs.msg_id END,
+				started_at = now(), heartbeat_at = now(), finished_at = NULL, error = '', updated_at = now()
+			WHERE job_runs.status IN ('scheduled', 'retrying', 'interrupted', 'abandoned')
+			   OR (job_runs.status = 'running' AND job_runs.heartbeat_at < now() - $11::interval)
+			RETURNING id, attempt),
+		abandoned AS (
+			UPDATE job_attempts a SET outcome = 'abandoned', finished_at = now()
+			FROM claimed WHERE a.run_id = claimed.id AND a.outcome = 'running'),
+		recorded AS (
+			INSERT INTO job_attempts (run_id, attempt, node, msg_id, started_at)
+			SELECT id, attempt, $9, $10, now() FROM claimed)
+		SELECT id, attempt FROM claimed`,
 		env.Job, env.RunKey, env.Shard.Index, env.Shard.Total, string(env.Trigger), env.ScheduledAt,
 		paramsOrEmpty(env.Params), env.RequestedBy, node, msgID, staleAfter.String()).Scan(&c.RunID, &c.Attempt)
 	switch {
@@ -64,7 +70,7 @@ func (l *Ledger) ClaimRun(ctx context.Context, env job.Envelope, node, msgID str
 		// Not taken: find out why.
 		var status Status
 		var id int64
-		err = tx.QueryRow(ctx, `SELECT id, status FROM job_runs WHERE job = $1 AND run_key = $2 AND shard_index = $3`,
+		err = l.db.QueryRow(ctx, `SELECT id, status FROM job_runs WHERE job = $1 AND run_key = $2 AND shard_index = $3`,
 			env.Job, env.RunKey, env.Shard.Index).Scan(&id, &status)
 		if err != nil {
 			return Claim{}, fmt.Errorf("claim %s/%s: read existing run: %w", env.Job, env.RunKey, err)
@@ -73,22 +79,13 @@ func (l *Ledger) ClaimRun(ctx context.Context, env job.Envelope, node, msgID str
 		if status == StatusRunning {
 			c.Outcome = HeldElsewhere
 		}
-		return c, tx.Commit(ctx)
+		return c, nil
 	case err != nil:
 		return Claim{}, fmt.Errorf("claim %s/%s: %w", env.Job, env.RunKey, err)
 	}
-	// A previous attempt still marked running belonged to a node that vanished.
-	if _, err := tx.Exec(ctx, `UPDATE job_attempts SET outcome = 'abandoned', finished_at = now()
-		WHERE run_id = $1 AND outcome = 'running'`, c.RunID); err != nil {
-		return Claim{}, fmt.Errorf("claim %s/%s: close abandoned attempts: %w", env.Job, env.RunKey, err)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO job_attempts (run_id, attempt, node, msg_id, started_at)
-		VALUES ($1, $2, $3, $4, now())`, c.RunID, c.Attempt, node, msgID); err != nil {
-		return Claim{}, fmt.Errorf("claim %s/%s: record attempt: %w", env.Job, env.RunKey, err)
-	}
 	c.Outcome = Claimed
 	c.Status = StatusRunning
-	return c, tx.Commit(ctx)
+	return c, nil
 }
 
 // Outcome is how an attempt ended.
@@ -116,27 +113,27 @@ func (l *Ledger) Finish(ctx context.Context, c Claim, o Outcome) error {
 	if o.Err != nil {
 		errText = o.Err.Error()
 	}
-	tx, err := l.db.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("finish run %d: begin: %w", c.RunID, err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	tag, err := tx.Exec(ctx, `
-		UPDATE job_runs SET status = $3, result = $4, error = $5, updated_at = now(),
-			finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'skipped') THEN now() ELSE NULL END
-		WHERE id = $1 AND attempt = $2 AND status = 'running'`,
-		c.RunID, c.Attempt, string(o.Status), result, errText)
+	// One statement (one round trip, atomic): the attempt number fences the run row, and
+	// the attempt row is updated only when the run row was.
+	var updated int
+	err := l.db.QueryRow(ctx, `
+		WITH run AS (
+			UPDATE job_runs SET status = $3, result = $4, error = $5, updated_at = now(),
+				finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'skipped') THEN now() ELSE NULL END
+			WHERE id = $1 AND attempt = $2 AND status = 'running'
+			RETURNING id),
+		att AS (
+			UPDATE job_attempts SET outcome = $3, error = $5, finished_at = now()
+			WHERE run_id IN (SELECT id FROM run) AND attempt = $2)
+		SELECT count(*) FROM run`,
+		c.RunID, c.Attempt, string(o.Status), result, errText).Scan(&updated)
 	if err != nil {
 		return fmt.Errorf("finish run %d: %w", c.RunID, err)
 	}
-	if tag.RowsAffected() == 0 {
+	if updated == 0 {
 		return fmt.Errorf("finish run %d attempt %d: %w", c.RunID, c.Attempt, ErrLostClaim)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE job_attempts SET outcome = $3, error = $4, finished_at = now()
-		WHERE run_id = $1 AND attempt = $2`, c.RunID, c.Attempt, string(o.Status), errText); err != nil {
-		return fmt.Errorf("finish run %d: attempt row: %w", c.RunID, err)
-	}
-	return tx.Commit(ctx)
+	return nil
 }
 
 // Heartbeat refreshes the heartbeat of the runs this node holds. It returns the ids it could

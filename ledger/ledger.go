@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -221,7 +222,7 @@ func (l *Ledger) RecordRejected(ctx context.Context, r Rejection) error {
 	}
 	// The row is keyed by message id, never by the run key the message claimed: a bad copy
 	// of a real run's message must not touch that run's row.
-	result, err := json.Marshal(map[string]any{"body": string(body), "run_key": r.RunKey})
+	result, err := json.Marshal(map[string]any{"body": pgText(string(body)), "run_key": pgText(r.RunKey)})
 	if err != nil {
 		return fmt.Errorf("encode rejected body: %w", err)
 	}
@@ -229,9 +230,16 @@ func (l *Ledger) RecordRejected(ctx context.Context, r Rejection) error {
 		INSERT INTO job_runs (job, run_key, trigger, scheduled_at, status, node, msg_id, finished_at, result, error)
 		VALUES ($1, $2, 'manual', now(), 'rejected', $3, $4, now(), $5, $6)
 		ON CONFLICT (job, run_key, shard_index) DO UPDATE SET updated_at = now()`,
-		r.Job, "msg:"+r.MsgID, r.Node, r.MsgID, result, r.Reason)
+		pgText(r.Job), "msg:"+r.MsgID, r.Node, r.MsgID, result, pgText(r.Reason))
 	if err != nil {
 		return fmt.Errorf("record rejected message %s: %w", r.MsgID, err)
 	}
 	return nil
+}
+
+// pgText makes untrusted bytes storable in text and jsonb: Postgres refuses NUL (also as
+// \u0000 in jsonb) and invalid UTF-8, and a rejected message that cannot be recorded would be
+// redelivered again and again instead of being acknowledged.
+func pgText(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
