@@ -243,3 +243,23 @@ func (l *Ledger) RecordRejected(ctx context.Context, r Rejection) error {
 func pgText(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
+
+// TouchOverdue returns scheduled runs whose time passed more than overdueAfter ago and that no
+// node has claimed (their message was accepted by the broker but never consumed, or lost with
+// a broker's disk), and stamps them so the next repair pass waits another overdueAfter. The
+// ticker publishes them again; a copy that does arrive late is harmless, the claim dedups it.
+func (l *Ledger) TouchOverdue(ctx context.Context, overdueAfter time.Duration, limit int) ([]Run, error) {
+	rows, err := l.db.Query(ctx, `
+		WITH overdue AS (
+			SELECT id FROM job_runs
+			WHERE status = 'scheduled' AND msg_id <> ''
+			  AND scheduled_at < now() - $1::interval AND updated_at < now() - $1::interval
+			ORDER BY scheduled_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+		UPDATE job_runs r SET updated_at = now()
+		FROM overdue WHERE r.id = overdue.id
+		RETURNING `+prefixed("r.", runColumns), overdueAfter.String(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list overdue runs: %w", err)
+	}
+	return collectRuns(rows)
+}

@@ -32,6 +32,7 @@ type Ledger interface {
 	RecordSkipped(ctx context.Context, env job.Envelope, node string, why any) error
 	Paused(ctx context.Context) (map[string]bool, error)
 	ReapStale(ctx context.Context, staleAfter time.Duration, limit int) ([]ledger.Run, error)
+	TouchOverdue(ctx context.Context, overdueAfter time.Duration, limit int) ([]ledger.Run, error)
 }
 
 // LeaderLease is the cluster-wide leadership the ticker competes for.
@@ -58,6 +59,9 @@ type Config struct {
 	StaleAfter time.Duration `yaml:"stale_after"`
 	// RepairInterval is how often the leader republishes unpublished and abandoned runs.
 	RepairInterval time.Duration `yaml:"repair_interval"`
+	// OverdueAfter: a published run still not claimed this long after its time is published
+	// again (its message never reached a consumer).
+	OverdueAfter time.Duration `yaml:"overdue_after"`
 }
 
 // WithDefaults fills unset fields.
@@ -84,6 +88,9 @@ func (c Config) WithDefaults() Config {
 	if c.RepairInterval == 0 {
 		c.RepairInterval = 10 * time.Second
 	}
+	if c.OverdueAfter == 0 {
+		c.OverdueAfter = 10 * time.Minute
+	}
 	return c
 }
 
@@ -98,6 +105,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("misfire_tolerance: %s is below interval %s", c.MisfireTolerance, c.Interval)
 	case c.RepairInterval < c.Interval:
 		return fmt.Errorf("repair_interval: %s is below interval %s", c.RepairInterval, c.Interval)
+	case c.OverdueAfter < c.RepairInterval:
+		return fmt.Errorf("overdue_after: %s is below repair_interval %s", c.OverdueAfter, c.RepairInterval)
 	}
 	return nil
 }
@@ -178,11 +187,11 @@ func (t *Ticker) Start(ctx context.Context) error {
 // Stop ends the loop and gives up the lease. Idempotent.
 func (t *Ticker) Stop() {
 	t.stopOnce.Do(func() {
-		if t.cancel == nil {
-			return
+		if t.cancel != nil {
+			t.cancel()
+			<-t.done
 		}
-		t.cancel()
-		<-t.done
+		// Also when never started: a Tick may have taken the lease.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		t.lease.Release(ctx)
@@ -374,7 +383,8 @@ func (t *Ticker) misfire(ctx context.Context, j *scheduledJob, missed []time.Tim
 	return nil
 }
 
-// repair publishes runs whose publish never completed and runs whose node vanished.
+// repair publishes runs whose publish never completed, runs whose message never reached a
+// consumer, and runs whose node vanished.
 func (t *Ticker) repair(ctx context.Context) error {
 	var errs []error
 	unpublished, err := t.ledger.Unpublished(ctx, 2*t.cfg.Interval+5*time.Second, 500)
@@ -385,6 +395,19 @@ func (t *Ticker) repair(ctx context.Context) error {
 		env := runEnvelope(r)
 		if err := t.send(ctx, env, r.ScheduledAt); err != nil {
 			errs = append(errs, err)
+			continue
+		}
+		t.countRepublished()
+	}
+	overdue, err := t.ledger.TouchOverdue(ctx, t.cfg.OverdueAfter, 500)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, r := range overdue {
+		t.log.WarnContext(ctx, "scheduled run overdue and unclaimed; republishing", "job", r.Job, "run_key", r.RunKey,
+			"shard", r.ShardIndex, "scheduled_at", r.ScheduledAt)
+		if _, err := t.pub.Publish(ctx, runEnvelope(r), time.Time{}); err != nil {
+			errs = append(errs, fmt.Errorf("republish overdue %s: %w", r.RunKey, err))
 			continue
 		}
 		t.countRepublished()

@@ -120,3 +120,37 @@ func latestKey(m map[string]int) string {
 	}
 	return latest
 }
+
+func TestRepairRepublishesOverdueUnclaimedRunOnce(t *testing.T) {
+	s := testenv.NewSchema(t)
+	m := testenv.NewMQ(t, 2)
+	ctx := context.Background()
+	require.NoError(t, ledger.Migrate(ctx, s.Pool))
+	l := ledger.New(s.Pool)
+	prod, err := mq.NewProducer(m.Config, "overdue-"+testenv.Suffix())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = prod.Close() })
+
+	// The broker took this message an hour ago, but no consumer ever claimed it.
+	at := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	env := job.Envelope{Job: "probe", RunKey: job.ScheduleRunKey("probe", at), Trigger: job.TriggerSchedule,
+		ScheduledAt: at, Shard: job.Shard{Index: 0, Total: 1}}
+	inserted, err := l.RecordScheduled(ctx, env)
+	require.NoError(t, err)
+	require.True(t, inserted)
+	require.NoError(t, l.MarkPublished(ctx, env, "lost-msg"))
+	_, err = s.Pool.Exec(ctx, `UPDATE job_runs SET updated_at = now() - interval '1 hour'`)
+	require.NoError(t, err)
+
+	key := time.Now().UnixNano() & 0x7fffffff
+	pub := &countingPublisher{inner: prod, sent: map[string]int{}}
+	cfg := Config{Interval: 10 * time.Millisecond, RepairInterval: 10 * time.Millisecond, OverdueAfter: time.Minute, LeaseKey: key}
+	tk, err := New(cfg, "a", map[string]job.Spec{}, l, pub, NewLease(s.Pool, key), testenv.Logger(t), time.Now)
+	require.NoError(t, err)
+	t.Cleanup(tk.Stop)
+	require.NoError(t, tk.Tick(ctx))
+	require.Equal(t, map[string]int{env.RunKey: 1}, pub.snapshot())
+	time.Sleep(20 * time.Millisecond) // let the next tick be a repair tick too
+	require.NoError(t, tk.Tick(ctx))
+	require.Equal(t, map[string]int{env.RunKey: 1}, pub.snapshot(), "republished once per overdue_after, not every pass")
+}
