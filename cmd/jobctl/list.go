@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chatplat/job-service/internal/app"
-	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
 )
 
@@ -136,7 +135,7 @@ func jobsCmd(g *globals) *cobra.Command {
 				spec := cfg.Spec(k)
 				r := row{Job: k, Schedule: spec.Schedule, TimeZone: spec.TimeZone, Enabled: spec.IsEnabled(),
 					Paused: sums[k].Paused, Running: sums[k].Running, Failed24h: sums[k].FailedLast}
-				if next, ok := nextFire(spec, time.Now()); ok && !r.Paused {
+				if next, ok := spec.NextFire(time.Now()); ok && !r.Paused {
 					r.NextFire = &next
 				}
 				if lr := sums[k].LastRun; lr != nil {
@@ -171,17 +170,6 @@ func jobsCmd(g *globals) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-}
-
-func nextFire(spec job.Spec, now time.Time) (time.Time, bool) {
-	if !spec.IsEnabled() {
-		return time.Time{}, false
-	}
-	s, err := spec.ParseSchedule()
-	if err != nil {
-		return time.Time{}, false
-	}
-	return s.Next(now), true
 }
 
 func orDash(s string) string {
