@@ -13,6 +13,7 @@ import (
 	"github.com/chatplat/job-service/consumer"
 	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/ledger"
+	"github.com/chatplat/job-service/metrics"
 	"github.com/chatplat/job-service/mq"
 	"github.com/chatplat/job-service/ticker"
 )
@@ -28,6 +29,8 @@ type Node struct {
 	Ticker   *ticker.Ticker
 	Consumer *consumer.Consumer
 	Proc     *consumer.Processor
+	// Metrics is the node's Prometheus registry; Start creates it when nil.
+	Metrics *metrics.Metrics
 
 	// Instance distinguishes several nodes in one process (tests); empty in production.
 	Instance string
@@ -71,7 +74,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.Producer, err = mq.NewProducer(n.Cfg.RocketMQ, n.instance("producer")); err != nil {
 		return err
 	}
-	n.Proc = consumer.NewProcessor(n.Cfg.Consumer, n.Ledger, n.Registry, n.Cfg.Jobs, n.Producer, nil, n.Log, now)
+	if n.Metrics == nil {
+		n.Metrics = metrics.New(n.Cfg.Node)
+	}
+	n.Proc = consumer.NewProcessor(n.Cfg.Consumer, n.Ledger, n.Registry, n.Cfg.Jobs, n.Producer, n.Metrics, n.Log, now)
 	n.Consumer = consumer.New(consumer.Options{
 		NameServers: n.Cfg.RocketMQ.NameServers, Topic: n.Cfg.RocketMQ.Topic, Group: n.Cfg.RocketMQ.ConsumerGroup,
 		Instance: n.Instance, AccessKey: n.Cfg.RocketMQ.AccessKey, SecretKey: n.Cfg.RocketMQ.SecretKey,
@@ -85,6 +91,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
+		n.Ticker.OnLeadershipChange(n.Metrics.SetLeader)
 		if err := n.Ticker.Start(ctx); err != nil {
 			return err
 		}
