@@ -8,7 +8,7 @@ STACK := deploy/local/stack.sh
 COMPONENTS ?= postgres redis rocketmq s3 neo4j elasticsearch
 ENV   := source deploy/local/env.sh &&
 
-.PHONY: all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench lint fuzz fmt vet clean
+.PHONY: chromium all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench lint fuzz fmt vet clean
 
 all: build
 
@@ -31,13 +31,18 @@ stack-reset:
 run: build stack-up
 	$(ENV) psql "$$JOBSVC_PG_DSN" -q -v ON_ERROR_STOP=1 -f deploy/local/chat_schema.sql
 	@echo "job-service starting; in another shell try: bin/jobctl run pg_partition --wait"
+	@echo "console: http://$$(sed -n 's/^ *listen: *\([^ #]*\).*/\1/p' configs/local.yaml | head -n1)/ (admin token: admin.token in configs/local.yaml)"
 	$(ENV) exec bin/job-service --config configs/local.yaml
 
 ## test: unit + integration tests against the real local stack, plus a short fuzz run.
-test: stack-up vet
+test: stack-up vet chromium
 	$(ENV) $(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=10s ./job/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=10s ./config/
+
+## chromium: headless Chromium for the console's browser test (installed when missing).
+chromium:
+	@deploy/local/chromium.sh >/dev/null
 
 ## test-unit: unit tests only, no servers needed.
 test-unit:
