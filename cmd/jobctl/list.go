@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -249,12 +250,17 @@ func pauseCmd(g *globals, pause bool) *cobra.Command {
 }
 
 func backlogCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var lag bool
+	var script string
+	cmd := &cobra.Command{
 		Use:   "backlog",
-		Short: "Runs due but not started, per job (from the ledger)",
-		Args:  cobra.NoArgs,
+		Short: "Runs due but not started, per job (from the ledger), and the RocketMQ consumer-group lag",
+		Long: "Per job, runs scheduled and due but not started and runs waiting for a retry, from the ledger.\n" +
+			"With --lag (default) also the RocketMQ consumer-group lag, read with mqadmin consumerProgress\n" +
+			"(--mqadmin; the local stack has deploy/local/mqadmin.sh). Where it cannot be read it says unavailable.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, l, pool, err := g.ledger(cmd.Context())
+			cfg, l, pool, err := g.ledger(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -263,8 +269,15 @@ func backlogCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if b == nil {
+				b = []ledger.BacklogEntry{}
+			}
+			if !lag {
+				script = ""
+			}
+			lr := readLag(cmd.Context(), cfg, script)
 			if g.json {
-				return printJSON(cmd.OutOrStdout(), b)
+				return printJSON(cmd.OutOrStdout(), map[string]any{"ledger": b, "rocketmq_lag": lr})
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 2, 2, ' ', 0)
 			fmt.Fprintln(tw, "JOB\tDUE\tRETRYING\tOLDEST DUE")
@@ -275,7 +288,23 @@ func backlogCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", e.Job, e.Due, e.Retrying, oldest)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if lag {
+				fmt.Fprintln(cmd.OutOrStdout(), lr.String())
+			}
+			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&lag, "lag", true, "also read the RocketMQ consumer-group lag (slow: starts mqadmin)")
+	cmd.Flags().StringVar(&script, "mqadmin", envOr("JOBSVC_MQADMIN", "deploy/local/mqadmin.sh"), "mqadmin wrapper script ($JOBSVC_MQADMIN)")
+	return cmd
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }

@@ -50,6 +50,9 @@ func runCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := app.CheckNameServers(ctx, cfg.RocketMQ); err != nil {
+				return err
+			}
 			app.QuietRocketMQ()
 			prod, err := mq.NewProducer(cfg.RocketMQ, "")
 			if err != nil {
@@ -59,7 +62,8 @@ func runCmd(g *globals) *cobra.Command {
 			runKey := mr.RunKey
 			for _, env := range mr.Envelopes {
 				if _, err := prod.Publish(ctx, env, time.Time{}); err != nil {
-					return err
+					return fmt.Errorf("publish via name servers %v: %w (is topic %s created and its broker up?)",
+						cfg.RocketMQ.NameServers, err, cfg.RocketMQ.Topic)
 				}
 			}
 			if !wait {
