@@ -56,7 +56,7 @@ func rootCmd() *cobra.Command {
 	}
 	cfgCmd := &cobra.Command{Use: "config", Short: "Config file commands"}
 	cfgCmd.AddCommand(check)
-	root.AddCommand(cfgCmd)
+	root.AddCommand(cfgCmd, probeCmd())
 	return root
 }
 
