@@ -74,9 +74,9 @@ type composeFile struct {
 			Test []string `yaml:"test"`
 		} `yaml:"healthcheck"`
 		DependsOn       map[string]struct{ Condition string } `yaml:"depends_on"`
-		Environment     map[string]string                      `yaml:"environment"`
-		Volumes         []string                               `yaml:"volumes"`
-		StopGracePeriod string                                 `yaml:"stop_grace_period"`
+		Environment     map[string]string                     `yaml:"environment"`
+		Volumes         []string                              `yaml:"volumes"`
+		StopGracePeriod string                                `yaml:"stop_grace_period"`
 	} `yaml:"services"`
 }
 
