@@ -68,6 +68,13 @@ func buildChart(jobName string, runs []ledger.Run, now time.Time, days int) Char
 	}
 	// Oldest first, so the line runs left to right.
 	slices.SortFunc(pts, func(a, b pt) int { return a.at.Compare(b.at) })
+	// A job that only started running recently would be squeezed against the right edge of a
+	// seven-day axis: start the axis a little before its first run instead.
+	if first := pts[0].at; first.After(from) {
+		from = first.Add(-max(now.Sub(first)/20, time.Second))
+		c.From = from.UTC().Format("Jan 2 15:04:05")
+		c.To = now.UTC().Format("Jan 2 15:04:05")
+	}
 	top := niceCeil(maxDur)
 	c.MaxLabel = fmtDuration(top)
 	plotW := float64(chartW - chartPadL - chartPadR)
