@@ -49,6 +49,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 	}()
 	now := time.Now
+	if n.Metrics == nil {
+		n.Metrics = metrics.New(n.Cfg.Node)
+	}
 	if n.Pool == nil {
 		if n.Pool, err = OpenPool(ctx, n.Cfg.Postgres); err != nil {
 			return err
@@ -73,9 +76,6 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	if n.Producer, err = mq.NewProducer(n.Cfg.RocketMQ, n.instance("producer")); err != nil {
 		return err
-	}
-	if n.Metrics == nil {
-		n.Metrics = metrics.New(n.Cfg.Node)
 	}
 	n.Proc = consumer.NewProcessor(n.Cfg.Consumer, n.Ledger, n.Registry, n.Cfg.Jobs, n.Producer, n.Metrics, n.Log, now)
 	n.Consumer = consumer.New(consumer.Options{
