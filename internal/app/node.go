@@ -71,6 +71,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.Cfg.CheckJobsKnown(n.Registry.Known); err != nil {
 		return err
 	}
+	if err := CheckNameServers(ctx, n.Cfg.RocketMQ); err != nil {
+		return err
+	}
 	if err := mq.EnsureTopics(ctx, n.Cfg.RocketMQ, n.Cfg.RocketMQ.Topic); err != nil {
 		return err
 	}
