@@ -8,7 +8,7 @@ STACK := deploy/local/stack.sh
 COMPONENTS ?= postgres redis rocketmq s3 neo4j elasticsearch
 ENV   := source deploy/local/env.sh &&
 
-.PHONY: all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench chaos lint fuzz fmt vet clean
+.PHONY: chromium all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench chaos lint fuzz fmt vet clean
 
 all: build
 
@@ -32,17 +32,22 @@ stack-reset:
 run: build stack-up
 	$(ENV) bin/jobctl seed-demo --config configs/local.yaml
 	@echo "job-service starting; in another shell try: bin/jobctl run pg_partition --wait"
+	@echo "console: http://$$(sed -n 's/^ *listen: *\([^ #]*\).*/\1/p' configs/local.yaml | head -n1)/ (admin token: admin.token in configs/local.yaml)"
 	$(ENV) exec bin/job-service --config configs/local.yaml
 
 ## test: unit + integration tests against the real local stack, plus a short fuzz run. The
 ## chaos tests (real processes killed and restarted, private broker and Postgres) run last,
 ## alone, so their load does not slow the other packages' tests.
 CHAOS_PKG := ./internal/chaos/...
-test: stack-up vet
+test: stack-up vet chromium
 	$(ENV) $(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v /internal/chaos)
 	$(ENV) $(GO) test -count=1 -timeout 10m $(CHAOS_PKG)
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=10s ./job/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=10s ./config/
+
+## chromium: headless Chromium for the console's browser test (installed when missing).
+chromium:
+	@deploy/local/chromium.sh >/dev/null
 
 ## test-unit: unit tests only, no servers needed.
 test-unit:

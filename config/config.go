@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 
@@ -62,6 +63,17 @@ type AdminConfig struct {
 	Token string `yaml:"token"`
 	// ProtectReads requires the token on read endpoints too.
 	ProtectReads bool `yaml:"protect_reads"`
+}
+
+// Validate names the first bad key.
+func (a AdminConfig) Validate() error {
+	if _, _, err := net.SplitHostPort(a.Listen); err != nil {
+		return fmt.Errorf("listen: %q is not host:port: %w", a.Listen, err)
+	}
+	if a.ProtectReads && a.Token == "" {
+		return errors.New("protect_reads: needs admin.token (or JOBSERVICE_ADMIN_TOKEN); without one nothing could read")
+	}
+	return nil
 }
 
 // HandlersConfig holds each handler's own settings.
@@ -188,6 +200,9 @@ func (c Config) Validate() error {
 	}
 	if c.Postgres.MaxConns < 4 {
 		return fmt.Errorf("config: postgres.max_conns: %d is below 4", c.Postgres.MaxConns)
+	}
+	if err := c.Admin.Validate(); err != nil {
+		return fmt.Errorf("config: admin.%w", err)
 	}
 	if err := c.RocketMQ.Validate(); err != nil {
 		return fmt.Errorf("config: rocketmq.%w", err)

@@ -81,7 +81,6 @@ func addFile(t *testing.T, s *testenv.Schema, id, size int64, at string) {
 		VALUES ($1, 'h', 'b', 'p', $2, $3)`, id, size, ts(at))
 }
 
-
 // seedDay fills 2026-11-15 (UTC) with known figures and decoys on both sides of it.
 func seedDay(t *testing.T, s *testenv.Schema) {
 	addUser(t, s, 1, "2026-11-01T00:00:00Z", nil)

@@ -56,7 +56,7 @@ func rootCmd() *cobra.Command {
 	}
 	cfgCmd := &cobra.Command{Use: "config", Short: "Config file commands"}
 	cfgCmd.AddCommand(check)
-	root.AddCommand(cfgCmd)
+	root.AddCommand(cfgCmd, probeCmd())
 	return root
 }
 
@@ -79,7 +79,7 @@ func run(ctx context.Context, cfgPath string) error {
 		_ = node.Stop(context.Background())
 		return err
 	}
-	log.Info("admin server listening", "addr", admin.Addr())
+	log.Info("admin server listening", "addr", admin.Addr(), "console", admin.URL(), "metrics", admin.URL()+"metrics")
 	<-ctx.Done()
 	log.Info("shutting down: draining runs in flight", "drain_timeout", cfg.Consumer.DrainTimeout)
 	// The drain deadline is the consumer's; this bound only guards against a wedged client.

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -11,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chatplat/job-service/internal/app"
-	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
 )
 
@@ -136,7 +136,7 @@ func jobsCmd(g *globals) *cobra.Command {
 				spec := cfg.Spec(k)
 				r := row{Job: k, Schedule: spec.Schedule, TimeZone: spec.TimeZone, Enabled: spec.IsEnabled(),
 					Paused: sums[k].Paused, Running: sums[k].Running, Failed24h: sums[k].FailedLast}
-				if next, ok := nextFire(spec, time.Now()); ok && !r.Paused {
+				if next, ok := spec.NextFire(time.Now()); ok && !r.Paused {
 					r.NextFire = &next
 				}
 				if lr := sums[k].LastRun; lr != nil {
@@ -171,17 +171,6 @@ func jobsCmd(g *globals) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-}
-
-func nextFire(spec job.Spec, now time.Time) (time.Time, bool) {
-	if !spec.IsEnabled() {
-		return time.Time{}, false
-	}
-	s, err := spec.ParseSchedule()
-	if err != nil {
-		return time.Time{}, false
-	}
-	return s.Next(now), true
 }
 
 func orDash(s string) string {
@@ -261,12 +250,17 @@ func pauseCmd(g *globals, pause bool) *cobra.Command {
 }
 
 func backlogCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var lag bool
+	var script string
+	cmd := &cobra.Command{
 		Use:   "backlog",
-		Short: "Runs due but not started, per job (from the ledger)",
-		Args:  cobra.NoArgs,
+		Short: "Runs due but not started, per job (from the ledger), and the RocketMQ consumer-group lag",
+		Long: "Per job, runs scheduled and due but not started and runs waiting for a retry, from the ledger.\n" +
+			"With --lag (default) also the RocketMQ consumer-group lag, read with mqadmin consumerProgress\n" +
+			"(--mqadmin; the local stack has deploy/local/mqadmin.sh). Where it cannot be read it says unavailable.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, l, pool, err := g.ledger(cmd.Context())
+			cfg, l, pool, err := g.ledger(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -275,8 +269,15 @@ func backlogCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if b == nil {
+				b = []ledger.BacklogEntry{}
+			}
+			if !lag {
+				script = ""
+			}
+			lr := readLag(cmd.Context(), cfg, script)
 			if g.json {
-				return printJSON(cmd.OutOrStdout(), b)
+				return printJSON(cmd.OutOrStdout(), map[string]any{"ledger": b, "rocketmq_lag": lr})
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 2, 2, ' ', 0)
 			fmt.Fprintln(tw, "JOB\tDUE\tRETRYING\tOLDEST DUE")
@@ -287,7 +288,23 @@ func backlogCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", e.Job, e.Due, e.Retrying, oldest)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if lag {
+				fmt.Fprintln(cmd.OutOrStdout(), lr.String())
+			}
+			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&lag, "lag", true, "also read the RocketMQ consumer-group lag (slow: starts mqadmin)")
+	cmd.Flags().StringVar(&script, "mqadmin", envOr("JOBSVC_MQADMIN", "deploy/local/mqadmin.sh"), "mqadmin wrapper script ($JOBSVC_MQADMIN)")
+	return cmd
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }

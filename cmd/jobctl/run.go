@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
 	"github.com/chatplat/job-service/internal/app"
@@ -48,19 +47,24 @@ func runCmd(g *globals) *cobra.Command {
 			if shards == 0 {
 				shards = cfg.Spec(args[0]).Shards
 			}
+			mr, err := job.NewManualRun(args[0], p, shards, requester(), time.Now(), nil)
+			if err != nil {
+				return err
+			}
+			if err := app.CheckNameServers(ctx, cfg.RocketMQ); err != nil {
+				return err
+			}
 			app.QuietRocketMQ()
 			prod, err := mq.NewProducer(cfg.RocketMQ, "")
 			if err != nil {
 				return err
 			}
 			defer prod.Close() //nolint:errcheck // nothing to do about it on exit
-			now := time.Now().UTC()
-			runKey := "manual:" + now.Format("20060102T150405Z") + "-" + uuid.NewString()[:8]
-			for i := 0; i < shards; i++ {
-				env := job.Envelope{Job: args[0], RunKey: runKey, Trigger: job.TriggerManual, ScheduledAt: now,
-					Shard: job.Shard{Index: i, Total: shards}, Params: p, RequestedBy: requester()}
+			runKey := mr.RunKey
+			for _, env := range mr.Envelopes {
 				if _, err := prod.Publish(ctx, env, time.Time{}); err != nil {
-					return err
+					return fmt.Errorf("publish via name servers %v: %w (is topic %s created and its broker up?)",
+						cfg.RocketMQ.NameServers, err, cfg.RocketMQ.Topic)
 				}
 			}
 			if !wait {

@@ -15,6 +15,7 @@ import (
 	"github.com/chatplat/job-service/consumer"
 	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/ledger"
+	"github.com/chatplat/job-service/metrics"
 	"github.com/chatplat/job-service/mq"
 	"github.com/chatplat/job-service/ticker"
 )
@@ -33,6 +34,8 @@ type Node struct {
 	Redis    *redis.Client
 	// Alerts is nil when no alert channel is configured.
 	Alerts *alert.Notifier
+	// Metrics is the node's Prometheus registry; Start creates it when nil.
+	Metrics *metrics.Metrics
 
 	// Instance distinguishes several nodes in one process (tests); empty in production.
 	Instance string
@@ -53,6 +56,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 	}()
 	now := time.Now
+	if n.Metrics == nil {
+		n.Metrics = metrics.New(n.Cfg.Node)
+	}
 	if n.Pool == nil {
 		if n.Pool, err = OpenPool(ctx, n.Cfg.Postgres); err != nil {
 			return err
@@ -79,13 +85,16 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.Cfg.CheckJobsKnown(n.Registry.Known); err != nil {
 		return err
 	}
+	if err := CheckNameServers(ctx, n.Cfg.RocketMQ); err != nil {
+		return err
+	}
 	if err := mq.EnsureTopics(ctx, n.Cfg.RocketMQ, n.Cfg.RocketMQ.Topic, mq.RetryTopic(n.Cfg.RocketMQ.ConsumerGroup)); err != nil {
 		return err
 	}
 	if n.Producer, err = mq.NewProducer(n.Cfg.RocketMQ, n.instance("producer")); err != nil {
 		return err
 	}
-	n.Proc = consumer.NewProcessor(n.Cfg.Consumer, n.Ledger, n.Registry, n.Cfg.Jobs, n.Producer, nil, n.Log, now)
+	n.Proc = consumer.NewProcessor(n.Cfg.Consumer, n.Ledger, n.Registry, n.Cfg.Jobs, n.Producer, n.Metrics, n.Log, now)
 	if n.Cfg.Alerts.Enabled() {
 		if n.Alerts, err = alert.New(n.Cfg.Alerts, n.Pool, n.Cfg.Node, n.Log.With("component", "alert"), now); err != nil {
 			return err
@@ -105,6 +114,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
+		n.Ticker.OnLeadershipChange(n.Metrics.SetLeader)
 		if err := n.Ticker.Start(ctx); err != nil {
 			return err
 		}
