@@ -31,6 +31,8 @@ type Config struct {
 	// BrokerAddrs, when set, are brokers on which the job topic is created at start.
 	BrokerAddrs []string `yaml:"broker_addrs"`
 	// QueueNums is the queue count of topics created at start; shard messages spread over them.
+	// Queues are the unit of balance: with 8 queues and 3 nodes one node holds 3 and sets the
+	// pace, so the default 12 divides evenly among 1, 2, 3, 4 or 6 nodes.
 	QueueNums int `yaml:"queue_nums"`
 	// SendTimeout bounds one publish.
 	SendTimeout time.Duration `yaml:"send_timeout"`
@@ -54,7 +56,7 @@ func (c Config) WithDefaults() Config {
 		c.ProducerGroup = job.DefaultProducerGroup
 	}
 	if c.QueueNums == 0 {
-		c.QueueNums = 8
+		c.QueueNums = 12
 	}
 	if c.SendTimeout == 0 {
 		c.SendTimeout = 5 * time.Second

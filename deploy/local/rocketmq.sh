@@ -21,7 +21,7 @@ RMQ_BROKER_HOST=${JOBSVC_RMQ_BROKER%:*}
 RMQ_BROKER_PORT=${JOBSVC_RMQ_BROKER##*:}
 RMQ_TOPICS=(JOB_TOPIC FILE_EVENTS)
 RMQ_GROUPS=(job-service job-service-filegc)
-RMQ_QUEUES=8
+RMQ_QUEUES=12
 
 # Module access for RocketMQ's mmap / direct-buffer code on Java 9+ (run with these on Java 17;
 # not tried without).
