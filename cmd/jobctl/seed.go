@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
+	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/internal/app"
 	"github.com/chatplat/job-service/internal/demo"
 )
@@ -17,6 +18,8 @@ import (
 type seedSummary struct {
 	Schema string           `json:"schema"`
 	Rows   map[string]int64 `json:"rows"`
+	// Skipped names the systems the config does not configure, so they got no demo data.
+	Skipped []string `json:"skipped,omitempty"`
 }
 
 func seedCmd(g *globals) *cobra.Command {
@@ -53,24 +56,23 @@ func seedCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("seed chat tables: %w", err)
 			}
-			_ = userIDs // the graph seeder below mirrors these users into Neo4j
-
-			// ---- Other systems' demo data: the lead wires these in here ----
-			// demo.SeedElasticsearch, demo.SeedNeo4j (internal/demo/search.go; SeedNeo4j gets userIDs),
-			// demo.SeedFiles (internal/demo/files.go; objects for file_metadata rows in
-			// demo.FileBucket at files/<hash[:2]>/<hash>), demo.SeedRedis (internal/demo/redis.go).
-			// ---- end of other seeders ----
+			skipped, err := seedOtherSystems(ctx, cfg, userIDs, now)
+			if err != nil {
+				return err
+			}
 
 			sum, err := chatCounts(ctx, pool, schemaPath)
 			if err != nil {
 				return err
 			}
+			sum.Skipped = skipped
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), sum)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "applied %s; chat tables: %d users, %d channels, %d members, %d messages, %d audit logs, %d files\n",
 				schemaPath, sum.Rows["users"], sum.Rows["channels"], sum.Rows["channel_members"], sum.Rows["chat_messages"],
 				sum.Rows["audit_logs"], sum.Rows["file_metadata"])
+			fmt.Fprintln(cmd.OutOrStdout(), "also seeded: redis blacklist, elasticsearch indices, neo4j users, s3 objects (except skipped:", sum.Skipped, ")")
 			return nil
 		},
 	}
@@ -89,4 +91,37 @@ func chatCounts(ctx context.Context, pool *pgxpool.Pool, schemaPath string) (see
 		sum.Rows[t] = n
 	}
 	return sum, nil
+}
+
+// seedOtherSystems gives every other job something real to do: blacklisted tokens in Redis,
+// old multi-segment indices in Elasticsearch, the users mirrored into Neo4j (a few left out),
+// and objects in S3 behind the file rows. A system the config does not name is skipped.
+func seedOtherSystems(ctx context.Context, cfg *config.Config, userIDs []int64, now time.Time) (skipped []string, err error) {
+	rdb := app.OpenRedis(cfg.Redis)
+	defer rdb.Close() //nolint:errcheck // short-lived client
+	if err := demo.SeedRedis(ctx, rdb); err != nil {
+		return nil, fmt.Errorf("seed redis: %w", err)
+	}
+	es, err := app.OpenElasticsearch(cfg.Elasticsearch)
+	if err != nil {
+		return nil, err
+	}
+	if es == nil {
+		skipped = append(skipped, "elasticsearch")
+	} else if err := demo.SeedElasticsearch(ctx, es, now); err != nil {
+		return nil, fmt.Errorf("seed elasticsearch: %w", err)
+	}
+	neo, err := app.OpenNeo4j(cfg.Neo4j)
+	if err != nil {
+		return nil, err
+	}
+	if neo == nil {
+		skipped = append(skipped, "neo4j")
+	} else {
+		defer neo.Close(ctx) //nolint:errcheck // short-lived driver
+		if err := demo.SeedNeo4j(ctx, neo, userIDs); err != nil {
+			return nil, fmt.Errorf("seed neo4j: %w", err)
+		}
+	}
+	return skipped, nil
 }

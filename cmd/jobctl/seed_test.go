@@ -18,7 +18,7 @@ import (
 func TestSeedDemoTwiceLeavesTheSameCounts(t *testing.T) {
 	s := testenv.NewSchema(t)
 	cfgPath := filepath.Join(t.TempDir(), "jobctl.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf("postgres: {dsn: %q}\n", s.DSN)), 0o600))
+	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf("postgres: {dsn: %q}\nredis: {addr: %q}\n", s.DSN, testenv.RedisAddr())), 0o600))
 	schema := filepath.Join(testenv.RepoRoot(t), "deploy", "local", "chat_schema.sql")
 
 	var runs [2]seedSummary
