@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/chatplat/job-service/consumer"
+	"github.com/chatplat/job-service/filegc"
 	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/mq"
@@ -32,6 +33,10 @@ type Config struct {
 	// Jobs maps a job kind to its schedule and run policy.
 	Jobs     map[string]job.Spec `yaml:"jobs"`
 	Handlers HandlersConfig      `yaml:"handlers"`
+	// S3 is the object store of the file GC.
+	S3 S3Config `yaml:"s3"`
+	// FileGC is the event-driven file GC (ref_count=0 events).
+	FileGC filegc.Config `yaml:"filegc"`
 }
 
 // LogConfig configures slog.
@@ -60,6 +65,7 @@ type AdminConfig struct {
 // HandlersConfig holds each handler's own settings.
 type HandlersConfig struct {
 	Partition handlers.PartitionConfig `yaml:"pg_partition"`
+	FileGC    handlers.FileGCConfig    `yaml:"file_gc"`
 }
 
 // Load reads path, applies JOBSERVICE_* overrides from env, fills defaults and validates.
@@ -103,6 +109,7 @@ func (c *Config) applyEnv(env func(string) string) {
 	set("JOBSERVICE_ROCKETMQ_SECRET_KEY", &c.RocketMQ.SecretKey)
 	set("JOBSERVICE_ADMIN_TOKEN", &c.Admin.Token)
 	set("JOBSERVICE_ADMIN_LISTEN", &c.Admin.Listen)
+	c.applyS3Env(env)
 	if v := env("JOBSERVICE_ROCKETMQ_NAME_SERVERS"); v != "" {
 		c.RocketMQ.NameServers = strings.Split(v, ",")
 	}
@@ -143,6 +150,9 @@ func (c Config) WithDefaults() Config {
 	}
 	c.Jobs = jobs
 	c.Handlers.Partition = c.Handlers.Partition.WithDefaults()
+	c.Handlers.FileGC = c.Handlers.FileGC.WithDefaults()
+	c.S3 = c.S3.WithDefaults()
+	c.FileGC = c.FileGC.WithDefaults()
 	return c
 }
 
@@ -180,6 +190,21 @@ func (c Config) Validate() error {
 	}
 	if err := c.Handlers.Partition.Validate(); err != nil {
 		return fmt.Errorf("config: handlers.pg_partition.%w", err)
+	}
+	if err := c.Handlers.FileGC.Validate(); err != nil {
+		return fmt.Errorf("config: handlers.file_gc.%w", err)
+	}
+	if err := c.S3.Validate(); err != nil {
+		return fmt.Errorf("config: s3.%w", err)
+	}
+	if err := c.FileGC.Validate(); err != nil {
+		return fmt.Errorf("config: filegc.%w", err)
+	}
+	if c.FileGC.Enabled && c.S3.Endpoint == "" {
+		return errors.New("config: filegc.enabled: needs s3.endpoint")
+	}
+	if c.FileGC.Enabled && c.FileGC.Topic == c.RocketMQ.Topic {
+		return fmt.Errorf("config: filegc.topic: %q is the job topic; file events need their own", c.FileGC.Topic)
 	}
 	return nil
 }

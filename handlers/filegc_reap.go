@@ -78,8 +78,8 @@ type ReapOptions struct {
 	// Limit caps the rows collected; the rest are skipped as over_max_deletes. 0: no cap.
 	Limit int
 	// RunID returns the ledger run the gc_log rows belong to. It is called inside the
-	// transaction after the rows are deleted, so a batch can record its own run row with the
-	// final counts and commit it atomically with the deletion.
+	// transaction just before commit, after the rows are deleted, so a batch can record its
+	// own run row with the final counts and commit it atomically with the deletion.
 	RunID func(ctx context.Context, tx pgx.Tx, res *ReapResult) (int64, error)
 }
 
@@ -180,7 +180,7 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	}
 	res.Eligible = len(keep)
 	if len(keep) == 0 {
-		return res, tx.Commit(ctx)
+		return res, r.finish(ctx, tx, opts, &res)
 	}
 	if r.afterLock != nil {
 		keptIDs := make([]int64, len(keep))
@@ -202,7 +202,7 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	}
 	gone := r.removeObjects(s3ctx, keep, &res)
 	if len(gone) == 0 {
-		return res, tx.Commit(ctx)
+		return res, r.finish(ctx, tx, opts, &res)
 	}
 	gids := make([]int64, len(gone))
 	seenAt := make([]time.Time, len(gone))
@@ -228,19 +228,25 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 			res.Bytes += g.entry.Bytes
 		}
 	}
+	return res, r.finish(ctx, tx, opts, &res)
+}
+
+// finish records the run and the gc_log rows in tx and commits.
+func (r *Reaper) finish(ctx context.Context, tx pgx.Tx, opts ReapOptions, res *ReapResult) error {
 	var runID int64
 	if opts.RunID != nil {
-		if runID, err = opts.RunID(ctx, tx, &res); err != nil {
-			return res, err
+		var err error
+		if runID, err = opts.RunID(ctx, tx, res); err != nil {
+			return err
 		}
 	}
 	if err := ledger.InsertGCLog(ctx, tx, runID, res.Removed); err != nil {
-		return res, err
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return res, fmt.Errorf("gc: commit: %w", err)
+		return fmt.Errorf("gc: commit: %w", err)
 	}
-	return res, nil
+	return nil
 }
 
 // classifyUnseen says why candidates that did not pass the locked re-check were left.

@@ -24,7 +24,7 @@ type GCEntry struct {
 	RunKey        string    `json:"run_key,omitempty"` // of the run, for jobctl
 }
 
-// InsertGCLog writes one gc_log row per entry for runID, in tx.
+// InsertGCLog writes one gc_log row per entry for runID (0: none), in tx.
 func InsertGCLog(ctx context.Context, tx pgx.Tx, runID int64, entries []GCEntry) error {
 	if len(entries) == 0 {
 		return nil
@@ -38,10 +38,14 @@ func InsertGCLog(ctx context.Context, tx pgx.Tx, runID int64, entries []GCEntry)
 	for i, e := range entries {
 		ids[i], hashes[i], buckets[i], paths[i], bytes[i], missing[i] = e.FileID, e.FileHash, e.Bucket, e.ObjectPath, e.Bytes, e.ObjectMissing
 	}
+	var run *int64
+	if runID != 0 {
+		run = &runID
+	}
 	_, err := tx.Exec(ctx, `
 		INSERT INTO gc_log (file_id, file_hash, bucket, object_path, bytes, object_missing, run_id)
 		SELECT f.*, $7 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bool[]) AS f`,
-		ids, hashes, buckets, paths, bytes, missing, runID)
+		ids, hashes, buckets, paths, bytes, missing, run)
 	if err != nil {
 		return fmt.Errorf("write gc_log for run %d: %w", runID, err)
 	}
@@ -110,4 +114,19 @@ func (l *Ledger) GCLog(ctx context.Context, f GCLogFilter) ([]GCEntry, error) {
 		return nil, fmt.Errorf("read gc_log: %w", err)
 	}
 	return out, nil
+}
+
+// RecordBatchFailure records a batch of work that failed before anything was committed (the
+// database or S3 was down); the batch is redelivered and gets a record of its own then.
+func (l *Ledger) RecordBatchFailure(ctx context.Context, jobName, runKey, node, msgID string, startedAt time.Time,
+	result any, errText string) error {
+	tx, err := l.db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("record failed %s batch: %w", jobName, err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	if _, err := RecordBatchRun(ctx, tx, jobName, runKey, node, msgID, startedAt, StatusFailed, result, errText); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
 }

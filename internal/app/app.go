@@ -11,6 +11,7 @@ import (
 
 	"github.com/apache/rocketmq-client-go/v2/rlog"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/minio/minio-go/v7"
 
 	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/handlers"
@@ -54,6 +55,15 @@ func OpenPool(ctx context.Context, cfg config.PostgresConfig) (*pgxpool.Pool, er
 // Deps are the clients handlers use. Nil members belong to systems this node does not reach.
 type Deps struct {
 	DB *pgxpool.Pool
+	S3 *minio.Client
+}
+
+// objectStore turns a nil client into a nil interface (not an interface holding nil).
+func (d Deps) objectStore() handlers.ObjectStore {
+	if d.S3 == nil {
+		return nil
+	}
+	return d.S3
 }
 
 // NewRegistry registers every handler with its config.
@@ -64,9 +74,14 @@ func NewRegistry(cfg *config.Config, deps Deps, log *slog.Logger, now func() tim
 		return nil, err
 	}
 	handlers.Register(reg, partition)
+	fileGC, err := handlers.NewFileGC(deps.DB, deps.objectStore(), cfg.Handlers.FileGC, now, log.With("handler", handlers.FileGCKind))
+	if err != nil {
+		return nil, err
+	}
+	handlers.Register(reg, fileGC)
 	return reg, nil
 }
 
 // KnownKinds lists the job kinds this build implements, without connecting to anything
 // (jobctl and config check use it).
-func KnownKinds() []string { return []string{handlers.PartitionKind} }
+func KnownKinds() []string { return []string{handlers.FileGCKind, handlers.PartitionKind} }

@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/minio/minio-go/v7"
 
 	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/consumer"
+	"github.com/chatplat/job-service/filegc"
 	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/ledger"
 	"github.com/chatplat/job-service/mq"
@@ -28,6 +30,10 @@ type Node struct {
 	Ticker   *ticker.Ticker
 	Consumer *consumer.Consumer
 	Proc     *consumer.Processor
+	S3       *minio.Client    // nil without s3.endpoint
+	FileGC   *filegc.Consumer // nil unless filegc.enabled
+	// FileGCObserver, if set, is told what the event GC removed (metrics).
+	FileGCObserver filegc.Observer
 
 	// Instance distinguishes several nodes in one process (tests); empty in production.
 	Instance string
@@ -56,7 +62,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.Ledger = ledger.New(n.Pool)
-	if n.Registry, err = NewRegistry(n.Cfg, Deps{DB: n.Pool}, n.Log, now); err != nil {
+	if n.S3, err = NewS3Client(n.Cfg.S3); err != nil {
+		return err
+	}
+	if n.Registry, err = NewRegistry(n.Cfg, Deps{DB: n.Pool, S3: n.S3}, n.Log, now); err != nil {
 		return err
 	}
 	if n.ExtraRegister != nil {
@@ -77,6 +86,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		Instance: n.Instance, AccessKey: n.Cfg.RocketMQ.AccessKey, SecretKey: n.Cfg.RocketMQ.SecretKey,
 	}, n.Proc, n.Log)
 	if err := n.Consumer.Start(ctx); err != nil {
+		return err
+	}
+	if err := n.startFileGC(ctx, now); err != nil {
 		return err
 	}
 	if *n.Cfg.Ticker.Enabled {
@@ -106,6 +118,9 @@ func (n *Node) Stop(ctx context.Context) error {
 	var errs []error
 	if n.Ticker != nil {
 		n.Ticker.Stop()
+	}
+	if n.FileGC != nil {
+		errs = append(errs, n.FileGC.Stop(ctx))
 	}
 	if n.Consumer != nil {
 		interrupted, err := n.Consumer.Stop(ctx)

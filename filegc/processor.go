@@ -1,0 +1,216 @@
+package filegc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/chatplat/job-service/handlers"
+	"github.com/chatplat/job-service/ledger"
+)
+
+// Observer is told what the GC removed, for metrics. Methods must be cheap and safe for
+// concurrent use.
+type Observer interface {
+	ObjectsDeleted(n int, bytes int64)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ObjectsDeleted(int, int64) {}
+
+// Publisher re-publishes an event as a timer message due when its grace period ends.
+type Publisher interface {
+	PublishRaw(ctx context.Context, topic, tag string, keys []string, body []byte, deliverAt time.Time) (string, error)
+}
+
+// Reaper collects files; *handlers.Reaper.
+type Reaper interface {
+	Reap(ctx context.Context, cands []handlers.Candidate, opts handlers.ReapOptions) (handlers.ReapResult, error)
+}
+
+// Recorder records what never reaches a batch's own record: malformed events and batches
+// that failed before commit; *ledger.Ledger.
+type Recorder interface {
+	RecordRejected(ctx context.Context, r ledger.Rejection) error
+	RecordBatchFailure(ctx context.Context, jobName, runKey, node, msgID string, startedAt time.Time, result any, errText string) error
+}
+
+// Delivery is one message as the broker handed it over.
+type Delivery struct {
+	Body           []byte
+	MsgID          string
+	ReconsumeTimes int
+}
+
+// Verdict is what the broker should do with a whole batch.
+type Verdict struct {
+	Retry bool          // redeliver every message of the batch
+	After time.Duration // no sooner than this
+}
+
+// BatchResult is the result JSON of one batch's ledger record.
+type BatchResult struct {
+	Events         int                      `json:"events"`
+	Malformed      int                      `json:"malformed"`
+	Deferred       int                      `json:"deferred"` // not yet due: re-published as timer messages
+	Due            int                      `json:"due"`
+	DeletedObjects int                      `json:"deleted_objects"`
+	DeletedRows    int                      `json:"deleted_rows"`
+	BytesFreed     int64                    `json:"bytes_freed"`
+	MissingObjects int                      `json:"missing_objects"`
+	Skipped        map[string]int           `json:"skipped,omitempty"` // reason -> files
+	SkipSamples    []handlers.Skip          `json:"skip_samples,omitempty"`
+	Failures       int                      `json:"failures"`
+	FailureSamples []handlers.ObjectFailure `json:"failure_samples,omitempty"`
+	Reconsume      int                      `json:"reconsume"` // how often this batch was redelivered
+	MsgIDs         []string                 `json:"msg_ids"`
+}
+
+const maxSamples = 20
+
+// Processor decides what happens to a batch of events. It is separate from the RocketMQ
+// consumer so it can be read alone.
+type Processor struct {
+	cfg    Config
+	reaper Reaper
+	pub    Publisher
+	rej    Recorder
+	node   string
+	obs    Observer
+	now    func() time.Time
+	log    *slog.Logger
+}
+
+// NewProcessor returns a processor; obs may be nil.
+func NewProcessor(cfg Config, reaper Reaper, pub Publisher, rej Recorder, node string, obs Observer,
+	now func() time.Time, log *slog.Logger) *Processor {
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	return &Processor{cfg: cfg, reaper: reaper, pub: pub, rej: rej, node: node, obs: obs, now: now, log: log}
+}
+
+// Process handles one batch: malformed events are recorded and dropped, events not yet due
+// go back to the broker as timer messages, and the due ones are collected in one Reap (one
+// multi-delete, one DELETE, one ledger record). Any database or S3 failure asks for the
+// whole batch again; what was already removed is then a harmless duplicate.
+func (p *Processor) Process(ctx context.Context, batch []Delivery) Verdict {
+	now := p.now()
+	res := BatchResult{Events: len(batch), Skipped: map[string]int{}}
+	var cands []handlers.Candidate
+	for _, d := range batch {
+		res.MsgIDs = append(res.MsgIDs, d.MsgID)
+		res.Reconsume = max(res.Reconsume, d.ReconsumeTimes)
+		ev, err := Decode(d.Body, now, p.cfg.ClockSkew)
+		if err != nil {
+			res.Malformed++
+			p.log.WarnContext(ctx, "malformed file event", "msg_id", d.MsgID, "error", err)
+			if err := p.rej.RecordRejected(ctx, ledger.Rejection{Job: JobName, MsgID: d.MsgID, Node: p.node,
+				Reason: err.Error(), Body: d.Body}); err != nil {
+				return p.retry(ctx, res, fmt.Errorf("record malformed event: %w", err))
+			}
+			continue
+		}
+		due := ev.EventTime.Add(p.cfg.Grace)
+		if due.After(now) {
+			// Not yet: the broker holds it until the grace period ends. A consumer never
+			// sleeps; the timer wheel waits for us.
+			if _, err := p.pub.PublishRaw(ctx, p.cfg.Topic, p.cfg.Tag, []string{strconv.FormatInt(ev.FileID, 10)},
+				d.Body, due); err != nil {
+				return p.retry(ctx, res, fmt.Errorf("defer event for file %d: %w", ev.FileID, err))
+			}
+			res.Deferred++
+			continue
+		}
+		res.Due++
+		cands = append(cands, handlers.Candidate{ID: ev.FileID, NotAfter: ev.EventTime, Bucket: ev.Bucket, ObjectPath: ev.ObjectPath})
+	}
+	if len(cands) == 0 {
+		if res.Deferred > 0 {
+			p.log.DebugContext(ctx, "file events deferred to their grace period", "events", res.Deferred)
+		}
+		return Verdict{}
+	}
+	started := now
+	runKey := batchRunKey(now)
+	_, err := p.reaper.Reap(ctx, cands, handlers.ReapOptions{CheckMissing: p.cfg.CheckMissing,
+		RunID: func(ctx context.Context, tx pgx.Tx, rr *handlers.ReapResult) (int64, error) {
+			p.fill(&res, rr)
+			status, errText := ledger.StatusSucceeded, ""
+			if res.Failures > 0 {
+				status, errText = ledger.StatusFailed, failureText(res)
+			}
+			return ledger.RecordBatchRun(ctx, tx, JobName, runKey, p.node, res.MsgIDs[0], started, status, res, errText)
+		}})
+	if err != nil {
+		return p.retry(ctx, res, err)
+	}
+	p.obs.ObjectsDeleted(res.DeletedObjects, res.BytesFreed)
+	if res.Failures > 0 {
+		p.log.WarnContext(ctx, "file GC batch partly failed; redelivering", "run_key", runKey, "failures", res.Failures,
+			"first", res.FailureSamples[0].Error)
+		return Verdict{Retry: true, After: p.backoff(res.Reconsume)}
+	}
+	p.log.DebugContext(ctx, "file GC batch", "run_key", runKey, "deleted", res.DeletedRows, "bytes", res.BytesFreed)
+	return Verdict{}
+}
+
+func (p *Processor) fill(res *BatchResult, rr *handlers.ReapResult) {
+	res.DeletedRows = len(rr.Removed)
+	res.DeletedObjects = len(rr.Removed) - rr.Missing
+	res.MissingObjects = rr.Missing
+	res.BytesFreed = rr.Bytes
+	res.Skipped = map[string]int{}
+	res.SkipSamples = nil
+	for _, s := range rr.Skips {
+		res.Skipped[s.Reason]++
+		if len(res.SkipSamples) < maxSamples {
+			res.SkipSamples = append(res.SkipSamples, s)
+		}
+	}
+	res.Failures = len(rr.Failures)
+	res.FailureSamples = rr.Failures[:min(len(rr.Failures), maxSamples)]
+}
+
+func failureText(res BatchResult) string {
+	f := res.FailureSamples[0]
+	return fmt.Sprintf("%d objects could not be deleted (first: %s/%s: %s); rows kept, batch redelivered",
+		res.Failures, f.Bucket, f.ObjectPath, f.Error)
+}
+
+// retry records the failed attempt (best effort: the database may be what is down) and asks
+// for the batch again.
+func (p *Processor) retry(ctx context.Context, res BatchResult, cause error) Verdict {
+	after := p.backoff(res.Reconsume)
+	p.log.WarnContext(ctx, "file GC batch failed; redelivering", "error", cause, "reconsume", res.Reconsume, "after", after)
+	if len(res.MsgIDs) > 0 {
+		if err := p.rej.RecordBatchFailure(ctx, JobName, batchRunKey(p.now()), p.node, res.MsgIDs[0], p.now(), res,
+			cause.Error()); err != nil && !errors.Is(err, context.Canceled) {
+			p.log.WarnContext(ctx, "could not record the failed batch", "error", err)
+		}
+	}
+	return Verdict{Retry: true, After: after}
+}
+
+// backoff doubles from 1s per redelivery, up to 5 minutes.
+func (p *Processor) backoff(reconsume int) time.Duration {
+	d := time.Second
+	for i := 0; i < reconsume && d < 5*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 5*time.Minute)
+}
+
+func batchRunKey(now time.Time) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return "batch:" + now.UTC().Format("20060102T150405.000000Z") + "-" + hex.EncodeToString(b)
+}

@@ -1,0 +1,29 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/chatplat/job-service/filegc"
+	"github.com/chatplat/job-service/handlers"
+	"github.com/chatplat/job-service/mq"
+)
+
+// startFileGC starts the event-driven file GC when filegc.enabled: its topic is created like
+// the job topic, and its consumer joins its own group so file events never wait behind jobs.
+func (n *Node) startFileGC(ctx context.Context, now func() time.Time) error {
+	cfg := n.Cfg.FileGC
+	if !cfg.Enabled {
+		return nil
+	}
+	if err := mq.EnsureTopics(ctx, n.Cfg.RocketMQ, cfg.Topic); err != nil {
+		return err
+	}
+	log := n.Log.With("component", "filegc")
+	reaper := handlers.NewReaper(n.Pool, Deps{S3: n.S3}.objectStore(), n.Cfg.Handlers.FileGC.File,
+		cfg.LockTimeout, cfg.S3Timeout, log)
+	proc := filegc.NewProcessor(cfg, reaper, n.Producer, n.Ledger, n.Cfg.Node, n.FileGCObserver, now, log)
+	n.FileGC = filegc.NewConsumer(cfg, filegc.ConsumerOptions{NameServers: n.Cfg.RocketMQ.NameServers,
+		Instance: n.instance("filegc"), AccessKey: n.Cfg.RocketMQ.AccessKey, SecretKey: n.Cfg.RocketMQ.SecretKey}, proc, log)
+	return n.FileGC.Start(ctx)
+}
