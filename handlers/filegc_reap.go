@@ -336,7 +336,9 @@ func (r *Reaper) removeObjects(ctx context.Context, rows []lockedRow, res *ReapR
 		}
 		close(ch)
 		failed := map[string]error{}
+		answered := make(map[string]bool, len(byKey))
 		for out := range r.s3.RemoveObjectsWithResult(ctx, bucket, ch, minio.RemoveObjectsOptions{}) {
+			answered[out.ObjectName] = true
 			switch {
 			case out.Err == nil:
 			case isMissing(out.Err):
@@ -348,12 +350,10 @@ func (r *Reaper) removeObjects(ctx context.Context, rows []lockedRow, res *ReapR
 			}
 		}
 		// minio-go stops reporting when the context ends; keys it never answered for are
-		// failures, not successes.
-		if ctx.Err() != nil {
-			for key := range byKey {
-				if _, ok := failed[key]; !ok {
-					failed[key] = ctx.Err()
-				}
+		// failures, not successes. Keys it answered for before keep their answer.
+		for key := range byKey {
+			if !answered[key] {
+				failed[key] = fmt.Errorf("no answer from S3 (%v)", ctx.Err())
 			}
 		}
 		for _, i := range idx {

@@ -205,3 +205,9 @@ func (p *PrivateS3) logTail() string {
 	}
 	return fmt.Sprintf("log: %s", s)
 }
+
+// ObjectFile is where this server keeps an object on disk (posix backend), so a test can
+// check objects while the server is stopped.
+func (p *PrivateS3) ObjectFile(bucket, key string) string {
+	return filepath.Join(p.dir, "data", bucket, filepath.FromSlash(key))
+}
