@@ -22,6 +22,10 @@ type Config struct {
 	Grace time.Duration `yaml:"grace"`
 	// BatchSize is how many events one consume call takes (one multi-delete, one DELETE).
 	BatchSize int `yaml:"batch_size"`
+	// PullInterval is how long the consumer waits between pulls from a queue. Events pile up
+	// meanwhile, so batches fill and fewer timer messages carry them through the grace
+	// period; the cost is this much latency on a GC that waits minutes anyway. 0: pull at once.
+	PullInterval *time.Duration `yaml:"pull_interval"`
 	// Goroutines is how many batches one node processes at once.
 	Goroutines int `yaml:"goroutines"`
 	// MaxReconsume bounds redeliveries of a failing batch; then it goes to %DLQ%<group> and
@@ -57,6 +61,10 @@ func (c Config) WithDefaults() Config {
 	if c.Goroutines == 0 {
 		c.Goroutines = 4
 	}
+	if c.PullInterval == nil {
+		d := 500 * time.Millisecond
+		c.PullInterval = &d
+	}
 	if c.MaxReconsume == 0 {
 		c.MaxReconsume = 16
 	}
@@ -87,6 +95,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("grace: %s is beyond RocketMQ's timer range (72h)", c.Grace)
 	case c.BatchSize < 1 || c.BatchSize > 1000:
 		return fmt.Errorf("batch_size: %d is outside 1..1000", c.BatchSize)
+	case *c.PullInterval < 0 || *c.PullInterval > 10*time.Second:
+		return fmt.Errorf("pull_interval: %s is outside 0..10s", *c.PullInterval)
 	case c.Goroutines < 1 || c.Goroutines > 256:
 		return fmt.Errorf("goroutines: %d is outside 1..256", c.Goroutines)
 	case c.MaxReconsume < 1 || c.MaxReconsume > 32:

@@ -68,6 +68,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		rmqconsumer.WithConsumeMessageBatchMaxSize(c.cfg.BatchSize),
 		rmqconsumer.WithPullBatchSize(int32(max(32, c.cfg.BatchSize))),
 		rmqconsumer.WithConsumeGoroutineNums(c.cfg.Goroutines),
+		rmqconsumer.WithPullInterval(*c.cfg.PullInterval),
 		rmqconsumer.WithMaxReconsumeTimes(int32(c.cfg.MaxReconsume)),
 	}
 	if c.opts.Instance != "" {
@@ -81,7 +82,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return fmt.Errorf("create consumer %s: %w", c.cfg.Group, err)
 	}
 	c.baseCtx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	sel := rmqconsumer.MessageSelector{Type: rmqconsumer.TAG, Expression: c.cfg.Tag}
+	sel := rmqconsumer.MessageSelector{Type: rmqconsumer.TAG, Expression: c.cfg.Tag + " || " + c.cfg.Tag + DeferredSuffix}
 	if err := pc.Subscribe(c.cfg.Topic, sel, c.handle); err != nil {
 		return fmt.Errorf("subscribe %s: %w", c.cfg.Topic, err)
 	}
@@ -99,7 +100,7 @@ func (c *Consumer) handle(ctx context.Context, msgs ...*primitive.MessageExt) (r
 	defer c.inFlight.Done()
 	batch := make([]Delivery, len(msgs))
 	for i, m := range msgs {
-		batch[i] = Delivery{Body: m.Body, MsgID: m.MsgId, ReconsumeTimes: int(m.ReconsumeTimes)}
+		batch[i] = Delivery{Body: m.Body, MsgID: m.MsgId, Tag: m.GetTags(), ReconsumeTimes: int(m.ReconsumeTimes)}
 	}
 	v := c.proc.Process(c.baseCtx, batch)
 	if !v.Retry {

@@ -18,7 +18,7 @@ import (
 
 // env is a node with the event GC on, its own schema, job topic, event topic and bucket.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	s      *testenv.Schema
 	mq     *testenv.MQ
 	b      *testenv.Bucket
@@ -30,10 +30,15 @@ type env struct {
 
 const grace = 2 * time.Second
 
-func newEnv(t *testing.T, b *testenv.Bucket) *env {
+func newEnv(t testing.TB, b *testenv.Bucket) *env {
+	return newEnvWith(t, b, fmt.Sprintf("grace: %s, batch_size: 32, s3_timeout: 3s", grace))
+}
+
+// newEnvWith starts the node with extra filegc settings (YAML flow-mapping entries).
+func newEnvWith(t testing.TB, b *testenv.Bucket, filegcYAML string) *env {
 	s := testenv.NewSchema(t)
 	s.ApplyChatSchema(t)
-	m := testenv.NewMQ(t, 4)
+	m := testenv.NewMQ(t, 8)
 	if b == nil {
 		b = testenv.NewBucket(t)
 	}
@@ -43,9 +48,9 @@ postgres: {dsn: %q}
 rocketmq: {name_servers: [%q], topic: %s, consumer_group: %s, producer_group: %s, broker_addrs: [%q], queue_nums: 4}
 ticker: {enabled: false}
 s3: {endpoint: %q, access_key: %q, secret_key: %q}
-filegc: {enabled: true, topic: %s, group: g%s, grace: %s, batch_size: 32, s3_timeout: 3s}
+filegc: {enabled: true, topic: %s, group: g%s, %s}
 `, s.DSN, m.Config.NameServers[0], m.Config.Topic, m.Config.ConsumerGroup, m.Config.ProducerGroup, testenv.Broker(),
-		b.Endpoint, testenv.S3AccessKey(), testenv.S3SecretKey(), e.topic, e.topic, grace)
+		b.Endpoint, testenv.S3AccessKey(), testenv.S3SecretKey(), e.topic, e.topic, filegcYAML)
 	cfg, err := config.Parse([]byte(raw), nil)
 	require.NoError(t, err)
 	e.node = &app.Node{Cfg: cfg, Log: testenv.Logger(t), Instance: "gc-" + testenv.Suffix()}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,6 +46,7 @@ type Recorder interface {
 type Delivery struct {
 	Body           []byte
 	MsgID          string
+	Tag            string
 	ReconsumeTimes int
 }
 
@@ -58,7 +58,7 @@ type Verdict struct {
 
 // BatchResult is the result JSON of one batch's ledger record.
 type BatchResult struct {
-	Events         int                      `json:"events"`
+	Events         int                      `json:"events"` // file events (a deferred message carries several)
 	Malformed      int                      `json:"malformed"`
 	Deferred       int                      `json:"deferred"` // not yet due: re-published as timer messages
 	Due            int                      `json:"due"`
@@ -104,42 +104,78 @@ func NewProcessor(cfg Config, reaper Reaper, pub Publisher, rej Recorder, node s
 // whole batch again; what was already removed is then a harmless duplicate.
 func (p *Processor) Process(ctx context.Context, batch []Delivery) Verdict {
 	now := p.now()
-	res := BatchResult{Events: len(batch), Skipped: map[string]int{}}
+	res := BatchResult{Skipped: map[string]int{}}
 	var cands []handlers.Candidate
+	var later []deferred
 	for _, d := range batch {
 		res.MsgIDs = append(res.MsgIDs, d.MsgID)
 		res.Reconsume = max(res.Reconsume, d.ReconsumeTimes)
-		ev, err := Decode(d.Body, now, p.cfg.ClockSkew)
-		if err != nil {
-			res.Malformed++
-			p.log.WarnContext(ctx, "malformed file event", "msg_id", d.MsgID, "error", err)
-			if err := p.rej.RecordRejected(ctx, ledger.Rejection{Job: JobName, MsgID: d.MsgID, Node: p.node,
-				Reason: err.Error(), Body: d.Body}); err != nil {
-				return p.retry(ctx, res, fmt.Errorf("record malformed event: %w", err))
+		bodies := [][]byte{d.Body}
+		if d.Tag == p.deferredTag() {
+			var err error
+			if bodies, err = decodeDeferred(d.Body); err != nil {
+				bodies = [][]byte{d.Body} // recorded below as malformed
 			}
-			continue
 		}
-		due := ev.EventTime.Add(p.cfg.Grace)
-		if due.After(now) {
-			// Not yet: the broker holds it until the grace period ends. A consumer never
-			// sleeps; the timer wheel waits for us.
-			if _, err := p.pub.PublishRaw(ctx, p.cfg.Topic, p.cfg.Tag, []string{strconv.FormatInt(ev.FileID, 10)},
-				d.Body, due); err != nil {
-				return p.retry(ctx, res, fmt.Errorf("defer event for file %d: %w", ev.FileID, err))
+		for i, body := range bodies {
+			res.Events++
+			msgID := d.MsgID
+			if len(bodies) > 1 {
+				msgID = fmt.Sprintf("%s#%d", d.MsgID, i)
 			}
-			res.Deferred++
-			continue
+			ev, err := Decode(body, now, p.cfg.ClockSkew)
+			if err != nil {
+				res.Malformed++
+				p.log.WarnContext(ctx, "malformed file event", "msg_id", msgID, "error", err)
+				if err := p.rej.RecordRejected(ctx, ledger.Rejection{Job: JobName, MsgID: msgID, Node: p.node,
+					Reason: err.Error(), Body: body}); err != nil {
+					return p.retry(ctx, res, fmt.Errorf("record malformed event: %w", err))
+				}
+				continue
+			}
+			if due := ev.EventTime.Add(p.cfg.Grace); due.After(now) {
+				later = append(later, deferred{due: due, body: body})
+				continue
+			}
+			res.Due++
+			cands = append(cands, handlers.Candidate{ID: ev.FileID, NotAfter: ev.EventTime, Bucket: ev.Bucket, ObjectPath: ev.ObjectPath})
 		}
-		res.Due++
-		cands = append(cands, handlers.Candidate{ID: ev.FileID, NotAfter: ev.EventTime, Bucket: ev.Bucket, ObjectPath: ev.ObjectPath})
 	}
+	// Not yet due: the broker holds them until the grace period ends. A consumer never
+	// sleeps; the timer wheel waits for us.
+	if err := p.deferAll(ctx, later); err != nil {
+		return p.retry(ctx, res, err)
+	}
+	res.Deferred = len(later)
 	if len(cands) == 0 {
 		if res.Deferred > 0 {
 			p.log.DebugContext(ctx, "file events deferred to their grace period", "events", res.Deferred)
 		}
 		return Verdict{}
 	}
-	started := now
+	// S3 takes 1000 keys per multi-delete; a batch of deferred messages can carry more, and
+	// is then collected in chunks, each with its own record.
+	retry := false
+	for start := 0; start < len(cands); start += maxReap {
+		chunk := cands[start:min(start+maxReap, len(cands))]
+		cres := res
+		if start > 0 {
+			cres.Events, cres.Malformed, cres.Deferred = 0, 0, 0
+		}
+		cres.Due = len(chunk)
+		v := p.reap(ctx, now, chunk, cres)
+		retry = retry || v.Retry
+	}
+	if retry {
+		return Verdict{Retry: true, After: p.backoff(res.Reconsume)}
+	}
+	return Verdict{}
+}
+
+// maxReap is the most files one Reap (one transaction, one multi-delete request) takes.
+const maxReap = 1000
+
+func (p *Processor) reap(ctx context.Context, now time.Time, cands []handlers.Candidate, res BatchResult) Verdict {
 	runKey := batchRunKey(now)
 	_, err := p.reaper.Reap(ctx, cands, handlers.ReapOptions{CheckMissing: p.cfg.CheckMissing,
 		RunID: func(ctx context.Context, tx pgx.Tx, rr *handlers.ReapResult) (int64, error) {
@@ -148,7 +184,7 @@ func (p *Processor) Process(ctx context.Context, batch []Delivery) Verdict {
 			if res.Failures > 0 {
 				status, errText = ledger.StatusFailed, failureText(res)
 			}
-			return ledger.RecordBatchRun(ctx, tx, JobName, runKey, p.node, res.MsgIDs[0], started, status, res, errText)
+			return ledger.RecordBatchRun(ctx, tx, JobName, runKey, p.node, res.MsgIDs[0], now, status, res, errText)
 		}})
 	if err != nil {
 		return p.retry(ctx, res, err)

@@ -69,13 +69,13 @@ func RecordBatchRun(ctx context.Context, tx pgx.Tx, jobName, runKey, node, msgID
 	err := tx.QueryRow(ctx, `
 		INSERT INTO job_runs (job, run_key, trigger, scheduled_at, status, attempt, node, msg_id,
 			started_at, finished_at, result, error)
-		VALUES ($1, $2, 'event', $3, $4, 1, $5, $6, $3, now(), $7, $8)
+		VALUES ($1, $2, 'event', $3, $4, 1, $5, $6, $3, clock_timestamp(), $7, $8)
 		RETURNING id`, jobName, runKey, startedAt, string(status), node, msgID, res, errText).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("record %s run %s: %w", jobName, runKey, err)
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO job_attempts (run_id, attempt, node, msg_id, started_at, finished_at, outcome, error)
-		VALUES ($1, 1, $2, $3, $4, now(), $5, $6)`, id, node, msgID, startedAt, string(status), errText); err != nil {
+		VALUES ($1, 1, $2, $3, $4, clock_timestamp(), $5, $6)`, id, node, msgID, startedAt, string(status), errText); err != nil {
 		return 0, fmt.Errorf("record %s run %s: attempt row: %w", jobName, runKey, err)
 	}
 	return id, nil
