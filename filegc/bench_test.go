@@ -45,7 +45,7 @@ func BenchmarkEventGC(b *testing.B) {
 
 func benchOnce(b *testing.B, n int, benchGrace time.Duration) {
 	ctx := context.Background()
-	e := newEnvWith(b, nil, fmt.Sprintf("grace: %s, batch_size: 128, goroutines: 8", benchGrace))
+	e := newEnvWith(b, nil, fmt.Sprintf("grace: %s, batch_size: 128, goroutines: 16", benchGrace))
 	b.StopTimer()
 	// Files 1..n go by events, n+1..2n the seed's way.
 	seedStart := time.Now()
