@@ -104,14 +104,15 @@ func benchOnce(b *testing.B, n int, benchGrace time.Duration) {
 	eventDur := done.Sub(due)
 	b.StopTimer()
 	var batches int
-	var avgDue, avgMs, maxMs float64
+	var avgDue, avgMs, maxMs, lockMs, s3Ms, delMs float64
 	var first, last time.Time
 	require.NoError(b, e.s.Pool.QueryRow(ctx, `SELECT count(*), avg((result->>'due')::int),
 		avg(extract(epoch FROM finished_at - started_at) * 1000), max(extract(epoch FROM finished_at - started_at) * 1000),
+		avg((result->>'lock_ms')::int), avg((result->>'s3_ms')::int), avg((result->>'delete_ms')::int),
 		min(started_at), max(finished_at)
-		FROM job_runs WHERE job = $1`, filegc.JobName).Scan(&batches, &avgDue, &avgMs, &maxMs, &first, &last))
-	fmt.Printf("%d batches, %.1f due events each, %.0f ms each (max %.0f); first started %s after due, last finished %s after due",
-		batches, avgDue, avgMs, maxMs, first.Sub(due), last.Sub(due))
+		FROM job_runs WHERE job = $1`, filegc.JobName).Scan(&batches, &avgDue, &avgMs, &maxMs, &lockMs, &s3Ms, &delMs, &first, &last))
+	fmt.Printf("%d batches, %.1f due events each, %.0f ms each (max %.0f; lock %.0f, s3 %.0f, delete %.0f); first started %s after due, last finished %s after due",
+		batches, avgDue, avgMs, maxMs, lockMs, s3Ms, delMs, first.Sub(due), last.Sub(due))
 	fmt.Println()
 
 	// Seed way, same run, the other n files.

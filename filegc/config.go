@@ -39,6 +39,8 @@ type Config struct {
 	LockTimeout time.Duration `yaml:"lock_timeout"`
 	// S3Timeout bounds one batch's S3 calls.
 	S3Timeout time.Duration `yaml:"s3_timeout"`
+	// S3Parallel is how many multi-delete requests one batch sends at once.
+	S3Parallel int `yaml:"s3_parallel"`
 }
 
 // WithDefaults fills unset fields.
@@ -77,6 +79,9 @@ func (c Config) WithDefaults() Config {
 	if c.S3Timeout == 0 {
 		c.S3Timeout = 30 * time.Second
 	}
+	if c.S3Parallel == 0 {
+		c.S3Parallel = 4
+	}
 	return c
 }
 
@@ -107,6 +112,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("lock_timeout: %s is below 10ms", c.LockTimeout)
 	case c.S3Timeout < time.Second:
 		return fmt.Errorf("s3_timeout: %s is below 1s", c.S3Timeout)
+	case c.S3Parallel < 1 || c.S3Parallel > 64:
+		return fmt.Errorf("s3_parallel: %d is outside 1..64", c.S3Parallel)
 	}
 	return nil
 }

@@ -71,6 +71,9 @@ type BatchResult struct {
 	Failures       int                      `json:"failures"`
 	FailureSamples []handlers.ObjectFailure `json:"failure_samples,omitempty"`
 	Reconsume      int                      `json:"reconsume"` // how often this batch was redelivered
+	LockMs         int64                    `json:"lock_ms"`   // re-checking and locking the rows
+	S3Ms           int64                    `json:"s3_ms"`     // the multi-delete
+	DeleteMs       int64                    `json:"delete_ms"` // deleting the rows
 	MsgIDs         []string                 `json:"msg_ids"`
 }
 
@@ -204,6 +207,7 @@ func (p *Processor) fill(res *BatchResult, rr *handlers.ReapResult) {
 	res.DeletedObjects = len(rr.Removed) - rr.Missing
 	res.MissingObjects = rr.Missing
 	res.BytesFreed = rr.Bytes
+	res.LockMs, res.S3Ms, res.DeleteMs = rr.LockTime.Milliseconds(), rr.S3Time.Milliseconds(), rr.DeleteTime.Milliseconds()
 	res.Skipped = map[string]int{}
 	res.SkipSamples = nil
 	for _, s := range rr.Skips {

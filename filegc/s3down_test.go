@@ -85,7 +85,8 @@ func TestS3StoppedMidBatchLosesNothingAndCompletesAfterS3Returns(t *testing.T) {
 		S3Timeout: 2 * time.Second}.WithDefaults()
 	require.NoError(t, cfg.Validate())
 	store := &dyingStore{Client: b.Client, after: n / 2, stop: s3.Stop}
-	reaper := handlers.NewReaper(s.Pool, store, handlers.FileTable{}.WithDefaults(), time.Second, cfg.S3Timeout, log)
+	reaper := handlers.NewReaper(s.Pool, store, handlers.FileTable{}.WithDefaults(),
+		handlers.ReaperOptions{LockTimeout: time.Second, S3Timeout: cfg.S3Timeout}, log)
 	prod, err := mq.NewProducer(m.Config, "s3down-"+testenv.Suffix())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = prod.Close() })

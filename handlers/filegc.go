@@ -37,6 +37,8 @@ type FileGCConfig struct {
 	LockTimeout time.Duration `yaml:"lock_timeout"`
 	// S3Timeout bounds one batch's S3 calls.
 	S3Timeout time.Duration `yaml:"s3_timeout"`
+	// S3Parallel is how many multi-delete requests one batch sends at once.
+	S3Parallel int `yaml:"s3_parallel"`
 }
 
 // WithDefaults fills unset fields.
@@ -64,6 +66,9 @@ func (c FileGCConfig) WithDefaults() FileGCConfig {
 	if c.S3Timeout == 0 {
 		c.S3Timeout = time.Minute
 	}
+	if c.S3Parallel == 0 {
+		c.S3Parallel = 4
+	}
 	return c
 }
 
@@ -86,6 +91,8 @@ func (c FileGCConfig) Validate() error {
 		return fmt.Errorf("lock_timeout: %s is below 10ms", c.LockTimeout)
 	case c.S3Timeout < time.Second:
 		return fmt.Errorf("s3_timeout: %s is below 1s", c.S3Timeout)
+	case c.S3Parallel < 1 || c.S3Parallel > 64:
+		return fmt.Errorf("s3_parallel: %d is outside 1..64", c.S3Parallel)
 	}
 	return nil
 }
@@ -129,7 +136,8 @@ func NewFileGC(db *pgxpool.Pool, s3 ObjectStore, cfg FileGCConfig, now func() ti
 		return nil, fmt.Errorf("file_gc config: %w", err)
 	}
 	return &FileGC{db: db, cfg: cfg, sql: cfg.File.quoted(), now: now, log: log,
-		reaper: NewReaper(db, s3, cfg.File, cfg.LockTimeout, cfg.S3Timeout, log)}, nil
+		reaper: NewReaper(db, s3, cfg.File, ReaperOptions{LockTimeout: cfg.LockTimeout, S3Timeout: cfg.S3Timeout,
+			S3Parallel: cfg.S3Parallel}, log)}, nil
 }
 
 // Kind implements Handler.

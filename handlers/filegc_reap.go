@@ -67,6 +67,9 @@ type ReapResult struct {
 	Skips       []Skip           // candidates left alone
 	Failures    []ObjectFailure  // objects that could not be deleted; rows kept
 	WouldRemove []ledger.GCEntry // dry run: what would have been removed
+	// Where the time went, for the batch record: waiting for and re-checking the rows, S3,
+	// deleting the rows.
+	LockTime, S3Time, DeleteTime time.Duration
 }
 
 // ReapOptions tune one Reap.
@@ -96,6 +99,7 @@ type Reaper struct {
 	sql         fileSQL
 	lockTimeout time.Duration
 	s3Timeout   time.Duration
+	s3Parallel  int
 	statWorkers int
 	log         *slog.Logger
 
@@ -103,11 +107,23 @@ type Reaper struct {
 	afterLock func(ctx context.Context, ids []int64)
 }
 
-// NewReaper returns a reaper on table. lockTimeout bounds the wait for a row a writer holds;
-// s3Timeout bounds one batch's S3 calls (minio-go retries inside it).
-func NewReaper(db *pgxpool.Pool, s3 ObjectStore, table FileTable, lockTimeout, s3Timeout time.Duration, log *slog.Logger) *Reaper {
-	return &Reaper{db: db, s3: s3, sql: table.WithDefaults().quoted(), lockTimeout: lockTimeout,
-		s3Timeout: s3Timeout, statWorkers: 16, log: log}
+// ReaperOptions tune a Reaper.
+type ReaperOptions struct {
+	// LockTimeout bounds the wait for a row a writer holds.
+	LockTimeout time.Duration
+	// S3Timeout bounds one batch's S3 calls (minio-go retries inside it).
+	S3Timeout time.Duration
+	// S3Parallel is how many multi-delete requests one batch sends at once (default 4).
+	S3Parallel int
+}
+
+// NewReaper returns a reaper on table.
+func NewReaper(db *pgxpool.Pool, s3 ObjectStore, table FileTable, opts ReaperOptions, log *slog.Logger) *Reaper {
+	if opts.S3Parallel < 1 {
+		opts.S3Parallel = 4
+	}
+	return &Reaper{db: db, s3: s3, sql: table.WithDefaults().quoted(), lockTimeout: opts.LockTimeout,
+		s3Timeout: opts.S3Timeout, s3Parallel: opts.S3Parallel, statWorkers: 16, log: log}
 }
 
 type lockedRow struct {
@@ -145,6 +161,7 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 		return res, fmt.Errorf("gc: set lock_timeout: %w", err)
 	}
 	s := r.sql
+	t0 := time.Now()
 	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT %s, %s, %s, %s, %s, %s FROM %s
 		WHERE %s = ANY($1) AND %s ORDER BY %s FOR UPDATE`,
 		s.id, s.hash, s.bucket, s.path, s.size, s.updatedAt, s.table, s.id, s.eligible(), s.id), ids)
@@ -179,6 +196,7 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 		return res, err
 	}
 	res.Eligible = len(keep)
+	res.LockTime = time.Since(t0)
 	if len(keep) == 0 {
 		return res, r.finish(ctx, tx, opts, &res)
 	}
@@ -189,6 +207,7 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 		}
 		r.afterLock(ctx, keptIDs)
 	}
+	t1 := time.Now()
 	s3ctx, cancel := context.WithTimeout(ctx, r.s3Timeout)
 	defer cancel()
 	if opts.CheckMissing {
@@ -201,6 +220,8 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 		return res, nil // the deferred rollback releases the locks
 	}
 	gone := r.removeObjects(s3ctx, keep, &res)
+	res.S3Time = time.Since(t1)
+	t2 := time.Now()
 	if len(gone) == 0 {
 		return res, r.finish(ctx, tx, opts, &res)
 	}
@@ -220,6 +241,7 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	if int(tag.RowsAffected()) != len(gone) {
 		return res, fmt.Errorf("gc: deleted %d rows of %d locked ones; rolled back", tag.RowsAffected(), len(gone))
 	}
+	res.DeleteTime = time.Since(t2)
 	for _, g := range gone {
 		res.Removed = append(res.Removed, g.entry)
 		if g.entry.ObjectMissing {
@@ -326,32 +348,23 @@ func (r *Reaper) removeObjects(ctx context.Context, rows []lockedRow, res *ReapR
 	for _, bucket := range buckets {
 		idx := byBucket[bucket]
 		byKey := make(map[string][]int, len(idx))
-		ch := make(chan minio.ObjectInfo, len(idx))
+		var keys []string
 		for _, i := range idx {
 			key := rows[i].entry.ObjectPath
 			if _, dup := byKey[key]; !dup {
-				ch <- minio.ObjectInfo{Key: key}
+				keys = append(keys, key)
 			}
 			byKey[key] = append(byKey[key], i)
 		}
-		close(ch)
-		failed := map[string]error{}
-		answered := make(map[string]bool, len(byKey))
-		for out := range r.s3.RemoveObjectsWithResult(ctx, bucket, ch, minio.RemoveObjectsOptions{}) {
-			answered[out.ObjectName] = true
-			switch {
-			case out.Err == nil:
-			case isMissing(out.Err):
-				for _, i := range byKey[out.ObjectName] {
+		answered, missing, failed := r.multiDelete(ctx, bucket, keys)
+		for _, key := range keys {
+			if missing[key] {
+				for _, i := range byKey[key] {
 					rows[i].entry.ObjectMissing = true
 				}
-			default:
-				failed[out.ObjectName] = out.Err
 			}
-		}
-		// minio-go stops reporting when the context ends; keys it never answered for are
-		// failures, not successes. Keys it answered for before keep their answer.
-		for key := range byKey {
+			// minio-go stops reporting when the context ends; keys it never answered for
+			// are failures, not successes. Keys it answered for before keep their answer.
 			if !answered[key] {
 				failed[key] = fmt.Errorf("no answer from S3 (%v)", ctx.Err())
 			}
@@ -367,6 +380,45 @@ func (r *Reaper) removeObjects(ctx context.Context, rows []lockedRow, res *ReapR
 		}
 	}
 	return gone
+}
+
+// minPart is the fewest keys worth a request of their own: smaller batches go in one.
+const minPart = 50
+
+// multiDelete removes keys from bucket with multi-delete requests, up to s3Parallel at once:
+// an S3 server works through the keys of one request in turn, so a large batch finishes
+// sooner split over a few concurrent requests.
+func (r *Reaper) multiDelete(ctx context.Context, bucket string, keys []string) (answered, missing map[string]bool, failed map[string]error) {
+	answered, missing, failed = map[string]bool{}, map[string]bool{}, map[string]error{}
+	part := max(minPart, (len(keys)+r.s3Parallel-1)/r.s3Parallel)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for start := 0; start < len(keys); start += part {
+		chunk := keys[start:min(start+part, len(keys))]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ch := make(chan minio.ObjectInfo, len(chunk))
+			for _, k := range chunk {
+				ch <- minio.ObjectInfo{Key: k}
+			}
+			close(ch)
+			for out := range r.s3.RemoveObjectsWithResult(ctx, bucket, ch, minio.RemoveObjectsOptions{}) {
+				mu.Lock()
+				answered[out.ObjectName] = true
+				switch {
+				case out.Err == nil:
+				case isMissing(out.Err):
+					missing[out.ObjectName] = true
+				default:
+					failed[out.ObjectName] = out.Err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return answered, missing, failed
 }
 
 // isMissing reports an S3 error that means the object (or its bucket) does not exist.

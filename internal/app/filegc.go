@@ -21,7 +21,7 @@ func (n *Node) startFileGC(ctx context.Context, now func() time.Time) error {
 	}
 	log := n.Log.With("component", "filegc")
 	reaper := handlers.NewReaper(n.Pool, Deps{S3: n.S3}.objectStore(), n.Cfg.Handlers.FileGC.File,
-		cfg.LockTimeout, cfg.S3Timeout, log)
+		handlers.ReaperOptions{LockTimeout: cfg.LockTimeout, S3Timeout: cfg.S3Timeout, S3Parallel: cfg.S3Parallel}, log)
 	proc := filegc.NewProcessor(cfg, reaper, n.Producer, n.Ledger, n.Cfg.Node, n.FileGCObserver, now, log)
 	n.FileGC = filegc.NewConsumer(cfg, filegc.ConsumerOptions{NameServers: n.Cfg.RocketMQ.NameServers,
 		Instance: n.instance("filegc"), AccessKey: n.Cfg.RocketMQ.AccessKey, SecretKey: n.Cfg.RocketMQ.SecretKey}, proc, log)
