@@ -100,7 +100,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("grace: %s is beyond RocketMQ's timer range (72h)", c.Grace)
 	case c.BatchSize < 1 || c.BatchSize > 1000:
 		return fmt.Errorf("batch_size: %d is outside 1..1000", c.BatchSize)
-	case *c.PullInterval < 0 || *c.PullInterval > 10*time.Second:
+	case c.PullInterval != nil && (*c.PullInterval < 0 || *c.PullInterval > 10*time.Second):
 		return fmt.Errorf("pull_interval: %s is outside 0..10s", *c.PullInterval)
 	case c.Goroutines < 1 || c.Goroutines > 256:
 		return fmt.Errorf("goroutines: %d is outside 1..256", c.Goroutines)

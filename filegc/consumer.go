@@ -68,7 +68,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		rmqconsumer.WithConsumeMessageBatchMaxSize(c.cfg.BatchSize),
 		rmqconsumer.WithPullBatchSize(int32(max(32, c.cfg.BatchSize))),
 		rmqconsumer.WithConsumeGoroutineNums(c.cfg.Goroutines),
-		rmqconsumer.WithPullInterval(*c.cfg.PullInterval),
+		rmqconsumer.WithPullInterval(c.pullInterval()),
 		rmqconsumer.WithMaxReconsumeTimes(int32(c.cfg.MaxReconsume)),
 	}
 	if c.opts.Instance != "" {
@@ -93,6 +93,13 @@ func (c *Consumer) Start(ctx context.Context) error {
 	c.log.Info("file GC consumer started", "topic", c.cfg.Topic, "group", c.cfg.Group, "grace", c.cfg.Grace,
 		"batch_size", c.cfg.BatchSize)
 	return nil
+}
+
+func (c *Consumer) pullInterval() time.Duration {
+	if c.cfg.PullInterval == nil {
+		return 0
+	}
+	return *c.cfg.PullInterval
 }
 
 func (c *Consumer) handle(ctx context.Context, msgs ...*primitive.MessageExt) (rmqconsumer.ConsumeResult, error) {
