@@ -114,6 +114,12 @@ func benchOnce(b *testing.B, n int, benchGrace time.Duration) {
 	fmt.Printf("%d batches, %.1f due events each, %.0f ms each (max %.0f; lock %.0f, s3 %.0f, delete %.0f); first started %s after due, last finished %s after due",
 		batches, avgDue, avgMs, maxMs, lockMs, s3Ms, delMs, first.Sub(due), last.Sub(due))
 	fmt.Println()
+	var p50, p90 float64
+	require.NoError(b, e.s.Pool.QueryRow(ctx, `SELECT
+		percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - $2::timestamptz)),
+		percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - $2::timestamptz))
+		FROM job_runs WHERE job = $1`, filegc.JobName, due).Scan(&p50, &p90))
+	fmt.Printf("batches started after due: p50 %.2fs, p90 %.2fs\n", p50, p90)
 
 	// Seed way, same run, the other n files.
 	seedWay := time.Now()

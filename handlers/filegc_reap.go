@@ -232,9 +232,10 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	}
 	// The rows are locked, so the condition holds; it is repeated so this statement alone
 	// can never delete a referenced or changed row.
-	tag, err := tx.Exec(ctx, fmt.Sprintf(`DELETE FROM %s t USING unnest($1::bigint[], $2::timestamptz[]) AS g(id, seen)
-		WHERE t.%s = g.id AND t.%s = g.seen AND t.%s AND t.%s = 0`,
-		s.table, s.id, s.updatedAt, s.status+fmt.Sprintf(" = %d", s.deleted), s.refCount), gids, seenAt)
+	// id = ANY lets the planner use the primary key; the pair test keeps updated_at = seen.
+	tag, err := tx.Exec(ctx, fmt.Sprintf(`DELETE FROM %s WHERE %s = ANY($1) AND %s
+		AND (%s, %s) IN (SELECT * FROM unnest($1::bigint[], $2::timestamptz[]))`,
+		s.table, s.id, s.eligible(), s.id, s.updatedAt), gids, seenAt)
 	if err != nil {
 		return res, fmt.Errorf("gc: delete rows: %w", err)
 	}
