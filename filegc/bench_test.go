@@ -22,7 +22,8 @@ import (
 // BenchmarkEventGC measures issue 4's figure: N ref_count=0 events for N files in S3,
 // objects deleted per second end to end once the grace period ends, against the seed's way
 // (one RemoveObject then one DELETE per file, serially) on another N identical files in the
-// same run. N is JOBSVC_GC_BENCH_N (default 20000); the grace JOBSVC_GC_BENCH_GRACE (10s).
+// same run. N is JOBSVC_GC_BENCH_N (default 20000); the grace JOBSVC_GC_BENCH_GRACE (10s;
+// publishing must finish within it); the consumer's pull interval JOBSVC_GC_BENCH_PULL (0s).
 //
 //	source deploy/local/env.sh && go test -run '^$' -bench EventGC -benchtime 1x -timeout 30m ./filegc/
 func BenchmarkEventGC(b *testing.B) {
@@ -45,7 +46,7 @@ func BenchmarkEventGC(b *testing.B) {
 
 func benchOnce(b *testing.B, n int, benchGrace time.Duration) {
 	ctx := context.Background()
-	e := newEnvWith(b, nil, fmt.Sprintf("grace: %s, batch_size: 128, goroutines: 16", benchGrace))
+	e := newEnvWith(b, nil, fmt.Sprintf("grace: %s, batch_size: 128, goroutines: 16, pull_interval: %s", benchGrace, benchPull()))
 	b.StopTimer()
 	// Files 1..n go by events, n+1..2n the seed's way.
 	seedStart := time.Now()
@@ -167,4 +168,13 @@ func putObjects(b testing.TB, e *env, count int) {
 		}()
 	}
 	wg.Wait()
+}
+
+// benchPull is the consumer's pull interval for the benchmark: JOBSVC_GC_BENCH_PULL, default
+// the config default (0s).
+func benchPull() string {
+	if v := os.Getenv("JOBSVC_GC_BENCH_PULL"); v != "" {
+		return v
+	}
+	return "0s"
 }

@@ -24,7 +24,8 @@ type Config struct {
 	BatchSize int `yaml:"batch_size"`
 	// PullInterval is how long the consumer waits between pulls from a queue. Events pile up
 	// meanwhile, so batches fill and fewer timer messages carry them through the grace
-	// period; the cost is this much latency on a GC that waits minutes anyway. 0: pull at once.
+	// period, at the cost of that much latency. Default 0 (pull at once): on the local stack
+	// 500ms did not make the benchmark faster.
 	PullInterval *time.Duration `yaml:"pull_interval"`
 	// Goroutines is how many batches one node processes at once.
 	Goroutines int `yaml:"goroutines"`
@@ -64,7 +65,7 @@ func (c Config) WithDefaults() Config {
 		c.Goroutines = 4
 	}
 	if c.PullInterval == nil {
-		d := 500 * time.Millisecond
+		var d time.Duration
 		c.PullInterval = &d
 	}
 	if c.MaxReconsume == 0 {
