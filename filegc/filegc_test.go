@@ -31,7 +31,7 @@ type env struct {
 const grace = 2 * time.Second
 
 func newEnv(t testing.TB, b *testenv.Bucket) *env {
-	return newEnvWith(t, b, fmt.Sprintf("grace: %s, batch_size: 32, s3_timeout: 3s", grace))
+	return newEnvWith(t, b, fmt.Sprintf("grace: %s, batch_size: 32", grace))
 }
 
 // newEnvWith starts the node with extra filegc settings (YAML flow-mapping entries).
