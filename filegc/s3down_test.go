@@ -22,10 +22,11 @@ import (
 // S3 dies in the middle of a batch.
 type dyingStore struct {
 	*minio.Client
-	mu     sync.Mutex
-	after  int
-	passed int
-	stop   func()
+	mu      sync.Mutex
+	after   int
+	passed  int
+	stopped bool
+	stop    func()
 }
 
 func (d *dyingStore) RemoveObjectsWithResult(ctx context.Context, bucket string, objects <-chan minio.ObjectInfo,
@@ -49,15 +50,17 @@ func (d *dyingStore) RemoveObjectsWithResult(ctx context.Context, bucket string,
 		defer close(out)
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		split := min(len(all), max(0, d.after-d.passed))
-		if split == len(all) || d.passed >= d.after {
-			feed(all) // before the failure, or after it (then S3 is down or back)
-			d.passed += len(all)
+		if d.stopped {
+			feed(all) // S3 is down, or back
 			return
 		}
+		split := min(len(all), d.after-d.passed)
 		feed(all[:split])
-		d.passed += len(all)
-		d.stop()
+		d.passed += split
+		if d.passed >= d.after {
+			d.stop()
+			d.stopped = true
+		}
 		feed(all[split:])
 	}()
 	return out
