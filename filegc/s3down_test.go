@@ -87,6 +87,7 @@ func TestS3StoppedMidBatchLosesNothingAndCompletesAfterS3Returns(t *testing.T) {
 	cfg := filegc.Config{Enabled: true, Topic: topic, Group: "g" + topic, Grace: time.Second, BatchSize: 32,
 		S3Timeout: 2 * time.Second}.WithDefaults()
 	require.NoError(t, cfg.Validate())
+	testenv.NewRetryTopic(t, m.Config, cfg.Group)
 	store := &dyingStore{Client: b.Client, after: n / 2, stop: s3.Stop}
 	reaper := handlers.NewReaper(s.Pool, store, handlers.FileTable{}.WithDefaults(),
 		handlers.ReaperOptions{LockTimeout: time.Second, S3Timeout: cfg.S3Timeout}, log)

@@ -16,7 +16,9 @@ func (n *Node) startFileGC(ctx context.Context, now func() time.Time) error {
 	if !cfg.Enabled {
 		return nil
 	}
-	if err := mq.EnsureTopics(ctx, n.Cfg.RocketMQ, cfg.Topic); err != nil {
+	// The group's retry topic too: a batch that fails (S3 down) is redelivered through it,
+	// and a consumer only subscribes to it once it exists, at its next rebalance (20 s).
+	if err := mq.EnsureTopics(ctx, n.Cfg.RocketMQ, cfg.Topic, "%RETRY%"+cfg.Group); err != nil {
 		return err
 	}
 	log := n.Log.With("component", "filegc")
