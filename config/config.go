@@ -15,6 +15,7 @@ import (
 
 	"github.com/chatplat/job-service/alert"
 	"github.com/chatplat/job-service/consumer"
+	"github.com/chatplat/job-service/filegc"
 	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/mq"
@@ -40,6 +41,10 @@ type Config struct {
 	// Jobs maps a job kind to its schedule and run policy.
 	Jobs     map[string]job.Spec `yaml:"jobs"`
 	Handlers HandlersConfig      `yaml:"handlers"`
+	// S3 is the object store of the file GC.
+	S3 S3Config `yaml:"s3"`
+	// FileGC is the event-driven file GC (ref_count=0 events).
+	FileGC filegc.Config `yaml:"filegc"`
 }
 
 // LogConfig configures slog.
@@ -85,6 +90,7 @@ type HandlersConfig struct {
 	MsgGap           handlers.MsgGapConfig           `yaml:"msg_gap_check"`
 	ESForceMerge     handlers.ESForceMergeConfig     `yaml:"es_forcemerge"`
 	GraphConsistency handlers.GraphConsistencyConfig `yaml:"graph_consistency"`
+	FileGC           handlers.FileGCConfig           `yaml:"file_gc"`
 }
 
 // Load reads path, applies JOBSERVICE_* overrides from env, fills defaults and validates.
@@ -130,6 +136,7 @@ func (c *Config) applyEnv(env func(string) string) {
 	set("JOBSERVICE_ADMIN_LISTEN", &c.Admin.Listen)
 	set("JOBSERVICE_REDIS_PASSWORD", &c.Redis.Password)
 	set("JOBSERVICE_SMTP_PASSWORD", &c.Alerts.SMTP.Password)
+	c.applyS3Env(env)
 	if v := env("JOBSERVICE_ROCKETMQ_NAME_SERVERS"); v != "" {
 		c.RocketMQ.NameServers = strings.Split(v, ",")
 	}
@@ -180,6 +187,9 @@ func (c Config) WithDefaults() Config {
 	c.Elasticsearch = c.Elasticsearch.WithDefaults()
 	c.Handlers.ESForceMerge = c.Handlers.ESForceMerge.WithDefaults()
 	c.Handlers.GraphConsistency = c.Handlers.GraphConsistency.WithDefaults()
+	c.Handlers.FileGC = c.Handlers.FileGC.WithDefaults()
+	c.S3 = c.S3.WithDefaults()
+	c.FileGC = c.FileGC.WithDefaults()
 	return c
 }
 
@@ -241,6 +251,21 @@ func (c Config) Validate() error {
 	}
 	if err := c.validateSearch(); err != nil {
 		return err
+	}
+	if err := c.Handlers.FileGC.Validate(); err != nil {
+		return fmt.Errorf("config: handlers.file_gc.%w", err)
+	}
+	if err := c.S3.Validate(); err != nil {
+		return fmt.Errorf("config: s3.%w", err)
+	}
+	if err := c.FileGC.Validate(); err != nil {
+		return fmt.Errorf("config: filegc.%w", err)
+	}
+	if c.FileGC.Enabled && c.S3.Endpoint == "" {
+		return errors.New("config: filegc.enabled: needs s3.endpoint")
+	}
+	if c.FileGC.Enabled && c.FileGC.Topic == c.RocketMQ.Topic {
+		return fmt.Errorf("config: filegc.topic: %q is the job topic; file events need their own", c.FileGC.Topic)
 	}
 	return nil
 }

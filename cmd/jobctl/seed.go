@@ -56,7 +56,7 @@ func seedCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("seed chat tables: %w", err)
 			}
-			skipped, err := seedOtherSystems(ctx, cfg, userIDs, now)
+			skipped, err := seedOtherSystems(ctx, cfg, pool, userIDs, now)
 			if err != nil {
 				return err
 			}
@@ -96,7 +96,7 @@ func chatCounts(ctx context.Context, pool *pgxpool.Pool, schemaPath string) (see
 // seedOtherSystems gives every other job something real to do: blacklisted tokens in Redis,
 // old multi-segment indices in Elasticsearch, the users mirrored into Neo4j (a few left out),
 // and objects in S3 behind the file rows. A system the config does not name is skipped.
-func seedOtherSystems(ctx context.Context, cfg *config.Config, userIDs []int64, now time.Time) (skipped []string, err error) {
+func seedOtherSystems(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, userIDs []int64, now time.Time) (skipped []string, err error) {
 	rdb := app.OpenRedis(cfg.Redis)
 	defer rdb.Close() //nolint:errcheck // short-lived client
 	if err := demo.SeedRedis(ctx, rdb); err != nil {
@@ -122,6 +122,15 @@ func seedOtherSystems(ctx context.Context, cfg *config.Config, userIDs []int64, 
 		if err := demo.SeedNeo4j(ctx, neo, userIDs); err != nil {
 			return nil, fmt.Errorf("seed neo4j: %w", err)
 		}
+	}
+	s3, err := app.NewS3Client(cfg.S3)
+	if err != nil {
+		return nil, err
+	}
+	if s3 == nil {
+		skipped = append(skipped, "s3")
+	} else if err := demo.SeedFiles(ctx, pool, s3, demo.FileBucket); err != nil {
+		return nil, fmt.Errorf("seed s3 files: %w", err)
 	}
 	return skipped, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/rlog"
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/minio/minio-go/v7"
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 	"github.com/redis/go-redis/v9"
 
@@ -60,6 +61,15 @@ type Deps struct {
 	Redis *redis.Client
 	ES    *elasticsearch.Client
 	Neo4j neo4j.DriverWithContext
+	S3    *minio.Client
+}
+
+// objectStore turns a nil client into a nil interface (not an interface holding nil).
+func (d Deps) objectStore() handlers.ObjectStore {
+	if d.S3 == nil {
+		return nil
+	}
+	return d.S3
 }
 
 // NewRegistry registers every handler with its config.
@@ -93,6 +103,11 @@ func NewRegistry(cfg *config.Config, deps Deps, log *slog.Logger, now func() tim
 	if err := registerSearch(reg, cfg, deps, log, now); err != nil {
 		return nil, err
 	}
+	fileGC, err := handlers.NewFileGC(deps.DB, deps.objectStore(), cfg.Handlers.FileGC, now, log.With("handler", handlers.FileGCKind))
+	if err != nil {
+		return nil, err
+	}
+	handlers.Register(reg, fileGC)
 	return reg, nil
 }
 
@@ -107,6 +122,7 @@ func KnownKinds() []string {
 		handlers.MsgGapKind,
 		handlers.ESForceMergeKind,
 		handlers.GraphConsistencyKind,
+		handlers.FileGCKind,
 	}
 }
 

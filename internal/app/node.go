@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/minio/minio-go/v7"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/chatplat/job-service/alert"
 	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/consumer"
+	"github.com/chatplat/job-service/filegc"
 	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/ledger"
 	"github.com/chatplat/job-service/metrics"
@@ -36,6 +38,10 @@ type Node struct {
 	Alerts *alert.Notifier
 	// Metrics is the node's Prometheus registry; Start creates it when nil.
 	Metrics *metrics.Metrics
+	S3      *minio.Client    // nil without s3.endpoint
+	FileGC  *filegc.Consumer // nil unless filegc.enabled
+	// FileGCObserver, if set, is told what the event GC removed (metrics).
+	FileGCObserver filegc.Observer
 
 	// Instance distinguishes several nodes in one process (tests); empty in production.
 	Instance string
@@ -72,7 +78,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.Redis == nil {
 		n.Redis = OpenRedis(n.Cfg.Redis)
 	}
-	deps := Deps{DB: n.Pool, Redis: n.Redis}
+	if n.S3, err = NewS3Client(n.Cfg.S3); err != nil {
+		return err
+	}
+	deps := Deps{DB: n.Pool, Redis: n.Redis, S3: n.S3}
 	if n.closeSearch, err = openSearchDeps(n.Cfg, &deps); err != nil {
 		return err
 	}
@@ -108,6 +117,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.Consumer.Start(ctx); err != nil {
 		return err
 	}
+	if err := n.startFileGC(ctx, now); err != nil {
+		return err
+	}
 	if *n.Cfg.Ticker.Enabled {
 		lease := ticker.NewLease(n.Pool, n.Cfg.Ticker.LeaseKey)
 		n.Ticker, err = ticker.New(n.Cfg.Ticker, n.Cfg.Node, n.Cfg.Jobs, n.Ledger, n.Producer, lease, n.Log, now)
@@ -136,6 +148,9 @@ func (n *Node) Stop(ctx context.Context) error {
 	var errs []error
 	if n.Ticker != nil {
 		n.Ticker.Stop()
+	}
+	if n.FileGC != nil {
+		errs = append(errs, n.FileGC.Stop(ctx))
 	}
 	if n.Consumer != nil {
 		interrupted, err := n.Consumer.Stop(ctx)

@@ -1,0 +1,61 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+)
+
+// S3Config is the object store the file GC removes objects from (MinIO, versitygw or AWS).
+type S3Config struct {
+	// Endpoint is host:port, without a scheme (JOBSERVICE_S3_ENDPOINT). Empty: no S3, and the
+	// file GC is unavailable.
+	Endpoint string `yaml:"endpoint"`
+	// AccessKey and SecretKey sign requests (JOBSERVICE_S3_ACCESS_KEY, JOBSERVICE_S3_SECRET_KEY).
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key"`
+	// UseSSL talks HTTPS.
+	UseSSL bool `yaml:"use_ssl"`
+	// Region; default us-east-1.
+	Region string `yaml:"region"`
+	// PathStyle addresses buckets as /bucket/key rather than bucket.host (MinIO, versitygw).
+	PathStyle *bool `yaml:"path_style"`
+}
+
+// WithDefaults fills unset fields.
+func (c S3Config) WithDefaults() S3Config {
+	if c.Region == "" {
+		c.Region = "us-east-1"
+	}
+	if c.PathStyle == nil {
+		on := true
+		c.PathStyle = &on
+	}
+	return c
+}
+
+// Validate names the first bad key, relative to the s3 section.
+func (c S3Config) Validate() error {
+	if c.Endpoint == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(c.Endpoint); err != nil {
+		return fmt.Errorf("endpoint: %q is not host:port: %w", c.Endpoint, err)
+	}
+	if c.AccessKey == "" || c.SecretKey == "" {
+		return errors.New("access_key: access_key and secret_key are required with an endpoint")
+	}
+	return nil
+}
+
+func (c *Config) applyS3Env(env func(string) string) {
+	for key, dst := range map[string]*string{
+		"JOBSERVICE_S3_ENDPOINT":   &c.S3.Endpoint,
+		"JOBSERVICE_S3_ACCESS_KEY": &c.S3.AccessKey,
+		"JOBSERVICE_S3_SECRET_KEY": &c.S3.SecretKey,
+	} {
+		if v := env(key); v != "" {
+			*dst = v
+		}
+	}
+}

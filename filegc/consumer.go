@@ -1,0 +1,147 @@
+package filegc
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2"
+	rmqconsumer "github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+)
+
+// delayLevels are the broker's default messageDelayLevel values: level i+1 waits
+// delayLevels[i]. Redelivery of a failed batch uses them.
+var delayLevels = []time.Duration{
+	time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute,
+	3 * time.Minute, 4 * time.Minute, 5 * time.Minute, 6 * time.Minute, 7 * time.Minute, 8 * time.Minute,
+	9 * time.Minute, 10 * time.Minute, 20 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour,
+}
+
+func delayLevelFor(d time.Duration) int {
+	for i, l := range delayLevels {
+		if l >= d {
+			return i + 1
+		}
+	}
+	return len(delayLevels)
+}
+
+// ConsumerOptions identify the subscription.
+type ConsumerOptions struct {
+	NameServers []string
+	// Instance distinguishes consumers of one group in one process (tests); empty in production.
+	Instance  string
+	AccessKey string
+	SecretKey string
+}
+
+// Consumer is the clustering push consumer of the file-event group. It takes events in
+// batches of Config.BatchSize and hands each batch to the Processor.
+type Consumer struct {
+	cfg  Config
+	opts ConsumerOptions
+	proc *Processor
+	log  *slog.Logger
+
+	pc       rocketmq.PushConsumer
+	baseCtx  context.Context
+	cancel   context.CancelFunc
+	inFlight sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// NewConsumer returns a consumer; Start subscribes.
+func NewConsumer(cfg Config, opts ConsumerOptions, proc *Processor, log *slog.Logger) *Consumer {
+	return &Consumer{cfg: cfg, opts: opts, proc: proc, log: log}
+}
+
+// Start subscribes to the event topic (which must exist) and starts consuming.
+func (c *Consumer) Start(ctx context.Context) error {
+	o := []rmqconsumer.Option{
+		rmqconsumer.WithNameServer(c.opts.NameServers),
+		rmqconsumer.WithGroupName(c.cfg.Group),
+		rmqconsumer.WithConsumerModel(rmqconsumer.Clustering),
+		rmqconsumer.WithConsumeFromWhere(rmqconsumer.ConsumeFromLastOffset),
+		rmqconsumer.WithConsumeMessageBatchMaxSize(c.cfg.BatchSize),
+		rmqconsumer.WithPullBatchSize(int32(max(32, c.cfg.BatchSize))),
+		rmqconsumer.WithConsumeGoroutineNums(c.cfg.Goroutines),
+		rmqconsumer.WithPullInterval(c.pullInterval()),
+		rmqconsumer.WithMaxReconsumeTimes(int32(c.cfg.MaxReconsume)),
+	}
+	if c.opts.Instance != "" {
+		o = append(o, rmqconsumer.WithInstance(c.opts.Instance))
+	}
+	if c.opts.AccessKey != "" {
+		o = append(o, rmqconsumer.WithCredentials(primitive.Credentials{AccessKey: c.opts.AccessKey, SecretKey: c.opts.SecretKey}))
+	}
+	pc, err := rocketmq.NewPushConsumer(o...)
+	if err != nil {
+		return fmt.Errorf("create consumer %s: %w", c.cfg.Group, err)
+	}
+	c.baseCtx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	sel := rmqconsumer.MessageSelector{Type: rmqconsumer.TAG, Expression: c.cfg.Tag + " || " + c.cfg.Tag + DeferredSuffix}
+	if err := pc.Subscribe(c.cfg.Topic, sel, c.handle); err != nil {
+		return fmt.Errorf("subscribe %s: %w", c.cfg.Topic, err)
+	}
+	if err := pc.Start(); err != nil {
+		return fmt.Errorf("start consumer %s on %s: %w", c.cfg.Group, c.cfg.Topic, err)
+	}
+	c.pc = pc
+	c.log.Info("file GC consumer started", "topic", c.cfg.Topic, "group", c.cfg.Group, "grace", c.cfg.Grace,
+		"batch_size", c.cfg.BatchSize)
+	return nil
+}
+
+func (c *Consumer) pullInterval() time.Duration {
+	if c.cfg.PullInterval == nil {
+		return 0
+	}
+	return *c.cfg.PullInterval
+}
+
+func (c *Consumer) handle(ctx context.Context, msgs ...*primitive.MessageExt) (rmqconsumer.ConsumeResult, error) {
+	c.inFlight.Add(1)
+	defer c.inFlight.Done()
+	batch := make([]Delivery, len(msgs))
+	for i, m := range msgs {
+		batch[i] = Delivery{Body: m.Body, MsgID: m.MsgId, Tag: m.GetTags(), ReconsumeTimes: int(m.ReconsumeTimes)}
+	}
+	v := c.proc.Process(c.baseCtx, batch)
+	if !v.Retry {
+		return rmqconsumer.ConsumeSuccess, nil
+	}
+	if concCtx, ok := primitive.GetConcurrentlyCtx(ctx); ok {
+		concCtx.DelayLevelWhenNextConsume = delayLevelFor(v.After)
+	}
+	return rmqconsumer.ConsumeRetryLater, nil
+}
+
+// Stop stops pulling, lets batches in flight finish within ctx, and shuts the client down.
+// Idempotent. A batch cut short is redelivered: nothing it did is committed half-way.
+func (c *Consumer) Stop(ctx context.Context) error {
+	var err error
+	c.stopOnce.Do(func() {
+		if c.pc == nil {
+			return
+		}
+		if s, ok := c.pc.(interface{ Suspend() }); ok {
+			s.Suspend()
+		}
+		done := make(chan struct{})
+		go func() { c.inFlight.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			c.cancel()
+			<-done
+		}
+		c.cancel()
+		if e := c.pc.Shutdown(); e != nil {
+			err = fmt.Errorf("shutdown consumer %s: %w", c.cfg.Group, e)
+		}
+	})
+	return err
+}

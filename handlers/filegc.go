@@ -1,0 +1,277 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chatplat/job-service/job"
+)
+
+// FileGCKind is the job kind of FileGC, the daily sweep.
+const FileGCKind = "file_gc"
+
+// FileGCConfig configures the daily sweep; File is shared with the event-driven GC.
+type FileGCConfig struct {
+	File FileTable `yaml:"file_table"`
+	// Grace: a row deleted by its user (status=2, ref_count=0) less than this long ago is left
+	// alone; the file service may still re-reference it.
+	Grace time.Duration `yaml:"grace"`
+	// PageSize is how many candidate ids one keyset page reads.
+	PageSize int `yaml:"page_size"`
+	// BatchSize is how many files one transaction locks and one S3 multi-delete removes
+	// (S3 takes at most 1000 keys per request).
+	BatchSize int `yaml:"batch_size"`
+	// MaxDeletes caps the files one run (one shard) removes; the run then stops, capped.
+	MaxDeletes int `yaml:"max_deletes"`
+	// CheckMissing stats each object before deleting so missing objects are counted and their
+	// bytes not reported as freed (S3 multi-delete does not tell).
+	CheckMissing *bool `yaml:"check_missing"`
+	// LockTimeout bounds the wait for a row a writer holds.
+	LockTimeout time.Duration `yaml:"lock_timeout"`
+	// S3Timeout bounds one batch's S3 calls.
+	S3Timeout time.Duration `yaml:"s3_timeout"`
+	// S3Parallel is how many multi-delete requests one batch sends at once.
+	S3Parallel int `yaml:"s3_parallel"`
+}
+
+// WithDefaults fills unset fields.
+func (c FileGCConfig) WithDefaults() FileGCConfig {
+	c.File = c.File.WithDefaults()
+	if c.Grace == 0 {
+		c.Grace = 24 * time.Hour
+	}
+	if c.PageSize == 0 {
+		c.PageSize = 1000
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 500
+	}
+	if c.MaxDeletes == 0 {
+		c.MaxDeletes = 100000
+	}
+	if c.CheckMissing == nil {
+		on := true
+		c.CheckMissing = &on
+	}
+	if c.LockTimeout == 0 {
+		c.LockTimeout = 5 * time.Second
+	}
+	if c.S3Timeout == 0 {
+		c.S3Timeout = time.Minute
+	}
+	if c.S3Parallel == 0 {
+		c.S3Parallel = 4
+	}
+	return c
+}
+
+// Validate names the first bad key.
+func (c FileGCConfig) Validate() error {
+	if err := c.File.Validate(); err != nil {
+		return fmt.Errorf("file_table.%w", err)
+	}
+	if err := validateGrace("grace", c.Grace, time.Minute); err != nil {
+		return err
+	}
+	switch {
+	case c.PageSize < 1 || c.PageSize > 100000:
+		return fmt.Errorf("page_size: %d is outside 1..100000", c.PageSize)
+	case c.BatchSize < 1 || c.BatchSize > 1000:
+		return fmt.Errorf("batch_size: %d is outside 1..1000", c.BatchSize)
+	case c.MaxDeletes < 1:
+		return fmt.Errorf("max_deletes: %d is below 1", c.MaxDeletes)
+	case c.LockTimeout < 10*time.Millisecond:
+		return fmt.Errorf("lock_timeout: %s is below 10ms", c.LockTimeout)
+	case c.S3Timeout < time.Second:
+		return fmt.Errorf("s3_timeout: %s is below 1s", c.S3Timeout)
+	case c.S3Parallel < 1 || c.S3Parallel > 64:
+		return fmt.Errorf("s3_parallel: %d is outside 1..64", c.S3Parallel)
+	}
+	return nil
+}
+
+// FileGCArgs are the run parameters of file_gc; unset fields come from config.
+type FileGCArgs struct {
+	// DryRun reports what would be removed and removes nothing.
+	DryRun bool `json:"dry_run,omitempty"`
+	// MaxDeletes overrides the per-run cap.
+	MaxDeletes *int `json:"max_deletes,omitempty"`
+}
+
+// Validate refuses a cap below 1.
+func (a *FileGCArgs) Validate() error {
+	if a.MaxDeletes != nil && *a.MaxDeletes < 1 {
+		return fmt.Errorf("max_deletes %d is below 1", *a.MaxDeletes)
+	}
+	return nil
+}
+
+// FileGC is the daily sweep: it removes the objects and rows of files their users deleted
+// (status=2) that nothing references (ref_count=0) and that have not changed for the grace
+// period. It is the safety net under the event-driven GC, which removes most files within
+// minutes. Shard i of n takes the ids with id % n = i.
+type FileGC struct {
+	db     *pgxpool.Pool
+	cfg    FileGCConfig
+	sql    fileSQL
+	reaper *Reaper
+	now    func() time.Time
+	log    *slog.Logger
+
+	// afterScan, when set (tests), runs between reading a page of candidates and locking them.
+	afterScan func(ctx context.Context, ids []int64)
+}
+
+// NewFileGC returns the file_gc handler. s3 may be nil on a node without S3; runs then fail.
+func NewFileGC(db *pgxpool.Pool, s3 ObjectStore, cfg FileGCConfig, now func() time.Time, log *slog.Logger) (*FileGC, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("file_gc config: %w", err)
+	}
+	return &FileGC{db: db, cfg: cfg, sql: cfg.File.quoted(), now: now, log: log,
+		reaper: NewReaper(db, s3, cfg.File, ReaperOptions{LockTimeout: cfg.LockTimeout, S3Timeout: cfg.S3Timeout,
+			S3Parallel: cfg.S3Parallel}, log)}, nil
+}
+
+// Kind implements Handler.
+func (g *FileGC) Kind() string { return FileGCKind }
+
+// FileGCResult is the run's result JSON.
+type FileGCResult struct {
+	Shard          string          `json:"shard"`
+	DryRun         bool            `json:"dry_run"`
+	Cutoff         time.Time       `json:"cutoff"` // rows updated after this were not considered
+	Scanned        int             `json:"scanned"`
+	DeletedObjects int             `json:"deleted_objects"` // objects we removed (dry run: would remove)
+	DeletedRows    int             `json:"deleted_rows"`
+	BytesFreed     int64           `json:"bytes_freed"`
+	MissingObjects int             `json:"missing_objects"` // rows whose object was already gone
+	Survived       int             `json:"survived"`        // re-referenced or changed between scan and delete
+	Failures       int             `json:"failures"`
+	FailureSamples []ObjectFailure `json:"failure_samples,omitempty"`
+	Capped         bool            `json:"capped"`
+	MaxDeletes     int             `json:"max_deletes"`
+	StoppedReason  string          `json:"stopped_reason,omitempty"`
+}
+
+const maxFailureSamples = 20
+
+// Run implements Handler.
+func (g *FileGC) Run(ctx context.Context, run *job.Run[FileGCArgs]) (any, error) {
+	shard := run.Envelope.Shard
+	if shard.Total == 0 {
+		shard = job.Shard{Index: 0, Total: 1}
+	}
+	maxDeletes := g.cfg.MaxDeletes
+	if run.Args.MaxDeletes != nil {
+		maxDeletes = *run.Args.MaxDeletes
+	}
+	res := FileGCResult{Shard: fmt.Sprintf("%d/%d", shard.Index, shard.Total), DryRun: run.Args.DryRun,
+		Cutoff: g.now().Add(-g.cfg.Grace).UTC(), MaxDeletes: maxDeletes}
+	s := g.sql
+	page := fmt.Sprintf(`SELECT %s FROM %s WHERE %s AND %s < $1 AND %s > $2 AND mod(%s, $3) = $4 ORDER BY %s LIMIT $5`,
+		s.id, s.table, s.eligible(), s.updatedAt, s.id, s.id, s.id)
+	last := int64(math.MinInt64)
+	for {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		rows, err := g.db.Query(ctx, page, res.Cutoff, last, shard.Total, shard.Index, g.cfg.PageSize)
+		if err != nil {
+			return res, fmt.Errorf("scan %s: %w", g.cfg.File.Table, err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return res, fmt.Errorf("scan %s: %w", g.cfg.File.Table, err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		last = ids[len(ids)-1]
+		res.Scanned += len(ids)
+		if g.afterScan != nil {
+			g.afterScan(ctx, ids)
+		}
+		for start := 0; start < len(ids) && !res.Capped; start += g.cfg.BatchSize {
+			batch := ids[start:min(start+g.cfg.BatchSize, len(ids))]
+			if err := g.reapBatch(ctx, run, batch, maxDeletes, &res); err != nil {
+				return res, err
+			}
+		}
+		if res.Capped {
+			res.StoppedReason = fmt.Sprintf("max_deletes %d reached; the rest waits for the next run", maxDeletes)
+			g.log.WarnContext(ctx, "file_gc stopped at max_deletes", "max_deletes", maxDeletes, "shard", res.Shard)
+			break
+		}
+		if len(ids) < g.cfg.PageSize {
+			break
+		}
+	}
+	if res.Failures > 0 {
+		// Retrying the shard is harmless (collected rows are gone) and may get past a
+		// transient S3 error; a persistent one ends the run failed, which alerts.
+		return res, fmt.Errorf("%d objects could not be deleted (first: %s/%s: %s); their rows are kept",
+			res.Failures, res.FailureSamples[0].Bucket, res.FailureSamples[0].ObjectPath, res.FailureSamples[0].Error)
+	}
+	return res, nil
+}
+
+func (g *FileGC) reapBatch(ctx context.Context, run *job.Run[FileGCArgs], batch []int64, maxDeletes int, res *FileGCResult) error {
+	done := res.DeletedRows
+	if run.Args.DryRun {
+		done = res.DeletedObjects + res.MissingObjects
+	}
+	remaining := maxDeletes - done
+	if remaining <= 0 {
+		res.Capped = true
+		return nil
+	}
+	cands := make([]Candidate, len(batch))
+	for i, id := range batch {
+		cands[i] = Candidate{ID: id, NotAfter: res.Cutoff}
+	}
+	out, err := g.reaper.Reap(ctx, cands, ReapOptions{DryRun: run.Args.DryRun, CheckMissing: *g.cfg.CheckMissing,
+		Limit: remaining, RunID: func(context.Context, pgx.Tx, *ReapResult) (int64, error) { return run.RunID, nil }})
+	if err != nil {
+		if errors.Is(err, errNoS3) {
+			return job.Discard("no S3", err)
+		}
+		return fmt.Errorf("collect files %d..%d: %w", batch[0], batch[len(batch)-1], err)
+	}
+	for _, sk := range out.Skips {
+		if sk.Reason == SkipCapped {
+			res.Capped = true
+		} else {
+			res.Survived++
+		}
+	}
+	for _, f := range out.Failures {
+		res.Failures++
+		if len(res.FailureSamples) < maxFailureSamples {
+			res.FailureSamples = append(res.FailureSamples, f)
+		}
+	}
+	if run.Args.DryRun {
+		for _, e := range out.WouldRemove {
+			if e.ObjectMissing {
+				res.MissingObjects++
+			} else {
+				res.DeletedObjects++
+				res.BytesFreed += e.Bytes
+			}
+		}
+		return nil
+	}
+	res.DeletedRows += len(out.Removed)
+	res.DeletedObjects += len(out.Removed) - out.Missing
+	res.MissingObjects += out.Missing
+	res.BytesFreed += out.Bytes
+	return nil
+}

@@ -1,0 +1,116 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// FileTable names the chat platform's file table and its columns. It is not ours, so every
+// name is configurable; the defaults match deploy/local/chat_schema.sql.
+type FileTable struct {
+	// Table is "file_metadata" or "schema.table".
+	Table string `yaml:"table"`
+	// DeletedStatus is the status value meaning "deleted by the user" (2).
+	DeletedStatus int           `yaml:"deleted_status"`
+	Columns       FileTableCols `yaml:"columns"`
+}
+
+// FileTableCols are the column names the GC reads.
+type FileTableCols struct {
+	ID         string `yaml:"id"`
+	FileHash   string `yaml:"file_hash"`
+	Bucket     string `yaml:"bucket"`
+	ObjectPath string `yaml:"object_path"`
+	Size       string `yaml:"size_bytes"`
+	RefCount   string `yaml:"ref_count"`
+	Status     string `yaml:"status"`
+	UpdatedAt  string `yaml:"updated_at"`
+}
+
+// WithDefaults fills unset names.
+func (t FileTable) WithDefaults() FileTable {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&t.Table, "file_metadata")
+	if t.DeletedStatus == 0 {
+		t.DeletedStatus = 2
+	}
+	c := &t.Columns
+	def(&c.ID, "id")
+	def(&c.FileHash, "file_hash")
+	def(&c.Bucket, "bucket")
+	def(&c.ObjectPath, "object_path")
+	def(&c.Size, "size_bytes")
+	def(&c.RefCount, "ref_count")
+	def(&c.Status, "status")
+	def(&c.UpdatedAt, "updated_at")
+	return t
+}
+
+// Validate names the first bad key.
+func (t FileTable) Validate() error {
+	if err := ValidateTableName(t.Table); err != nil {
+		return fmt.Errorf("table: %w", err)
+	}
+	c := t.Columns
+	for _, col := range []struct{ key, name string }{
+		{"id", c.ID}, {"file_hash", c.FileHash}, {"bucket", c.Bucket}, {"object_path", c.ObjectPath},
+		{"size_bytes", c.Size}, {"ref_count", c.RefCount}, {"status", c.Status}, {"updated_at", c.UpdatedAt},
+	} {
+		if !identPattern.MatchString(col.name) {
+			return fmt.Errorf("columns.%s: %q is not a plain identifier", col.key, col.name)
+		}
+	}
+	if t.DeletedStatus < -32768 || t.DeletedStatus > 32767 {
+		return fmt.Errorf("deleted_status: %d is not a smallint", t.DeletedStatus)
+	}
+	return nil
+}
+
+// sql holds the quoted identifiers, built once.
+type fileSQL struct {
+	table, id, hash, bucket, path, size, refCount, status, updatedAt string
+	deleted                                                          int
+}
+
+func (t FileTable) quoted() fileSQL {
+	c := t.Columns
+	q := func(s string) string { return pgx.Identifier{s}.Sanitize() }
+	return fileSQL{
+		table: pgx.Identifier(splitTable(t.Table)).Sanitize(),
+		id:    q(c.ID), hash: q(c.FileHash), bucket: q(c.Bucket), path: q(c.ObjectPath), size: q(c.Size),
+		refCount: q(c.RefCount), status: q(c.Status), updatedAt: q(c.UpdatedAt), deleted: t.DeletedStatus,
+	}
+}
+
+// eligible is the predicate of a collectable row. The deleted status is a validated integer
+// written as a literal so the planner can match the partial index on (status = 2 AND
+// ref_count = 0), which a placeholder would hide from generic plans.
+func (s fileSQL) eligible() string {
+	return fmt.Sprintf("%s = %d AND %s = 0", s.status, s.deleted, s.refCount)
+}
+
+func splitTable(name string) []string {
+	for i := 0; i < len(name); i++ {
+		if name[i] == '.' {
+			return []string{name[:i], name[i+1:]}
+		}
+	}
+	return []string{name}
+}
+
+// validateGrace refuses grace periods too short to be safe.
+func validateGrace(key string, d, minimum time.Duration) error {
+	if d < minimum {
+		return fmt.Errorf("%s: %s is below %s", key, d, minimum)
+	}
+	return nil
+}
+
+var errNoS3 = errors.New("no S3 client: set s3.endpoint")

@@ -1,0 +1,35 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/chatplat/job-service/filegc"
+	"github.com/chatplat/job-service/handlers"
+	"github.com/chatplat/job-service/mq"
+)
+
+// startFileGC starts the event-driven file GC when filegc.enabled: its topic is created like
+// the job topic, and its consumer joins its own group so file events never wait behind jobs.
+func (n *Node) startFileGC(ctx context.Context, now func() time.Time) error {
+	cfg := n.Cfg.FileGC
+	if !cfg.Enabled {
+		return nil
+	}
+	// The group's retry topic too: a batch that fails (S3 down) is redelivered through it,
+	// and a consumer only subscribes to it once it exists, at its next rebalance (20 s).
+	if err := mq.EnsureTopics(ctx, n.Cfg.RocketMQ, cfg.Topic, "%RETRY%"+cfg.Group); err != nil {
+		return err
+	}
+	log := n.Log.With("component", "filegc")
+	reaper := handlers.NewReaper(n.Pool, Deps{S3: n.S3}.objectStore(), n.Cfg.Handlers.FileGC.File,
+		handlers.ReaperOptions{LockTimeout: cfg.LockTimeout, S3Timeout: cfg.S3Timeout, S3Parallel: cfg.S3Parallel}, log)
+	obs := n.FileGCObserver
+	if obs == nil {
+		obs = n.Metrics // jobservice_gc_objects_deleted_total and _bytes
+	}
+	proc := filegc.NewProcessor(cfg, reaper, n.Producer, n.Ledger, n.Cfg.Node, obs, now, log)
+	n.FileGC = filegc.NewConsumer(cfg, filegc.ConsumerOptions{NameServers: n.Cfg.RocketMQ.NameServers,
+		Instance: n.instance("filegc"), AccessKey: n.Cfg.RocketMQ.AccessKey, SecretKey: n.Cfg.RocketMQ.SecretKey}, proc, log)
+	return n.FileGC.Start(ctx)
+}
