@@ -5,30 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/apache/rocketmq-client-go/v2"
 	rmqconsumer "github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
+
+	"github.com/chatplat/job-service/mq"
 )
-
-// delayLevels are the broker's default messageDelayLevel values, which retries use: level i+1
-// waits delayLevels[i].
-var delayLevels = []time.Duration{
-	time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute,
-	3 * time.Minute, 4 * time.Minute, 5 * time.Minute, 6 * time.Minute, 7 * time.Minute, 8 * time.Minute,
-	9 * time.Minute, 10 * time.Minute, 20 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour,
-}
-
-// delayLevelFor returns the smallest retry delay level that waits at least d.
-func delayLevelFor(d time.Duration) int {
-	for i, l := range delayLevels {
-		if l >= d {
-			return i + 1
-		}
-	}
-	return len(delayLevels)
-}
 
 // Options identify the subscription of a Consumer.
 type Options struct {
@@ -124,7 +107,7 @@ func (c *Consumer) handle(ctx context.Context, msgs ...*primitive.MessageExt) (r
 		case RetryLater:
 			result = rmqconsumer.ConsumeRetryLater
 			if concCtx != nil {
-				concCtx.DelayLevelWhenNextConsume = delayLevelFor(d.After)
+				concCtx.DelayLevelWhenNextConsume = mq.DelayLevelFor(d.After)
 			}
 		case DeadLetter:
 			result = rmqconsumer.ConsumeRetryLater

@@ -10,24 +10,9 @@ import (
 	"github.com/apache/rocketmq-client-go/v2"
 	rmqconsumer "github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
+
+	"github.com/chatplat/job-service/mq"
 )
-
-// delayLevels are the broker's default messageDelayLevel values: level i+1 waits
-// delayLevels[i]. Redelivery of a failed batch uses them.
-var delayLevels = []time.Duration{
-	time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute,
-	3 * time.Minute, 4 * time.Minute, 5 * time.Minute, 6 * time.Minute, 7 * time.Minute, 8 * time.Minute,
-	9 * time.Minute, 10 * time.Minute, 20 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour,
-}
-
-func delayLevelFor(d time.Duration) int {
-	for i, l := range delayLevels {
-		if l >= d {
-			return i + 1
-		}
-	}
-	return len(delayLevels)
-}
 
 // ConsumerOptions identify the subscription.
 type ConsumerOptions struct {
@@ -114,7 +99,7 @@ func (c *Consumer) handle(ctx context.Context, msgs ...*primitive.MessageExt) (r
 		return rmqconsumer.ConsumeSuccess, nil
 	}
 	if concCtx, ok := primitive.GetConcurrentlyCtx(ctx); ok {
-		concCtx.DelayLevelWhenNextConsume = delayLevelFor(v.After)
+		concCtx.DelayLevelWhenNextConsume = mq.DelayLevelFor(v.After)
 	}
 	return rmqconsumer.ConsumeRetryLater, nil
 }
