@@ -6,9 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -65,30 +62,5 @@ func run(ctx context.Context, cfgPath string) error {
 	if err != nil {
 		return err
 	}
-	log := app.NewLogger(cfg.Log, os.Stderr)
-	app.QuietRocketMQ()
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-
-	node := &app.Node{Cfg: cfg, Log: log}
-	if err := node.Start(ctx); err != nil {
-		return err
-	}
-	admin, err := app.StartAdmin(ctx, node)
-	if err != nil {
-		_ = node.Stop(context.Background())
-		return err
-	}
-	log.Info("admin server listening", "addr", admin.Addr(), "console", admin.URL(), "metrics", admin.URL()+"metrics")
-	<-ctx.Done()
-	log.Info("shutting down: draining runs in flight", "drain_timeout", cfg.Consumer.DrainTimeout)
-	// The drain deadline is the consumer's; this bound only guards against a wedged client.
-	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Consumer.DrainTimeout+30*time.Second)
-	defer cancel()
-	admin.Close()
-	if err := node.Stop(stopCtx); err != nil {
-		log.Error("shutdown", "err", err)
-	}
-	log.Info("stopped")
-	return nil
+	return app.Serve(ctx, cfg, nil)
 }
