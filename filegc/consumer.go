@@ -49,7 +49,10 @@ func (c *Consumer) Start(ctx context.Context) error {
 		rmqconsumer.WithNameServer(c.opts.NameServers),
 		rmqconsumer.WithGroupName(c.cfg.Group),
 		rmqconsumer.WithConsumerModel(rmqconsumer.Clustering),
-		rmqconsumer.WithConsumeFromWhere(rmqconsumer.ConsumeFromLastOffset),
+		// As in package consumer: a queue without a committed offset starts from its first
+		// message, or events published before this group's first rebalance would be skipped.
+		// Replays are harmless: every event is re-checked against the row before any delete.
+		rmqconsumer.WithConsumeFromWhere(rmqconsumer.ConsumeFromFirstOffset),
 		rmqconsumer.WithConsumeMessageBatchMaxSize(c.cfg.BatchSize),
 		rmqconsumer.WithPullBatchSize(int32(max(32, c.cfg.BatchSize))),
 		rmqconsumer.WithConsumeGoroutineNums(c.cfg.Goroutines),
