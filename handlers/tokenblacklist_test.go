@@ -100,7 +100,7 @@ func TestTokenBlacklistSetsTTLsAndNeverDeletes(t *testing.T) {
 		"unix":      fmt.Sprint(now.Add(time.Hour).Unix()),
 		// A number far from now is not believed to be an exp (a user id, say): max lifetime.
 		"user-id": "1234567890",
-		"expired":   fakeJWT(fmt.Sprintf(`{"exp":%d}`, now.Add(-48*time.Hour).Unix())),
+		"expired": fakeJWT(fmt.Sprintf(`{"exp":%d}`, now.Add(-48*time.Hour).Unix())),
 		fakeJWT(fmt.Sprintf(`{"exp":%d}`, now.Add(5*time.Hour).Unix())): "1", // the token is the key
 	}
 	for k, v := range seed {
