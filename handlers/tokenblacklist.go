@@ -272,9 +272,15 @@ func (f *Fixed) count(l leak) {
 // ttlFor decides the TTL of a key without one: until the token's own exp plus the margin,
 // the margin alone when exp has passed, or the maximum token lifetime when no exp is known.
 func (h *TokenBlacklist) ttlFor(suffix, value string, now time.Time) leak {
-	exp, ok := tokenExp(suffix)
+	exp, bare, ok := tokenExp(suffix)
 	if !ok {
-		exp, ok = tokenExp(value)
+		exp, bare, ok = tokenExp(value)
+	}
+	// A bare number is only a guess at an exp (it could be a user id). Believing a wrong one
+	// could shorten the TTL and un-revoke the token, so it counts only when it falls within
+	// one token lifetime of now, where an exp of a live or recently expired token must be.
+	if ok && bare && (exp.Before(now.Add(-h.cfg.MaxTokenLifetime)) || exp.After(now.Add(h.cfg.MaxTokenLifetime))) {
+		ok = false
 	}
 	if !ok {
 		return leak{key: h.cfg.Prefix + suffix, ttl: h.cfg.MaxTokenLifetime}
@@ -291,26 +297,29 @@ func (h *TokenBlacklist) ttlFor(suffix, value string, now time.Time) leak {
 
 // tokenExp reads an expiry from a blacklist key's suffix or value: a JWT (payload decoded,
 // not verified: the token is already revoked, we only need its lifetime), a JSON object with
-// "exp", or a bare unix time in seconds or milliseconds.
-func tokenExp(s string) (time.Time, bool) {
+// "exp", or a bare unix time in seconds or milliseconds (bare reports that last case).
+func tokenExp(s string) (exp time.Time, bare, ok bool) {
 	s = strings.TrimSpace(strings.TrimPrefix(s, "Bearer "))
 	if s == "" {
-		return time.Time{}, false
+		return time.Time{}, false, false
 	}
 	if parts := strings.Split(s, "."); len(parts) == 3 && parts[0] != "" && parts[1] != "" {
 		payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
 		if err != nil {
-			return time.Time{}, false
+			return time.Time{}, false, false
 		}
-		return jsonExp(payload)
+		exp, ok = jsonExp(payload)
+		return exp, false, ok
 	}
 	if s[0] == '{' {
-		return jsonExp([]byte(s))
+		exp, ok = jsonExp([]byte(s))
+		return exp, false, ok
 	}
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return unixExp(n)
+		exp, ok = unixExp(n)
+		return exp, true, ok
 	}
-	return time.Time{}, false
+	return time.Time{}, false, false
 }
 
 func jsonExp(b []byte) (time.Time, bool) {

@@ -43,7 +43,7 @@ func TestTokenExp(t *testing.T) {
 		{"x.!!!.y", time.Time{}, false},
 		{"not-json{", time.Time{}, false},
 	} {
-		got, ok := tokenExp(tc.in)
+		got, _, ok := tokenExp(tc.in)
 		require.Equal(t, tc.ok, ok, tc.in)
 		require.True(t, tc.want.Equal(got), "%s: %s", tc.in, got)
 	}
@@ -98,7 +98,9 @@ func TestTokenBlacklistSetsTTLsAndNeverDeletes(t *testing.T) {
 		"jwt-value": fakeJWT(fmt.Sprintf(`{"sub":"u1","exp":%d}`, exp)),
 		"json":      fmt.Sprintf(`{"user":9,"exp":%d}`, now.Add(2*time.Hour).Unix()),
 		"unix":      fmt.Sprint(now.Add(time.Hour).Unix()),
-		"expired":   fakeJWT(fmt.Sprintf(`{"exp":%d}`, now.Add(-48*time.Hour).Unix())),
+		// A number far from now is not believed to be an exp (a user id, say): max lifetime.
+		"user-id": "1234567890",
+		"expired": fakeJWT(fmt.Sprintf(`{"exp":%d}`, now.Add(-48*time.Hour).Unix())),
 		fakeJWT(fmt.Sprintf(`{"exp":%d}`, now.Add(5*time.Hour).Unix())): "1", // the token is the key
 	}
 	for k, v := range seed {
@@ -118,17 +120,17 @@ func TestTokenBlacklistSetsTTLsAndNeverDeletes(t *testing.T) {
 	res, err := h.Run(ctx, blacklistRun(true))
 	require.NoError(t, err)
 	dry := res.(TokenBlacklistResult)
-	require.GreaterOrEqual(t, dry.Scanned, int64(8))
-	require.GreaterOrEqual(t, dry.Fixed.Total, int64(7))
+	require.GreaterOrEqual(t, dry.Scanned, int64(9))
+	require.GreaterOrEqual(t, dry.Fixed.Total, int64(8))
 	require.Equal(t, time.Duration(-1), ttlOf(t, rdb, p+"plain"))
 
 	res, err = h.Run(ctx, blacklistRun(false))
 	require.NoError(t, err)
 	got := res.(TokenBlacklistResult)
-	require.GreaterOrEqual(t, got.Scanned, int64(8))
+	require.GreaterOrEqual(t, got.Scanned, int64(9))
 	require.GreaterOrEqual(t, got.WithTTL, int64(1))
 	// Exact: a repeated key already has its TTL when it comes back, so nothing is fixed twice.
-	require.Equal(t, Fixed{Total: 7, FromExp: 5, ExpPassed: 1, MaxLifetime: 2}, got.Fixed)
+	require.Equal(t, Fixed{Total: 8, FromExp: 5, ExpPassed: 1, MaxLifetime: 3}, got.Fixed)
 	require.Zero(t, got.AlreadyGone)
 
 	near := func(key string, want time.Duration) {
@@ -143,6 +145,7 @@ func TestTokenBlacklistSetsTTLsAndNeverDeletes(t *testing.T) {
 	near("expired", margin) // expired token: kept for the margin, not deleted
 	near("plain", 7*24*time.Hour)
 	near("hash", 7*24*time.Hour)
+	near("user-id", 7*24*time.Hour)
 	near(fakeJWT(fmt.Sprintf(`{"exp":%d}`, now.Add(5*time.Hour).Unix())), 5*time.Hour+margin)
 	require.Equal(t, time.Duration(-1), ttlOf(t, rdb, r.Prefix+"auth:block:user:1"))
 
@@ -156,7 +159,7 @@ func TestTokenBlacklistSetsTTLsAndNeverDeletes(t *testing.T) {
 	// A second run finds nothing to fix and does not shorten or lengthen any TTL (NX).
 	res, err = h.Run(ctx, blacklistRun(false))
 	require.NoError(t, err)
-	require.GreaterOrEqual(t, res.(TokenBlacklistResult).WithTTL, int64(8))
+	require.GreaterOrEqual(t, res.(TokenBlacklistResult).WithTTL, int64(9))
 	require.Zero(t, res.(TokenBlacklistResult).Fixed.Total)
 }
 
