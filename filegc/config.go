@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/chatplat/job-service/handlers"
 )
 
 // Config is the filegc section: the event-driven GC's subscription and pace. The file table
@@ -36,12 +38,8 @@ type Config struct {
 	ClockSkew time.Duration `yaml:"clock_skew"`
 	// CheckMissing stats each object first so missing objects are counted (one HEAD each).
 	CheckMissing bool `yaml:"check_missing"`
-	// LockTimeout bounds the wait for a file row a writer holds.
-	LockTimeout time.Duration `yaml:"lock_timeout"`
-	// S3Timeout bounds one batch's S3 calls.
-	S3Timeout time.Duration `yaml:"s3_timeout"`
-	// S3Parallel is how many multi-delete requests one batch sends at once.
-	S3Parallel int `yaml:"s3_parallel"`
+	// ReaperOptions: lock_timeout, s3_timeout (default 30s), s3_parallel, shared with file_gc.
+	handlers.ReaperOptions `yaml:",inline"`
 }
 
 // WithDefaults fills unset fields.
@@ -74,15 +72,7 @@ func (c Config) WithDefaults() Config {
 	if c.ClockSkew == 0 {
 		c.ClockSkew = 5 * time.Minute
 	}
-	if c.LockTimeout == 0 {
-		c.LockTimeout = 5 * time.Second
-	}
-	if c.S3Timeout == 0 {
-		c.S3Timeout = 30 * time.Second
-	}
-	if c.S3Parallel == 0 {
-		c.S3Parallel = 4
-	}
+	c.ReaperOptions = c.ReaperOptions.WithDefaults(30 * time.Second)
 	return c
 }
 
@@ -109,12 +99,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max_reconsume: %d is outside 1..32", c.MaxReconsume)
 	case c.ClockSkew < 0:
 		return fmt.Errorf("clock_skew: %s is negative", c.ClockSkew)
-	case c.LockTimeout < 10*time.Millisecond:
-		return fmt.Errorf("lock_timeout: %s is below 10ms", c.LockTimeout)
-	case c.S3Timeout < time.Second:
-		return fmt.Errorf("s3_timeout: %s is below 1s", c.S3Timeout)
-	case c.S3Parallel < 1 || c.S3Parallel > 64:
-		return fmt.Errorf("s3_parallel: %d is outside 1..64", c.S3Parallel)
 	}
-	return nil
+	return c.ReaperOptions.Validate()
 }

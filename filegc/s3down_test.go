@@ -85,7 +85,7 @@ func TestS3StoppedMidBatchLosesNothingAndCompletesAfterS3Returns(t *testing.T) {
 		require.NoError(t, err)
 	}
 	cfg := filegc.Config{Enabled: true, Topic: topic, Group: "g" + topic, Grace: time.Second, BatchSize: 32,
-		S3Timeout: 2 * time.Second}.WithDefaults()
+		ReaperOptions: handlers.ReaperOptions{S3Timeout: 2 * time.Second}}.WithDefaults()
 	require.NoError(t, cfg.Validate())
 	testenv.NewRetryTopic(t, m.Config, cfg.Group)
 	store := &dyingStore{Client: b.Client, after: n / 2, stop: s3.Stop}

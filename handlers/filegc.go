@@ -33,12 +33,8 @@ type FileGCConfig struct {
 	// CheckMissing stats each object before deleting so missing objects are counted and their
 	// bytes not reported as freed (S3 multi-delete does not tell).
 	CheckMissing *bool `yaml:"check_missing"`
-	// LockTimeout bounds the wait for a row a writer holds.
-	LockTimeout time.Duration `yaml:"lock_timeout"`
-	// S3Timeout bounds one batch's S3 calls.
-	S3Timeout time.Duration `yaml:"s3_timeout"`
-	// S3Parallel is how many multi-delete requests one batch sends at once.
-	S3Parallel int `yaml:"s3_parallel"`
+	// ReaperOptions: lock_timeout, s3_timeout (default 1m), s3_parallel.
+	ReaperOptions `yaml:",inline"`
 }
 
 // WithDefaults fills unset fields.
@@ -60,15 +56,7 @@ func (c FileGCConfig) WithDefaults() FileGCConfig {
 		on := true
 		c.CheckMissing = &on
 	}
-	if c.LockTimeout == 0 {
-		c.LockTimeout = 5 * time.Second
-	}
-	if c.S3Timeout == 0 {
-		c.S3Timeout = time.Minute
-	}
-	if c.S3Parallel == 0 {
-		c.S3Parallel = 4
-	}
+	c.ReaperOptions = c.ReaperOptions.WithDefaults(time.Minute)
 	return c
 }
 
@@ -87,14 +75,8 @@ func (c FileGCConfig) Validate() error {
 		return fmt.Errorf("batch_size: %d is outside 1..1000", c.BatchSize)
 	case c.MaxDeletes < 1:
 		return fmt.Errorf("max_deletes: %d is below 1", c.MaxDeletes)
-	case c.LockTimeout < 10*time.Millisecond:
-		return fmt.Errorf("lock_timeout: %s is below 10ms", c.LockTimeout)
-	case c.S3Timeout < time.Second:
-		return fmt.Errorf("s3_timeout: %s is below 1s", c.S3Timeout)
-	case c.S3Parallel < 1 || c.S3Parallel > 64:
-		return fmt.Errorf("s3_parallel: %d is outside 1..64", c.S3Parallel)
 	}
-	return nil
+	return c.ReaperOptions.Validate()
 }
 
 // FileGCArgs are the run parameters of file_gc; unset fields come from config.
@@ -136,8 +118,7 @@ func NewFileGC(db *pgxpool.Pool, s3 ObjectStore, cfg FileGCConfig, now func() ti
 		return nil, fmt.Errorf("file_gc config: %w", err)
 	}
 	return &FileGC{db: db, cfg: cfg, sql: cfg.File.quoted(), now: now, log: log,
-		reaper: NewReaper(db, s3, cfg.File, ReaperOptions{LockTimeout: cfg.LockTimeout, S3Timeout: cfg.S3Timeout,
-			S3Parallel: cfg.S3Parallel}, log)}, nil
+		reaper: NewReaper(db, s3, cfg.File, cfg.ReaperOptions, log)}, nil
 }
 
 // Kind implements Handler.

@@ -107,14 +107,43 @@ type Reaper struct {
 	afterLock func(ctx context.Context, ids []int64)
 }
 
-// ReaperOptions tune a Reaper.
+// ReaperOptions tune a Reaper. Both file GCs (the file_gc sweep and the event GC) embed them
+// inline in their config sections, so the keys and their checks are written once; each GC
+// keeps its own defaults.
 type ReaperOptions struct {
 	// LockTimeout bounds the wait for a row a writer holds.
-	LockTimeout time.Duration
+	LockTimeout time.Duration `yaml:"lock_timeout"`
 	// S3Timeout bounds one batch's S3 calls (minio-go retries inside it).
-	S3Timeout time.Duration
+	S3Timeout time.Duration `yaml:"s3_timeout"`
 	// S3Parallel is how many multi-delete requests one batch sends at once (default 4).
-	S3Parallel int
+	S3Parallel int `yaml:"s3_parallel"`
+}
+
+// WithDefaults fills unset fields, with s3Timeout as the S3 timeout's default (each GC has its own).
+func (o ReaperOptions) WithDefaults(s3Timeout time.Duration) ReaperOptions {
+	if o.LockTimeout == 0 {
+		o.LockTimeout = 5 * time.Second
+	}
+	if o.S3Timeout == 0 {
+		o.S3Timeout = s3Timeout
+	}
+	if o.S3Parallel == 0 {
+		o.S3Parallel = 4
+	}
+	return o
+}
+
+// Validate names the first bad key.
+func (o ReaperOptions) Validate() error {
+	switch {
+	case o.LockTimeout < 10*time.Millisecond:
+		return fmt.Errorf("lock_timeout: %s is below 10ms", o.LockTimeout)
+	case o.S3Timeout < time.Second:
+		return fmt.Errorf("s3_timeout: %s is below 1s", o.S3Timeout)
+	case o.S3Parallel < 1 || o.S3Parallel > 64:
+		return fmt.Errorf("s3_parallel: %d is outside 1..64", o.S3Parallel)
+	}
+	return nil
 }
 
 // NewReaper returns a reaper on table.

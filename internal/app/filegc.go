@@ -23,7 +23,7 @@ func (n *Node) startFileGC(ctx context.Context, now func() time.Time) error {
 	}
 	log := n.Log.With("component", "filegc")
 	reaper := handlers.NewReaper(n.Pool, Deps{S3: n.S3}.objectStore(), n.Cfg.Handlers.FileGC.File,
-		handlers.ReaperOptions{LockTimeout: cfg.LockTimeout, S3Timeout: cfg.S3Timeout, S3Parallel: cfg.S3Parallel}, log)
+		cfg.ReaperOptions, log)
 	obs := n.FileGCObserver
 	if obs == nil {
 		obs = n.Metrics // jobservice_gc_objects_deleted_total and _bytes
