@@ -14,6 +14,7 @@ import (
 	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/internal/app"
 	"github.com/chatplat/job-service/ledger"
+	"github.com/chatplat/job-service/mq"
 )
 
 type globals struct {
@@ -78,4 +79,14 @@ func parseParams(pairs []string) (json.RawMessage, error) {
 		}
 	}
 	return json.Marshal(out)
+}
+
+// openProducer checks that a name server answers (so a wrong address is one clear line, not a
+// client timeout) and starts a producer. The caller closes it.
+func openProducer(ctx context.Context, cfg *config.Config) (*mq.Producer, error) {
+	if err := app.CheckNameServers(ctx, cfg.RocketMQ); err != nil {
+		return nil, err
+	}
+	app.QuietRocketMQ()
+	return mq.NewProducer(cfg.RocketMQ, "")
 }

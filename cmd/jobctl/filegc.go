@@ -14,7 +14,6 @@ import (
 	"github.com/chatplat/job-service/filegc"
 	"github.com/chatplat/job-service/internal/app"
 	"github.com/chatplat/job-service/ledger"
-	"github.com/chatplat/job-service/mq"
 )
 
 func gcLogCmd(g *globals) *cobra.Command {
@@ -116,8 +115,7 @@ func fileEventCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			app.QuietRocketMQ()
-			prod, err := mq.NewProducer(cfg.RocketMQ, "")
+			prod, err := openProducer(ctx, cfg)
 			if err != nil {
 				return err
 			}

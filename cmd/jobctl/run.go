@@ -13,7 +13,6 @@ import (
 	"github.com/chatplat/job-service/internal/app"
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
-	"github.com/chatplat/job-service/mq"
 )
 
 func runCmd(g *globals) *cobra.Command {
@@ -51,11 +50,7 @@ func runCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := app.CheckNameServers(ctx, cfg.RocketMQ); err != nil {
-				return err
-			}
-			app.QuietRocketMQ()
-			prod, err := mq.NewProducer(cfg.RocketMQ, "")
+			prod, err := openProducer(ctx, cfg)
 			if err != nil {
 				return err
 			}
