@@ -49,27 +49,15 @@ func New(opts Options, proc *Processor, log *slog.Logger) *Consumer {
 
 // Start subscribes to the topic and starts consuming. The topic must exist.
 func (c *Consumer) Start(ctx context.Context) error {
-	o := []rmqconsumer.Option{
-		rmqconsumer.WithNameServer(c.opts.NameServers),
-		rmqconsumer.WithGroupName(c.opts.Group),
-		rmqconsumer.WithConsumerModel(rmqconsumer.Clustering),
-		// A queue without a committed offset (a new group, or a queue whose previous owner died
-		// before its first offset commit) starts from its first message, not its last: with
-		// "last", messages published before the takeover would be skipped. Replaying old
-		// messages is harmless: the ledger skips finished runs and Decode rejects stale ones.
-		rmqconsumer.WithConsumeFromWhere(rmqconsumer.ConsumeFromFirstOffset),
+	sub := mq.Subscriber{NameServers: c.opts.NameServers, Group: c.opts.Group, Instance: c.opts.Instance,
+		AccessKey: c.opts.AccessKey, SecretKey: c.opts.SecretKey}
+	o := sub.ConsumerOptions(
 		rmqconsumer.WithConsumeMessageBatchMaxSize(1),
 		rmqconsumer.WithConsumeGoroutineNums(c.goroutine),
 		// We send to the DLQ ourselves when a job's attempts run out; this only bounds
 		// messages that keep failing before a claim (a database that stays down).
 		rmqconsumer.WithMaxReconsumeTimes(16),
-	}
-	if c.opts.Instance != "" {
-		o = append(o, rmqconsumer.WithInstance(c.opts.Instance))
-	}
-	if c.opts.AccessKey != "" {
-		o = append(o, rmqconsumer.WithCredentials(primitive.Credentials{AccessKey: c.opts.AccessKey, SecretKey: c.opts.SecretKey}))
-	}
+	)
 	pc, err := rocketmq.NewPushConsumer(o...)
 	if err != nil {
 		return fmt.Errorf("create consumer %s: %w", c.opts.Group, err)

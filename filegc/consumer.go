@@ -45,26 +45,15 @@ func NewConsumer(cfg Config, opts ConsumerOptions, proc *Processor, log *slog.Lo
 
 // Start subscribes to the event topic (which must exist) and starts consuming.
 func (c *Consumer) Start(ctx context.Context) error {
-	o := []rmqconsumer.Option{
-		rmqconsumer.WithNameServer(c.opts.NameServers),
-		rmqconsumer.WithGroupName(c.cfg.Group),
-		rmqconsumer.WithConsumerModel(rmqconsumer.Clustering),
-		// As in package consumer: a queue without a committed offset starts from its first
-		// message, or events published before this group's first rebalance would be skipped.
-		// Replays are harmless: every event is re-checked against the row before any delete.
-		rmqconsumer.WithConsumeFromWhere(rmqconsumer.ConsumeFromFirstOffset),
+	sub := mq.Subscriber{NameServers: c.opts.NameServers, Group: c.cfg.Group, Instance: c.opts.Instance,
+		AccessKey: c.opts.AccessKey, SecretKey: c.opts.SecretKey}
+	o := sub.ConsumerOptions(
 		rmqconsumer.WithConsumeMessageBatchMaxSize(c.cfg.BatchSize),
 		rmqconsumer.WithPullBatchSize(int32(max(32, c.cfg.BatchSize))),
 		rmqconsumer.WithConsumeGoroutineNums(c.cfg.Goroutines),
 		rmqconsumer.WithPullInterval(c.pullInterval()),
 		rmqconsumer.WithMaxReconsumeTimes(int32(c.cfg.MaxReconsume)),
-	}
-	if c.opts.Instance != "" {
-		o = append(o, rmqconsumer.WithInstance(c.opts.Instance))
-	}
-	if c.opts.AccessKey != "" {
-		o = append(o, rmqconsumer.WithCredentials(primitive.Credentials{AccessKey: c.opts.AccessKey, SecretKey: c.opts.SecretKey}))
-	}
+	)
 	pc, err := rocketmq.NewPushConsumer(o...)
 	if err != nil {
 		return fmt.Errorf("create consumer %s: %w", c.cfg.Group, err)
