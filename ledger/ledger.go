@@ -120,11 +120,6 @@ func paramsOrEmpty(p json.RawMessage) json.RawMessage {
 	return p
 }
 
-// Occurrence is a scheduled shard message the ticker is about to publish.
-type Occurrence struct {
-	Envelope job.Envelope
-}
-
 // RecordScheduled inserts the scheduled row for env unless one exists. It reports whether
 // this call inserted it: only then may the caller publish, which is how a restart or a new
 // leader avoids publishing an occurrence twice.
