@@ -94,8 +94,17 @@ type Config struct {
 	// RetryBackoff is the first retry delay; it doubles per attempt up to RetryBackoffMax.
 	RetryBackoff    time.Duration `yaml:"retry_backoff"`
 	RetryBackoffMax time.Duration `yaml:"retry_backoff_max"`
-	// Goroutines is how many messages one node processes at once.
+	// Goroutines is how many messages one node has in hand at once: decoded, being claimed,
+	// waiting for a handler slot, running or being recorded. Waiting is cheap, and the more
+	// messages are in hand the more claims and outcomes share one ledger statement.
 	Goroutines int `yaml:"goroutines"`
+	// MaxRunning is how many handlers run at once on one node: the limit that protects the
+	// systems the jobs work on. A claimed run waits for a slot (heartbeating) before it starts.
+	MaxRunning int `yaml:"max_running"`
+	// LedgerBatch bounds the claims (and, separately, the outcomes) written in one ledger
+	// statement; LedgerFlushers bounds such statements in flight at once, for each.
+	LedgerBatch    int `yaml:"ledger_batch"`
+	LedgerFlushers int `yaml:"ledger_flushers"`
 }
 
 // WithDefaults fills unset fields.
@@ -119,7 +128,16 @@ func (c Config) WithDefaults() Config {
 		c.RetryBackoffMax = 10 * time.Minute
 	}
 	if c.Goroutines == 0 {
-		c.Goroutines = 8
+		c.Goroutines = 64
+	}
+	if c.MaxRunning == 0 {
+		c.MaxRunning = 8
+	}
+	if c.LedgerBatch == 0 {
+		c.LedgerBatch = 64
+	}
+	if c.LedgerFlushers == 0 {
+		c.LedgerFlushers = 2
 	}
 	return c
 }
@@ -139,6 +157,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("retry_backoff: %s..%s is not a range", c.RetryBackoff, c.RetryBackoffMax)
 	case c.Goroutines < 1 || c.Goroutines > 1000:
 		return fmt.Errorf("goroutines: %d is outside 1..1000", c.Goroutines)
+	case c.MaxRunning < 1 || c.MaxRunning > c.Goroutines:
+		return fmt.Errorf("max_running: %d is outside 1..goroutines (%d)", c.MaxRunning, c.Goroutines)
+	case c.LedgerBatch < 1 || c.LedgerBatch > 1000:
+		return fmt.Errorf("ledger_batch: %d is outside 1..1000", c.LedgerBatch)
+	case c.LedgerFlushers < 1 || c.LedgerFlushers > 16:
+		return fmt.Errorf("ledger_flushers: %d is outside 1..16", c.LedgerFlushers)
 	}
 	return nil
 }
@@ -163,6 +187,11 @@ type Processor struct {
 	log      *slog.Logger
 	now      func() time.Time
 
+	// slots holds one token per handler running (MaxRunning).
+	slots chan struct{}
+	// drained is closed when Drain starts: runs still waiting for a slot give up.
+	drained chan struct{}
+
 	mu       sync.Mutex
 	running  map[int64]inflight
 	draining bool
@@ -176,8 +205,10 @@ func NewProcessor(cfg Config, l Ledger, reg Registry, specs map[string]job.Spec,
 	if obs == nil {
 		obs = nopObserver{}
 	}
-	return &Processor{cfg: cfg.WithDefaults(), ledger: l, registry: reg, specs: specs, pub: pub, obs: obs,
-		log: log, now: now, running: map[int64]inflight{}}
+	cfg = cfg.WithDefaults()
+	return &Processor{cfg: cfg, ledger: l, registry: reg, specs: specs, pub: pub, obs: obs,
+		log: log, now: now, running: map[int64]inflight{},
+		slots: make(chan struct{}, cfg.MaxRunning), drained: make(chan struct{})}
 }
 
 func (p *Processor) spec(kind string) job.Spec {
@@ -303,9 +334,22 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 		p.mu.Unlock()
 	}()
 
+	var result any
+	var runErr error
 	start := p.now()
-	log.InfoContext(ctx, "run started", "schedule_delay", start.Sub(env.ScheduledAt))
-	result, runErr := p.invoke(runCtx, spec.Timeout, claim, prepared)
+	select {
+	case p.slots <- struct{}{}:
+		start = p.now()
+		log.InfoContext(ctx, "run started", "schedule_delay", start.Sub(env.ScheduledAt))
+		result, runErr = p.invoke(runCtx, spec.Timeout, claim, prepared)
+		<-p.slots
+	case <-p.drained:
+		// Claimed but never started: hand it back rather than start it during shutdown.
+		cancel(errDraining)
+		runErr = errors.New("not started: node is shutting down")
+	case <-runCtx.Done():
+		runErr = fmt.Errorf("not started: %w", context.Cause(runCtx))
+	}
 	elapsed := p.now().Sub(start)
 
 	var status ledger.Status
@@ -439,6 +483,9 @@ func (p *Processor) InFlight() int {
 // interrupts the rest and waits for them to record that. It returns how many were interrupted.
 func (p *Processor) Drain(ctx context.Context) int {
 	p.mu.Lock()
+	if !p.draining {
+		close(p.drained)
+	}
 	p.draining = true
 	p.mu.Unlock()
 	done := make(chan struct{})

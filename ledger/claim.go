@@ -1,10 +1,13 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,58 +37,203 @@ type Claim struct {
 	Status  Status // the status found, for AlreadyDone and HeldElsewhere
 }
 
+// ClaimRequest is one delivery that wants its run.
+type ClaimRequest struct {
+	Env   job.Envelope
+	Node  string
+	MsgID string
+}
+
+// ClaimResult is the answer to one ClaimRequest.
+type ClaimResult struct {
+	Claim Claim
+	Err   error
+}
+
 // ClaimRun takes the run named by env for node. It inserts the row, or takes it over when it
 // is scheduled, retrying, interrupted, abandoned, or running with a heartbeat older than
 // staleAfter (its node vanished). Succeeded, failed, rejected and skipped runs are never run
 // again, which makes redelivery and double publishing harmless.
 func (l *Ledger) ClaimRun(ctx context.Context, env job.Envelope, node, msgID string, staleAfter time.Duration) (Claim, error) {
-	// One statement, so one round trip and one implicit transaction: the run row is taken,
+	res, err := l.ClaimRuns(ctx, staleAfter, []ClaimRequest{{Env: env, Node: node, MsgID: msgID}})
+	if err != nil {
+		return Claim{}, err
+	}
+	return res[0].Claim, res[0].Err
+}
+
+// ClaimRuns is ClaimRun for many deliveries in one statement: one round trip and one commit
+// for the batch, which is what lets a node ledger thousands of short runs a second. Each
+// answer is what ClaimRun would have given had the requests come one after another: a
+// second delivery of a run claimed earlier in the batch finds it held. An error means no
+// request was claimed.
+func (l *Ledger) ClaimRuns(ctx context.Context, staleAfter time.Duration, reqs []ClaimRequest) ([]ClaimResult, error) {
+	first, again := splitRepeats(reqs, func(r ClaimRequest) runKey { return keyOf(r.Env) }, runKey.compare)
+	byKey, err := l.claimDistinct(ctx, staleAfter, reqs, first)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ClaimResult, len(reqs))
+	for _, i := range first {
+		out[i] = byKey[keyOf(reqs[i].Env)]
+	}
+	if len(again) == 0 {
+		return out, nil
+	}
+	// Repeats go in a statement of their own, after the first ones committed.
+	rest := make([]ClaimRequest, len(again))
+	for j, i := range again {
+		rest[j] = reqs[i]
+	}
+	res, err := l.ClaimRuns(ctx, staleAfter, rest)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range again {
+		out[i] = res[j]
+	}
+	return out, nil
+}
+
+// claimDistinct claims reqs[i] for i in idx, whose keys are distinct and sorted.
+func (l *Ledger) claimDistinct(ctx context.Context, staleAfter time.Duration, reqs []ClaimRequest, idx []int) (map[runKey]ClaimResult, error) {
+	n := len(idx)
+	jobs, keys, triggers, params, requestedBy := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	nodes, msgIDs := make([]string, n), make([]string, n)
+	shards, totals := make([]int32, n), make([]int32, n)
+	scheduled := make([]time.Time, n)
+	for j, i := range idx {
+		r := reqs[i]
+		jobs[j], keys[j], shards[j], totals[j] = r.Env.Job, r.Env.RunKey, int32(r.Env.Shard.Index), int32(r.Env.Shard.Total)
+		triggers[j], scheduled[j], params[j], requestedBy[j] = string(r.Env.Trigger), r.Env.ScheduledAt, string(paramsOrEmpty(r.Env.Params)), r.Env.RequestedBy
+		nodes[j], msgIDs[j] = r.Node, r.MsgID
+	}
+	// One statement, so one round trip and one implicit transaction: the run rows are taken,
 	// a previous attempt still marked running (its node vanished) is closed as abandoned,
-	// and the new attempt is recorded. The data-modifying CTEs see the same snapshot, so
-	// the UPDATE touches only attempts that existed before and never the one inserted here.
-	var c Claim
-	err := l.db.QueryRow(ctx, `
-		WITH claimed AS (
-			INSERT INTO job_runs (job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by,
+	// and the new attempts are recorded. The data-modifying CTEs see the same snapshot, so
+	// the UPDATE touches only attempts that existed before and never those inserted here.
+	rows, err := l.db.Query(ctx, `
+		WITH req AS (
+			SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[],
+				$7::text[], $8::text[], $9::text[], $10::text[])
+				AS r(job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by, node, msg_id)),
+		claimed AS (
+			INSERT INTO job_runs AS j (job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by,
 				status, attempt, node, msg_id, started_at, heartbeat_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'running', 1, $9, $10, now(), now())
+			SELECT job, run_key, shard_index, shard_total, trigger, scheduled_at, params::jsonb, requested_by,
+				'running', 1, node, msg_id, now(), now()
+			FROM req
 			ON CONFLICT (job, run_key, shard_index) DO UPDATE SET
-				status = 'running', attempt = job_runs.attempt + 1, node = EXCLUDED.node,
-				msg_id = CASE WHEN EXCLUDED.msg_id <> '' THEN EXCLUDED.msg_id ELSE job_runs.msg_id END,
+				status = 'running', attempt = j.attempt + 1, node = EXCLUDED.node,
+				msg_id = CASE WHEN EXCLUDED.msg_id <> '' THEN EXCLUDED.msg_id ELSE j.msg_id END,
 				started_at = now(), heartbeat_at = now(), finished_at = NULL, error = '', updated_at = now()
-			WHERE job_runs.status IN ('scheduled', 'retrying', 'interrupted', 'abandoned')
-			   OR (job_runs.status = 'running' AND job_runs.heartbeat_at < now() - $11::interval)
-			RETURNING id, attempt),
+			WHERE j.status IN ('scheduled', 'retrying', 'interrupted', 'abandoned')
+			   OR (j.status = 'running' AND j.heartbeat_at < now() - $11::interval)
+			RETURNING j.id, j.attempt, j.job, j.run_key, j.shard_index),
 		abandoned AS (
 			UPDATE job_attempts a SET outcome = 'abandoned', finished_at = now()
 			FROM claimed WHERE a.run_id = claimed.id AND a.outcome = 'running'),
 		recorded AS (
 			INSERT INTO job_attempts (run_id, attempt, node, msg_id, started_at)
-			SELECT id, attempt, $9, $10, now() FROM claimed)
-		SELECT id, attempt FROM claimed`,
-		env.Job, env.RunKey, env.Shard.Index, env.Shard.Total, string(env.Trigger), env.ScheduledAt,
-		paramsOrEmpty(env.Params), env.RequestedBy, node, msgID, staleAfter.String()).Scan(&c.RunID, &c.Attempt)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		// Not taken: find out why.
-		var status Status
-		var id int64
-		err = l.db.QueryRow(ctx, `SELECT id, status FROM job_runs WHERE job = $1 AND run_key = $2 AND shard_index = $3`,
-			env.Job, env.RunKey, env.Shard.Index).Scan(&id, &status)
-		if err != nil {
-			return Claim{}, fmt.Errorf("claim %s/%s: read existing run: %w", env.Job, env.RunKey, err)
-		}
-		c = Claim{RunID: id, Status: status, Outcome: AlreadyDone}
-		if status == StatusRunning {
-			c.Outcome = HeldElsewhere
-		}
-		return c, nil
-	case err != nil:
-		return Claim{}, fmt.Errorf("claim %s/%s: %w", env.Job, env.RunKey, err)
+			SELECT c.id, c.attempt, r.node, r.msg_id, now()
+			FROM claimed c JOIN req r ON r.job = c.job AND r.run_key = c.run_key AND r.shard_index = c.shard_index)
+		SELECT id, attempt, job, run_key, shard_index FROM claimed`,
+		jobs, keys, shards, totals, triggers, scheduled, params, requestedBy, nodes, msgIDs, staleAfter.String())
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: %w", describeClaims(reqs, idx), err)
 	}
-	c.Outcome = Claimed
-	c.Status = StatusRunning
-	return c, nil
+	out := make(map[runKey]ClaimResult, n)
+	var k runKey
+	var c Claim
+	_, err = pgx.ForEachRow(rows, []any{&c.RunID, &c.Attempt, &k.job, &k.runKey, &k.shard}, func() error {
+		out[k] = ClaimResult{Claim: Claim{Outcome: Claimed, RunID: c.RunID, Attempt: c.Attempt, Status: StatusRunning}}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: %w", describeClaims(reqs, idx), err)
+	}
+	if len(out) == n {
+		return out, nil
+	}
+
+	// Not taken: find out why (finished, or held by a live node).
+	var missJobs, missKeys []string
+	var missShards []int32
+	for j := range idx {
+		if _, ok := out[runKey{jobs[j], keys[j], int(shards[j])}]; !ok {
+			missJobs, missKeys, missShards = append(missJobs, jobs[j]), append(missKeys, keys[j]), append(missShards, shards[j])
+		}
+	}
+	rows, err = l.db.Query(ctx, `
+		SELECT j.id, j.status, j.job, j.run_key, j.shard_index
+		FROM job_runs j JOIN unnest($1::text[], $2::text[], $3::int[]) AS k(job, run_key, shard_index)
+			ON j.job = k.job AND j.run_key = k.run_key AND j.shard_index = k.shard_index`,
+		missJobs, missKeys, missShards)
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: read existing runs: %w", describeClaims(reqs, idx), err)
+	}
+	var status Status
+	_, err = pgx.ForEachRow(rows, []any{&c.RunID, &status, &k.job, &k.runKey, &k.shard}, func() error {
+		held := Claim{RunID: c.RunID, Status: status, Outcome: AlreadyDone}
+		if status == StatusRunning {
+			held.Outcome = HeldElsewhere
+		}
+		out[k] = ClaimResult{Claim: held}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: read existing runs: %w", describeClaims(reqs, idx), err)
+	}
+	for j := range missJobs {
+		k := runKey{missJobs[j], missKeys[j], int(missShards[j])}
+		if _, ok := out[k]; !ok { // deleted between the two statements
+			out[k] = ClaimResult{Err: fmt.Errorf("claim %s/%s shard %d: run vanished while being claimed", k.job, k.runKey, k.shard)}
+		}
+	}
+	return out, nil
+}
+
+// describeClaims names the run of a one-request batch, or counts a bigger one, for errors.
+func describeClaims(reqs []ClaimRequest, idx []int) string {
+	if len(idx) == 1 {
+		return reqs[idx[0]].Env.Job + "/" + reqs[idx[0]].Env.RunKey
+	}
+	return fmt.Sprintf("%d runs", len(idx))
+}
+
+type runKey struct {
+	job, runKey string
+	shard       int
+}
+
+func keyOf(env job.Envelope) runKey { return runKey{env.Job, env.RunKey, env.Shard.Index} }
+
+func (a runKey) compare(b runKey) int {
+	if c := strings.Compare(a.job, b.job); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.runKey, b.runKey); c != 0 {
+		return c
+	}
+	return a.shard - b.shard
+}
+
+// splitRepeats returns the indexes of the first request of each key, sorted by key, and the
+// indexes of the repeats in their original order. Sorting makes concurrent batches lock
+// their rows in one order, so two batches never deadlock on each other.
+func splitRepeats[T any, K comparable](reqs []T, key func(T) K, compare func(a, b K) int) (first, again []int) {
+	seen := make(map[K]bool, len(reqs))
+	for i, r := range reqs {
+		k := key(r)
+		if seen[k] {
+			again = append(again, i)
+			continue
+		}
+		seen[k] = true
+		first = append(first, i)
+	}
+	slices.SortFunc(first, func(a, b int) int { return compare(key(reqs[a]), key(reqs[b])) })
+	return first, again
 }
 
 // Outcome is how an attempt ended.
@@ -99,41 +247,119 @@ type Outcome struct {
 // was presumed dead): its outcome must not overwrite the newer attempt's.
 var ErrLostClaim = errors.New("run was taken over by another attempt")
 
+// FinishRequest is the outcome of one claimed attempt.
+type FinishRequest struct {
+	Claim   Claim
+	Outcome Outcome
+}
+
 // Finish records the outcome of the attempt this node claimed. The attempt number fences it:
 // a node that was presumed dead and comes back cannot overwrite a newer attempt.
 func (l *Ledger) Finish(ctx context.Context, c Claim, o Outcome) error {
-	var result []byte
-	if o.Result != nil {
-		var err error
-		if result, err = json.Marshal(o.Result); err != nil {
-			return fmt.Errorf("finish run %d: encode result: %w", c.RunID, err)
+	errs, err := l.FinishRuns(ctx, []FinishRequest{{Claim: c, Outcome: o}})
+	if err != nil {
+		return err
+	}
+	return errs[0]
+}
+
+// FinishRuns is Finish for many attempts in one statement. The error of each request is nil
+// or wraps ErrLostClaim (or a result that cannot be encoded); an error of the whole call
+// means none was recorded.
+func (l *Ledger) FinishRuns(ctx context.Context, reqs []FinishRequest) ([]error, error) {
+	out := make([]error, len(reqs))
+	var valid []int
+	results := make([]*string, len(reqs))
+	for i, r := range reqs {
+		if r.Outcome.Result == nil {
+			valid = append(valid, i)
+			continue
+		}
+		b, err := json.Marshal(r.Outcome.Result)
+		if err != nil {
+			out[i] = fmt.Errorf("finish run %d: encode result: %w", r.Claim.RunID, err)
+			continue
+		}
+		s := string(b)
+		results[i] = &s
+		valid = append(valid, i)
+	}
+	type attemptKey struct {
+		id      int64
+		attempt int
+	}
+	validReqs := make([]FinishRequest, len(valid))
+	for j, i := range valid {
+		validReqs[j] = reqs[i]
+	}
+	first, again := splitRepeats(validReqs, func(r FinishRequest) attemptKey { return attemptKey{r.Claim.RunID, r.Claim.Attempt} },
+		func(a, b attemptKey) int { return cmp.Or(cmp.Compare(a.id, b.id), a.attempt-b.attempt) })
+	n := len(first)
+	if n == 0 {
+		return out, nil
+	}
+	ids, attempts := make([]int64, n), make([]int32, n)
+	statuses, texts, resultArg := make([]string, n), make([]string, n), make([]*string, n)
+	for j, v := range first {
+		r := validReqs[v]
+		ids[j], attempts[j], statuses[j] = r.Claim.RunID, int32(r.Claim.Attempt), string(r.Outcome.Status)
+		resultArg[j] = results[valid[v]]
+		if r.Outcome.Err != nil {
+			texts[j] = r.Outcome.Err.Error()
 		}
 	}
-	errText := ""
-	if o.Err != nil {
-		errText = o.Err.Error()
-	}
-	// One statement (one round trip, atomic): the attempt number fences the run row, and
-	// the attempt row is updated only when the run row was.
-	var updated int
-	err := l.db.QueryRow(ctx, `
-		WITH run AS (
-			UPDATE job_runs SET status = $3, result = $4, error = $5, updated_at = now(),
-				finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'skipped') THEN now() ELSE NULL END
-			WHERE id = $1 AND attempt = $2 AND status = 'running'
-			RETURNING id),
+	// One statement (one round trip, atomic): the attempt number fences each run row, and an
+	// attempt row is updated only when its run row was.
+	rows, err := l.db.Query(ctx, `
+		WITH req AS (
+			SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[])
+				AS r(id, attempt, status, result, error)),
+		run AS (
+			UPDATE job_runs j SET status = req.status, result = req.result::jsonb, error = req.error, updated_at = now(),
+				finished_at = CASE WHEN req.status IN ('succeeded', 'failed', 'skipped') THEN now() ELSE NULL END
+			FROM req WHERE j.id = req.id AND j.attempt = req.attempt AND j.status = 'running'
+			RETURNING j.id, j.attempt, req.status, req.error),
 		att AS (
-			UPDATE job_attempts SET outcome = $3, error = $5, finished_at = now()
-			WHERE run_id IN (SELECT id FROM run) AND attempt = $2)
-		SELECT count(*) FROM run`,
-		c.RunID, c.Attempt, string(o.Status), result, errText).Scan(&updated)
+			UPDATE job_attempts a SET outcome = run.status, error = run.error, finished_at = now()
+			FROM run WHERE a.run_id = run.id AND a.attempt = run.attempt)
+		SELECT id, attempt FROM run`,
+		ids, attempts, statuses, resultArg, texts)
 	if err != nil {
-		return fmt.Errorf("finish run %d: %w", c.RunID, err)
+		return nil, fmt.Errorf("finish %s: %w", describeFinishes(ids), err)
 	}
-	if updated == 0 {
-		return fmt.Errorf("finish run %d attempt %d: %w", c.RunID, c.Attempt, ErrLostClaim)
+	done := make(map[attemptKey]bool, n)
+	var k attemptKey
+	if _, err := pgx.ForEachRow(rows, []any{&k.id, &k.attempt}, func() error { done[k] = true; return nil }); err != nil {
+		return nil, fmt.Errorf("finish %s: %w", describeFinishes(ids), err)
 	}
-	return nil
+	for _, v := range first {
+		if r := validReqs[v]; !done[attemptKey{r.Claim.RunID, r.Claim.Attempt}] {
+			out[valid[v]] = fmt.Errorf("finish run %d attempt %d: %w", r.Claim.RunID, r.Claim.Attempt, ErrLostClaim)
+		}
+	}
+	if len(again) > 0 {
+		// A repeated outcome of one attempt finds it finished by the first: lost, as when
+		// it comes one after the other.
+		rest := make([]FinishRequest, len(again))
+		for j, v := range again {
+			rest[j] = validReqs[v]
+		}
+		errs, err := l.FinishRuns(ctx, rest)
+		if err != nil {
+			return nil, err
+		}
+		for j, v := range again {
+			out[valid[v]] = errs[j]
+		}
+	}
+	return out, nil
+}
+
+func describeFinishes(ids []int64) string {
+	if len(ids) == 1 {
+		return fmt.Sprintf("run %d", ids[0])
+	}
+	return fmt.Sprintf("%d runs", len(ids))
 }
 
 // Heartbeat refreshes the heartbeat of the runs this node holds. It returns the ids it could

@@ -103,7 +103,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.Producer, err = mq.NewProducer(n.Cfg.RocketMQ, n.instance("producer")); err != nil {
 		return err
 	}
-	n.Proc = consumer.NewProcessor(n.Cfg.Consumer, n.Ledger, n.Registry, n.Cfg.Jobs, n.Producer, n.Metrics, n.Log, now)
+	// Claims and outcomes from concurrent messages share statements (see ledger.GroupCommit).
+	cc := n.Cfg.Consumer.WithDefaults()
+	grouped := ledger.NewGroupCommit(n.Ledger, cc.LedgerBatch, cc.LedgerFlushers)
+	n.Proc = consumer.NewProcessor(n.Cfg.Consumer, grouped, n.Registry, n.Cfg.Jobs, n.Producer, n.Metrics, n.Log, now)
 	if n.Cfg.Alerts.Enabled() {
 		if n.Alerts, err = alert.New(n.Cfg.Alerts, n.Pool, n.Cfg.Node, n.Log.With("component", "alert"), now); err != nil {
 			return err

@@ -51,6 +51,7 @@ type Settings struct {
 	Drain      time.Duration
 	Backoff    time.Duration // consumer.retry_backoff (max is 4x)
 	Goroutines int
+	MaxRunning int
 	// Jobs is the YAML body of the jobs section, indented by two spaces.
 	Jobs string
 }
@@ -72,7 +73,10 @@ func (s Settings) withDefaults() Settings {
 	def(&s.Drain, 5*time.Second)
 	def(&s.Backoff, 500*time.Millisecond)
 	if s.Goroutines == 0 {
-		s.Goroutines = 8
+		s.Goroutines = 64
+	}
+	if s.MaxRunning == 0 {
+		s.MaxRunning = 8
 	}
 	if s.Jobs == "" {
 		s.Jobs = "  {}"
@@ -100,13 +104,13 @@ log: {level: info, format: text}
 postgres: {dsn: %q, max_conns: 20}
 rocketmq: {name_servers: [%q], topic: %s, consumer_group: %s, producer_group: %s, broker_addrs: %s, queue_nums: %d, send_timeout: 3s}
 ticker: {enabled: %t, interval: %s, lookahead: %s, misfire_tolerance: %s, lease_key: %d, repair_interval: %s}
-consumer: {heartbeat_interval: %s, stale_after: %s, drain_timeout: %s, retry_backoff: %s, retry_backoff_max: %s, goroutines: %d}
+consumer: {heartbeat_interval: %s, stale_after: %s, drain_timeout: %s, retry_backoff: %s, retry_backoff_max: %s, goroutines: %d, max_running: %d}
 admin: {listen: "127.0.0.1:0"}
 jobs:
 %s
 `, name, s.DSN, s.MQ.NameServers[0], s.MQ.Topic, s.MQ.ConsumerGroup, s.MQ.ProducerGroup, brokers, queues,
 		s.Ticker, s.Interval, s.Lookahead, s.Misfire, s.LeaseKey, s.Repair,
-		s.Heartbeat, s.StaleAfter, s.Drain, s.Backoff, 4*s.Backoff, s.Goroutines, jobs)
+		s.Heartbeat, s.StaleAfter, s.Drain, s.Backoff, 4*s.Backoff, s.Goroutines, s.MaxRunning, jobs)
 }
 
 // Proc is one running node process.

@@ -1,0 +1,120 @@
+// Package coalesce merges concurrent calls into batches (group commit). A call made while no
+// batch is in flight is sent at once, alone; calls that arrive while flushers are busy wait
+// and leave together in the next batch. Batches therefore grow with load and cost nothing
+// when the system is idle: there is no timer and no linger.
+package coalesce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// errShortResult means a Flush returned fewer results than requests: a bug in the Flush.
+var errShortResult = errors.New("coalesce: flush returned no result for this request")
+
+// Flush executes one batch. It returns one result per request, in order, or an error that
+// applies to the whole batch.
+type Flush[Req, Res any] func(ctx context.Context, reqs []Req) ([]Res, error)
+
+// Batcher coalesces calls to a Flush. It is safe for concurrent use and needs no Close: its
+// flusher goroutines exit as soon as nothing is pending.
+type Batcher[Req, Res any] struct {
+	flush    Flush[Req, Res]
+	maxBatch int
+	flushers int
+	ctx      func() (context.Context, context.CancelFunc)
+
+	mu      sync.Mutex
+	pending []call[Req, Res]
+	active  int
+}
+
+type call[Req, Res any] struct {
+	req  Req
+	done chan outcome[Res]
+}
+
+type outcome[Res any] struct {
+	res Res
+	err error
+}
+
+// New returns a batcher that sends at most maxBatch requests per flush and runs at most
+// flushers flushes at once. newCtx makes the context of each flush: a batch serves several
+// callers, so it cannot use any one caller's context.
+func New[Req, Res any](flush Flush[Req, Res], maxBatch, flushers int,
+	newCtx func() (context.Context, context.CancelFunc)) *Batcher[Req, Res] {
+	return &Batcher[Req, Res]{flush: flush, maxBatch: max(maxBatch, 1), flushers: max(flushers, 1), ctx: newCtx}
+}
+
+// Do queues req and waits for its result. ctx is checked only before queuing: once queued,
+// Do waits for the batch even if ctx ends, so a request that reached the database is never
+// mistaken for one that did not.
+func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
+	c := call[Req, Res]{req: req, done: make(chan outcome[Res], 1)}
+	b.mu.Lock()
+	if err := ctx.Err(); err != nil {
+		b.mu.Unlock()
+		var zero Res
+		return zero, err
+	}
+	b.pending = append(b.pending, c)
+	if b.active < b.flushers {
+		b.active++
+		go b.run()
+	}
+	b.mu.Unlock()
+	o := <-c.done
+	return o.res, o.err
+}
+
+// run flushes pending batches until none is left.
+func (b *Batcher[Req, Res]) run() {
+	for {
+		b.mu.Lock()
+		if len(b.pending) == 0 {
+			b.active--
+			b.mu.Unlock()
+			return
+		}
+		n := min(len(b.pending), b.maxBatch)
+		batch := make([]call[Req, Res], n)
+		copy(batch, b.pending)
+		b.pending = append(b.pending[:0], b.pending[n:]...)
+		b.mu.Unlock()
+		b.send(batch)
+	}
+}
+
+func (b *Batcher[Req, Res]) send(batch []call[Req, Res]) {
+	reqs := make([]Req, len(batch))
+	for i, c := range batch {
+		reqs[i] = c.req
+	}
+	res, err := b.flushSafely(reqs)
+	for i, c := range batch {
+		switch {
+		case err != nil:
+			c.done <- outcome[Res]{err: err}
+		case i < len(res):
+			c.done <- outcome[Res]{res: res[i]}
+		default:
+			c.done <- outcome[Res]{err: errShortResult}
+		}
+	}
+}
+
+// flushSafely turns a panic in flush into an error for every caller of the batch: the
+// callers are blocked on it and would otherwise wait forever in a dying process.
+func (b *Batcher[Req, Res]) flushSafely(reqs []Req) (res []Res, err error) {
+	ctx, cancel := b.ctx()
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			res, err = nil, fmt.Errorf("coalesce: flush panicked: %v", r)
+		}
+	}()
+	return b.flush(ctx, reqs)
+}

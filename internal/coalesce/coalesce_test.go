@@ -1,0 +1,145 @@
+package coalesce
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func background() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }
+
+func TestAloneCallIsSentAtOnceAndAlone(t *testing.T) {
+	var sizes []int
+	b := New(func(_ context.Context, reqs []int) ([]int, error) {
+		sizes = append(sizes, len(reqs))
+		out := make([]int, len(reqs))
+		for i, r := range reqs {
+			out[i] = r * 10
+		}
+		return out, nil
+	}, 64, 1, background)
+	for i := range 3 {
+		got, err := b.Do(context.Background(), i)
+		require.NoError(t, err)
+		require.Equal(t, i*10, got)
+	}
+	require.Equal(t, []int{1, 1, 1}, sizes, "sequential calls never wait for company")
+}
+
+// While a flush is blocked, callers queue; they leave together, each gets its own result,
+// and no batch exceeds the maximum.
+func TestCallsDuringAFlushLeaveTogetherEachWithItsResult(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var sizes []int
+	b := New(func(_ context.Context, reqs []int) ([]int, error) {
+		mu.Lock()
+		sizes = append(sizes, len(reqs))
+		first := len(sizes) == 1
+		mu.Unlock()
+		if first {
+			<-release
+		}
+		out := make([]int, len(reqs))
+		for i, r := range reqs {
+			out[i] = -r
+		}
+		return out, nil
+	}, 4, 1, background)
+
+	results := make([]int, 11)
+	var wg sync.WaitGroup
+	do := func(i int) {
+		defer wg.Done()
+		got, err := b.Do(context.Background(), i)
+		require.NoError(t, err)
+		results[i] = got
+	}
+	wg.Add(1)
+	go do(0)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(sizes) == 1 }, time.Second, time.Millisecond)
+	for i := 1; i < 11; i++ {
+		wg.Add(1)
+		go do(i)
+	}
+	require.Eventually(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.pending) == 10 }, time.Second, time.Millisecond)
+	close(release)
+	wg.Wait()
+	for i, r := range results {
+		require.Equal(t, -i, r)
+	}
+	require.Equal(t, []int{1, 4, 4, 2}, sizes)
+}
+
+func TestBatchErrorReachesEveryCaller(t *testing.T) {
+	boom := errors.New("database is down")
+	b := New(func(context.Context, []int) ([]int, error) { return nil, boom }, 8, 2, background)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := b.Do(context.Background(), i)
+			require.ErrorIs(t, err, boom)
+		}()
+	}
+	wg.Wait()
+}
+
+func TestShortResultAndPanicAreErrorsNotHangs(t *testing.T) {
+	short := New(func(context.Context, []int) ([]int, error) { return nil, nil }, 8, 1, background)
+	_, err := short.Do(context.Background(), 1)
+	require.ErrorIs(t, err, errShortResult)
+
+	panicky := New(func(context.Context, []int) ([]int, error) { panic("bug") }, 8, 1, background)
+	_, err = panicky.Do(context.Background(), 1)
+	require.ErrorContains(t, err, "panicked: bug")
+	// The batcher still works afterwards.
+	_, err = panicky.Do(context.Background(), 2)
+	require.ErrorContains(t, err, "panicked")
+}
+
+func TestCancelledContextIsNotQueued(t *testing.T) {
+	var calls atomic.Int32
+	b := New(func(_ context.Context, reqs []int) ([]int, error) { calls.Add(1); return reqs, nil }, 8, 1, background)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := b.Do(ctx, 1)
+	require.ErrorIs(t, err, context.Canceled)
+	require.Zero(t, calls.Load())
+}
+
+// The flushers limit holds under load, and every flusher goroutine exits when idle.
+func TestFlushersBoundedAndExitWhenIdle(t *testing.T) {
+	var inFlight, peak atomic.Int32
+	b := New(func(_ context.Context, reqs []int) ([]int, error) {
+		n := inFlight.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(time.Millisecond)
+		inFlight.Add(-1)
+		return reqs, nil
+	}, 8, 3, background)
+	var wg sync.WaitGroup
+	for i := range 500 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := b.Do(context.Background(), i)
+			require.NoError(t, err)
+			require.Equal(t, i, got)
+		}()
+	}
+	wg.Wait()
+	require.LessOrEqual(t, peak.Load(), int32(3))
+	require.Eventually(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.active == 0 }, time.Second, time.Millisecond)
+}
