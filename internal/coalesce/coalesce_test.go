@@ -11,7 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func background() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }
+func background() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
+}
 
 func TestAloneCallIsSentAtOnceAndAlone(t *testing.T) {
 	var sizes []int
