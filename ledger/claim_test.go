@@ -150,7 +150,7 @@ func TestFinishRunsFencesEachAttempt(t *testing.T) {
 func TestGroupCommitClaimsEachRunOnceUnderConcurrency(t *testing.T) {
 	t.Parallel()
 	l, s := newLedger(t)
-	g := ledger.NewGroupCommit(l, 16, 2)
+	g := ledger.NewGroupCommit(l, 16, 2, nil)
 	ctx := context.Background()
 	const runs, copies = 60, 4
 	var mu sync.Mutex

@@ -30,16 +30,29 @@ type claimCall struct {
 // contexts can bound it.
 const flushTimeout = 30 * time.Second
 
+// BatchObserver is told about every group-committed statement (op is "claim" or "finish"),
+// for metrics. It must be cheap and safe for concurrent use.
+type BatchObserver interface {
+	LedgerBatch(op string, size int, took time.Duration, err error)
+}
+
 // NewGroupCommit wraps l. maxBatch bounds the requests in one statement; flushers bounds the
 // statements in flight at once, each for claims and for outcomes (so up to 2*flushers pool
-// connections).
-func NewGroupCommit(l *Ledger, maxBatch, flushers int) *GroupCommit {
-	newCtx := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.Background(), flushTimeout)
+// connections). obs may be nil.
+func NewGroupCommit(l *Ledger, maxBatch, flushers int, obs BatchObserver) *GroupCommit {
+	opts := func(op string) coalesce.Options {
+		o := coalesce.Options{MaxBatch: maxBatch, Flushers: flushers,
+			NewContext: func() (context.Context, context.CancelFunc) {
+				return context.WithTimeout(context.Background(), flushTimeout)
+			}}
+		if obs != nil {
+			o.Observe = func(size int, took time.Duration, err error) { obs.LedgerBatch(op, size, took, err) }
+		}
+		return o
 	}
 	g := &GroupCommit{Ledger: l}
-	g.claims = coalesce.New(g.flushClaims, maxBatch, flushers, newCtx)
-	g.finishes = coalesce.New(g.flushFinishes, maxBatch, flushers, newCtx)
+	g.claims = coalesce.New(g.flushClaims, opts("claim"))
+	g.finishes = coalesce.New(g.flushFinishes, opts("finish"))
 	return g
 }
 

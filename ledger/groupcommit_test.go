@@ -19,7 +19,7 @@ func TestGroupCommitIsolatesARefusedRequest(t *testing.T) {
 	s := testenv.NewSchema(t)
 	ctx := context.Background()
 	require.NoError(t, Migrate(ctx, s.Pool))
-	g := NewGroupCommit(New(s.Pool), 64, 1)
+	g := NewGroupCommit(New(s.Pool), 64, 1, nil)
 	var calls []claimCall
 	for i := range 6 {
 		e := job.Envelope{Job: "noop", RunKey: fmt.Sprintf("ok%d", i), Trigger: job.TriggerManual,

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -14,7 +15,10 @@ import (
 	"github.com/chatplat/job-service/ledger"
 )
 
-var _ consumer.Observer = (*Metrics)(nil)
+var (
+	_ consumer.Observer    = (*Metrics)(nil)
+	_ ledger.BatchObserver = (*Metrics)(nil)
+)
 
 func TestMetricsExposition(t *testing.T) {
 	t.Parallel()
@@ -26,6 +30,8 @@ func TestMetricsExposition(t *testing.T) {
 	m.ObjectsDeleted(3, 4096)
 	m.ObjectsDeleted(0, 0)
 	m.AdminWrite("run", "denied")
+	m.LedgerBatch("claim", 40, 3*time.Millisecond, nil)
+	m.LedgerBatch("finish", 64, 20*time.Second, errors.New("connection refused"))
 
 	require.Equal(t, 1.0, testutil.ToFloat64(m.runs.WithLabelValues("pg_partition", "succeeded")))
 	require.Equal(t, 1.0, testutil.ToFloat64(m.retries.WithLabelValues("pg_partition")))
@@ -49,6 +55,10 @@ func TestMetricsExposition(t *testing.T) {
 		`jobservice_gc_objects_deleted_total{node="n1"} 3`,
 		`jobservice_gc_bytes_deleted_total{node="n1"} 4096`,
 		`jobservice_admin_writes_total{action="run",node="n1",result="denied"} 1`,
+		`jobservice_ledger_batch_size_bucket{node="n1",op="claim",le="64"} 1`,
+		`jobservice_ledger_batch_size_bucket{node="n1",op="claim",le="32"} 0`,
+		`jobservice_ledger_batch_seconds_bucket{node="n1",op="claim",le="0.005"} 1`,
+		`jobservice_ledger_batch_errors_total{node="n1",op="finish"} 1`,
 		"go_goroutines",
 	} {
 		require.True(t, strings.Contains(text, want), "missing %q in:\n%s", want, text)

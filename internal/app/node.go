@@ -105,7 +105,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	// Claims and outcomes from concurrent messages share statements (see ledger.GroupCommit).
 	cc := n.Cfg.Consumer.WithDefaults()
-	grouped := ledger.NewGroupCommit(n.Ledger, cc.LedgerBatch, cc.LedgerFlushers)
+	grouped := ledger.NewGroupCommit(n.Ledger, cc.LedgerBatch, cc.LedgerFlushers, n.Metrics)
 	n.Proc = consumer.NewProcessor(n.Cfg.Consumer, grouped, n.Registry, n.Cfg.Jobs, n.Producer, n.Metrics, n.Log, now)
 	if n.Cfg.Alerts.Enabled() {
 		if n.Alerts, err = alert.New(n.Cfg.Alerts, n.Pool, n.Cfg.Node, n.Log.With("component", "alert"), now); err != nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // errShortResult means a Flush returned fewer results than requests: a bug in the Flush.
@@ -21,10 +22,8 @@ type Flush[Req, Res any] func(ctx context.Context, reqs []Req) ([]Res, error)
 // Batcher coalesces calls to a Flush. It is safe for concurrent use and needs no Close: its
 // flusher goroutines exit as soon as nothing is pending.
 type Batcher[Req, Res any] struct {
-	flush    Flush[Req, Res]
-	maxBatch int
-	flushers int
-	ctx      func() (context.Context, context.CancelFunc)
+	flush Flush[Req, Res]
+	opts  Options
 
 	mu      sync.Mutex
 	pending []call[Req, Res]
@@ -41,12 +40,26 @@ type outcome[Res any] struct {
 	err error
 }
 
-// New returns a batcher that sends at most maxBatch requests per flush and runs at most
-// flushers flushes at once. newCtx makes the context of each flush: a batch serves several
-// callers, so it cannot use any one caller's context.
-func New[Req, Res any](flush Flush[Req, Res], maxBatch, flushers int,
-	newCtx func() (context.Context, context.CancelFunc)) *Batcher[Req, Res] {
-	return &Batcher[Req, Res]{flush: flush, maxBatch: max(maxBatch, 1), flushers: max(flushers, 1), ctx: newCtx}
+// Options shape a Batcher.
+type Options struct {
+	// MaxBatch bounds the requests in one flush (at least 1).
+	MaxBatch int
+	// Flushers bounds the flushes running at once (at least 1).
+	Flushers int
+	// NewContext makes the context of each flush: a batch serves several callers, so it
+	// cannot use any one caller's context. Default: context.Background, no deadline.
+	NewContext func() (context.Context, context.CancelFunc)
+	// Observe, when set, is told the size, duration and error of every flush.
+	Observe func(size int, took time.Duration, err error)
+}
+
+// New returns a batcher of calls to flush.
+func New[Req, Res any](flush Flush[Req, Res], opts Options) *Batcher[Req, Res] {
+	opts.MaxBatch, opts.Flushers = max(opts.MaxBatch, 1), max(opts.Flushers, 1)
+	if opts.NewContext == nil {
+		opts.NewContext = func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }
+	}
+	return &Batcher[Req, Res]{flush: flush, opts: opts}
 }
 
 // Do queues req and waits for its result. ctx is checked only before queuing: once queued,
@@ -61,7 +74,7 @@ func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 		return zero, err
 	}
 	b.pending = append(b.pending, c)
-	if b.active < b.flushers {
+	if b.active < b.opts.Flushers {
 		b.active++
 		go b.run()
 	}
@@ -79,7 +92,7 @@ func (b *Batcher[Req, Res]) run() {
 			b.mu.Unlock()
 			return
 		}
-		n := min(len(b.pending), b.maxBatch)
+		n := min(len(b.pending), b.opts.MaxBatch)
 		batch := make([]call[Req, Res], n)
 		copy(batch, b.pending)
 		b.pending = append(b.pending[:0], b.pending[n:]...)
@@ -93,7 +106,11 @@ func (b *Batcher[Req, Res]) send(batch []call[Req, Res]) {
 	for i, c := range batch {
 		reqs[i] = c.req
 	}
+	start := time.Now()
 	res, err := b.flushSafely(reqs)
+	if b.opts.Observe != nil {
+		b.opts.Observe(len(reqs), time.Since(start), err)
+	}
 	for i, c := range batch {
 		switch {
 		case err != nil:
@@ -109,7 +126,7 @@ func (b *Batcher[Req, Res]) send(batch []call[Req, Res]) {
 // flushSafely turns a panic in flush into an error for every caller of the batch: the
 // callers are blocked on it and would otherwise wait forever in a dying process.
 func (b *Batcher[Req, Res]) flushSafely(reqs []Req) (res []Res, err error) {
-	ctx, cancel := b.ctx()
+	ctx, cancel := b.opts.NewContext()
 	defer cancel()
 	defer func() {
 		if r := recover(); r != nil {

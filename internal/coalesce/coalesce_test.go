@@ -11,12 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func background() (context.Context, context.CancelFunc) {
-	return context.WithCancel(context.Background())
-}
-
 func TestAloneCallIsSentAtOnceAndAlone(t *testing.T) {
-	var sizes []int
+	var sizes, observed []int
 	b := New(func(_ context.Context, reqs []int) ([]int, error) {
 		sizes = append(sizes, len(reqs))
 		out := make([]int, len(reqs))
@@ -24,13 +20,17 @@ func TestAloneCallIsSentAtOnceAndAlone(t *testing.T) {
 			out[i] = r * 10
 		}
 		return out, nil
-	}, 64, 1, background)
+	}, Options{MaxBatch: 64, Flushers: 1, Observe: func(size int, _ time.Duration, err error) {
+		require.NoError(t, err)
+		observed = append(observed, size)
+	}})
 	for i := range 3 {
 		got, err := b.Do(context.Background(), i)
 		require.NoError(t, err)
 		require.Equal(t, i*10, got)
 	}
 	require.Equal(t, []int{1, 1, 1}, sizes, "sequential calls never wait for company")
+	require.Equal(t, sizes, observed)
 }
 
 // While a flush is blocked, callers queue; they leave together, each gets its own result,
@@ -52,7 +52,7 @@ func TestCallsDuringAFlushLeaveTogetherEachWithItsResult(t *testing.T) {
 			out[i] = -r
 		}
 		return out, nil
-	}, 4, 1, background)
+	}, Options{MaxBatch: 4, Flushers: 1})
 
 	results := make([]int, 11)
 	var wg sync.WaitGroup
@@ -80,7 +80,7 @@ func TestCallsDuringAFlushLeaveTogetherEachWithItsResult(t *testing.T) {
 
 func TestBatchErrorReachesEveryCaller(t *testing.T) {
 	boom := errors.New("database is down")
-	b := New(func(context.Context, []int) ([]int, error) { return nil, boom }, 8, 2, background)
+	b := New(func(context.Context, []int) ([]int, error) { return nil, boom }, Options{MaxBatch: 8, Flushers: 2})
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Add(1)
@@ -94,11 +94,11 @@ func TestBatchErrorReachesEveryCaller(t *testing.T) {
 }
 
 func TestShortResultAndPanicAreErrorsNotHangs(t *testing.T) {
-	short := New(func(context.Context, []int) ([]int, error) { return nil, nil }, 8, 1, background)
+	short := New(func(context.Context, []int) ([]int, error) { return nil, nil }, Options{MaxBatch: 8, Flushers: 1})
 	_, err := short.Do(context.Background(), 1)
 	require.ErrorIs(t, err, errShortResult)
 
-	panicky := New(func(context.Context, []int) ([]int, error) { panic("bug") }, 8, 1, background)
+	panicky := New(func(context.Context, []int) ([]int, error) { panic("bug") }, Options{MaxBatch: 8, Flushers: 1})
 	_, err = panicky.Do(context.Background(), 1)
 	require.ErrorContains(t, err, "panicked: bug")
 	// The batcher still works afterwards.
@@ -108,7 +108,7 @@ func TestShortResultAndPanicAreErrorsNotHangs(t *testing.T) {
 
 func TestCancelledContextIsNotQueued(t *testing.T) {
 	var calls atomic.Int32
-	b := New(func(_ context.Context, reqs []int) ([]int, error) { calls.Add(1); return reqs, nil }, 8, 1, background)
+	b := New(func(_ context.Context, reqs []int) ([]int, error) { calls.Add(1); return reqs, nil }, Options{MaxBatch: 8, Flushers: 1})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := b.Do(ctx, 1)
@@ -130,7 +130,7 @@ func TestFlushersBoundedAndExitWhenIdle(t *testing.T) {
 		time.Sleep(time.Millisecond)
 		inFlight.Add(-1)
 		return reqs, nil
-	}, 8, 3, background)
+	}, Options{MaxBatch: 8, Flushers: 3})
 	var wg sync.WaitGroup
 	for i := range 500 {
 		wg.Add(1)
