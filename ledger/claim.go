@@ -65,8 +65,8 @@ func (l *Ledger) ClaimRun(ctx context.Context, env job.Envelope, node, msgID str
 // ClaimRuns is ClaimRun for many deliveries in one statement: one round trip and one commit
 // for the batch, which is what lets a node ledger thousands of short runs a second. Each
 // answer is what ClaimRun would have given had the requests come one after another: a
-// second delivery of a run claimed earlier in the batch finds it held. An error means no
-// request was claimed.
+// second delivery of a run claimed earlier in the batch finds it held. An error of the call
+// means no request was claimed; a request's own error is in its ClaimResult.
 func (l *Ledger) ClaimRuns(ctx context.Context, staleAfter time.Duration, reqs []ClaimRequest) ([]ClaimResult, error) {
 	first, again := splitRepeats(reqs, func(r ClaimRequest) runKey { return keyOf(r.Env) }, runKey.compare)
 	byKey, err := l.claimDistinct(ctx, staleAfter, reqs, first)
@@ -86,10 +86,11 @@ func (l *Ledger) ClaimRuns(ctx context.Context, staleAfter time.Duration, reqs [
 		rest[j] = reqs[i]
 	}
 	res, err := l.ClaimRuns(ctx, staleAfter, rest)
-	if err != nil {
-		return nil, err
-	}
 	for j, i := range again {
+		if err != nil { // the first ones hold their claims; only the repeats failed
+			out[i] = ClaimResult{Err: err}
+			continue
+		}
 		out[i] = res[j]
 	}
 	return out, nil
@@ -345,10 +346,11 @@ func (l *Ledger) FinishRuns(ctx context.Context, reqs []FinishRequest) ([]error,
 			rest[j] = validReqs[v]
 		}
 		errs, err := l.FinishRuns(ctx, rest)
-		if err != nil {
-			return nil, err
-		}
 		for j, v := range again {
+			if err != nil { // the first outcomes are recorded; only the repeats failed
+				out[valid[v]] = err
+				continue
+			}
 			out[valid[v]] = errs[j]
 		}
 	}
