@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,18 +26,8 @@ import (
 //
 //	source deploy/local/env.sh && go test -run '^$' -bench EventGC -benchtime 1x -timeout 30m ./filegc/
 func BenchmarkEventGC(b *testing.B) {
-	n := 20000
-	if v := os.Getenv("JOBSVC_GC_BENCH_N"); v != "" {
-		var err error
-		n, err = strconv.Atoi(v)
-		require.NoError(b, err)
-	}
-	benchGrace := 10 * time.Second
-	if v := os.Getenv("JOBSVC_GC_BENCH_GRACE"); v != "" {
-		var err error
-		benchGrace, err = time.ParseDuration(v)
-		require.NoError(b, err)
-	}
+	n := testenv.EnvInt(b, "JOBSVC_GC_BENCH_N", 20000)
+	benchGrace := testenv.EnvDuration(b, "JOBSVC_GC_BENCH_GRACE", 10*time.Second)
 	for i := 0; i < b.N; i++ {
 		benchOnce(b, n, benchGrace)
 	}

@@ -70,7 +70,7 @@ func BenchmarkDispatchThroughput(b *testing.B) {
 }
 
 func dispatchThroughput(b *testing.B, goroutines int) {
-	n := envInt(b, "JOBSVC_BENCH_DISPATCH_N", 10000)
+	n := testenv.EnvInt(b, "JOBSVC_BENCH_DISPATCH_N", 10000)
 	r := newRig(b, 8, chaos.Settings{Goroutines: goroutines, Jobs: `chaos_noop: {overlap: allow, max_attempts: 1}`})
 	ctx := context.Background()
 	for b.Loop() {
@@ -292,19 +292,6 @@ func BenchmarkIdleFootprint(b *testing.B) {
 		b.ReportMetric(float64(rssKiB(b, p.Pid()))/1024, "rss_MiB")
 		p.Kill()
 	}
-}
-
-// envInt reads a positive integer knob of a benchmark, or def when unset.
-func envInt(b *testing.B, name string, def int) int {
-	b.Helper()
-	raw := os.Getenv(name)
-	if raw == "" {
-		return def
-	}
-	v, err := strconv.Atoi(raw)
-	require.NoError(b, err, name)
-	require.Positive(b, v, name)
-	return v
 }
 
 // cpuTicks is utime+stime of pid in clock ticks.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -206,4 +207,34 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, msg strin
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// EnvInt reads a positive integer knob of a test or benchmark from the environment, or def
+// when it is unset.
+func EnvInt(t testing.TB, name string, def int) int {
+	t.Helper()
+	raw := os.Getenv(name)
+	if raw == "" {
+		return def
+	}
+	v, err := strconv.Atoi(raw)
+	if err != nil || v <= 0 {
+		t.Fatalf("testenv: %s=%q is not a positive integer", name, raw)
+	}
+	return v
+}
+
+// EnvDuration reads a duration knob of a test or benchmark from the environment, or def when
+// it is unset.
+func EnvDuration(t testing.TB, name string, def time.Duration) time.Duration {
+	t.Helper()
+	raw := os.Getenv(name)
+	if raw == "" {
+		return def
+	}
+	v, err := time.ParseDuration(raw)
+	if err != nil {
+		t.Fatalf("testenv: %s=%q is not a duration: %v", name, raw, err)
+	}
+	return v
 }
