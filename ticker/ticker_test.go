@@ -57,9 +57,9 @@ func TestLeaseOneTickerPublishesOtherTakesOver(t *testing.T) {
 		LeaseKey: key, RepairInterval: time.Second}
 	pubA := &countingPublisher{inner: prod, sent: map[string]int{}}
 	pubB := &countingPublisher{inner: prod, sent: map[string]int{}}
-	a, err := New(cfg, "a", specs, l, pubA, NewLease(s.Pool, key), testenv.Logger(t), time.Now)
+	a, err := New(cfg, "a", specs, l, pubA, NewLease(s.Pool, key, 15*time.Second), testenv.Logger(t), time.Now)
 	require.NoError(t, err)
-	b, err := New(cfg, "b", specs, l, pubB, NewLease(s.Pool, key), testenv.Logger(t), time.Now)
+	b, err := New(cfg, "b", specs, l, pubB, NewLease(s.Pool, key, 15*time.Second), testenv.Logger(t), time.Now)
 	require.NoError(t, err)
 
 	require.NoError(t, a.Tick(ctx))
@@ -145,7 +145,7 @@ func TestRepairRepublishesOverdueUnclaimedRunOnce(t *testing.T) {
 	key := time.Now().UnixNano() & 0x7fffffff
 	pub := &countingPublisher{inner: prod, sent: map[string]int{}}
 	cfg := Config{Interval: 10 * time.Millisecond, RepairInterval: 10 * time.Millisecond, OverdueAfter: time.Minute, LeaseKey: key}
-	tk, err := New(cfg, "a", map[string]job.Spec{}, l, pub, NewLease(s.Pool, key), testenv.Logger(t), time.Now)
+	tk, err := New(cfg, "a", map[string]job.Spec{}, l, pub, NewLease(s.Pool, key, 15*time.Second), testenv.Logger(t), time.Now)
 	require.NoError(t, err)
 	t.Cleanup(tk.Stop)
 	require.NoError(t, tk.Tick(ctx))

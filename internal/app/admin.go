@@ -18,6 +18,7 @@ func NewAdmin(n *Node) *admin.Server {
 		Spec:      func(kind string) job.Spec { return n.Cfg.Spec(kind) },
 		Ping:      n.Pool.Ping,
 		InFlight:  n.Proc.InFlight,
+		Draining:  n.Proc.Draining,
 		Log:       n.Log.With("component", "admin"),
 	}
 	if n.Ticker != nil {
