@@ -268,8 +268,8 @@ func TestSIGTERMStartsNothingAndKeepsMetricsUp(t *testing.T) {
 
 // Issue 11, item 6: a node whose clock reads 5 minutes ahead takes the lease over from a
 // node with a true clock: it decides misfires on the database's time, so it neither skips
-// the occurrences due now (as missed) nor publishes 5 minutes ahead, and its consumer runs
-// every occurrence once.
+// the occurrences due now (as missed) nor publishes 5 minutes ahead; a consumer whose clock
+// is 5 minutes behind does not send every message back as early; every occurrence runs once.
 func TestSkewedClockNeitherLosesNorLoops(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, "", nil, chaos.Settings{Ticker: true,
@@ -280,9 +280,14 @@ func TestSkewedClockNeitherLosesNorLoops(t *testing.T) {
 	testenv.Eventually(t, 60*time.Second, func() bool { return w.latestPublisher(from) == "a" }, "a to publish")
 	b := w.c.Start("b", func(s *chaos.Settings) { s.Env = []string{"JOBSVC_TEST_CLOCK_SKEW=5m"} })
 	require.NoError(t, b.WaitLog("clock differs from the database's", 10*time.Second))
+	// c only consumes, with a clock 5 minutes behind: on its own clock every message would
+	// arrive 5 minutes early and go back to the broker as a timer message, again and again.
+	c := w.c.Start("c", func(s *chaos.Settings) { s.Ticker, s.Env = false, []string{"JOBSVC_TEST_CLOCK_SKEW=-5m"} })
+	require.NoError(t, c.WaitLog("clock differs from the database's", 10*time.Second))
 	a.Kill()
 	killed := time.Now()
 	testenv.Eventually(t, 60*time.Second, func() bool { return w.latestPublisher(killed) == "b" }, "b to publish")
+	tookOver := time.Since(killed)
 	windowEnd := time.Now().Add(5 * time.Second)
 	testenv.Eventually(t, 30*time.Second, func() bool { return time.Now().After(windowEnd.Add(4 * time.Second)) }, "")
 	var skipped, ahead int
@@ -292,5 +297,13 @@ func TestSkewedClockNeitherLosesNorLoops(t *testing.T) {
 	require.Zero(t, ahead, "no occurrence recorded minutes ahead")
 	window := w.scheduledWindow(t, from, windowEnd)
 	w.onceEach(t, tp, window, nil)
-	t.Logf("b (clock +5m) took over %s after a was killed; %d occurrences, none skipped, each once", w.c.Settings.Lookahead, len(window))
+	require.NotContains(t, c.Log(), "re-published as timer message", "c (clock -5m) sent nothing back as early")
+	var ranOnC int
+	for _, r := range window {
+		if w.rows(chaos.ProbeKind, r.RunKey)[0].Node == "c" {
+			ranOnC++
+		}
+	}
+	t.Logf("b (clock +5m) published %s after a was killed; %d occurrences, none skipped, each run and published once; %d ran on c (clock -5m)",
+		tookOver.Round(time.Millisecond), len(window), ranOnC)
 }
