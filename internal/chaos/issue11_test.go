@@ -307,3 +307,50 @@ func TestSkewedClockNeitherLosesNorLoops(t *testing.T) {
 	t.Logf("b (clock +5m) published %s after a was killed; %d occurrences, none skipped, each run and published once; %d ran on c (clock -5m)",
 		tookOver.Round(time.Millisecond), len(window), ranOnC)
 }
+
+// Issue 11, item 4: under skip_if_running, a fresh occurrence meeting a running run is
+// skipped, but a run that already had an attempt (here: interrupted by a drain, its message
+// redelivered) is deferred until the running one ends, then runs: never acknowledged into
+// a state nothing picks up again.
+func TestSkipIfRunningDefersARunThatAlreadyStarted(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, "", nil, chaos.Settings{Ticker: true,
+		Jobs: `chaos_probe: {max_attempts: 3, timeout: 1m, overlap: skip_if_running}`})
+	w.c.Start("a", nil)
+	w.ready(1)
+	ctx := context.Background()
+	long := "manual:long-" + testenv.Suffix()
+	w.publish(forced(chaos.ProbeKind, long, 1, `{"sleep_ms":5000}`)...)
+	testenv.Eventually(t, 60*time.Second, func() bool {
+		rs := w.rows(chaos.ProbeKind, long)
+		return len(rs) == 1 && rs[0].Status == "running"
+	}, "the long run to start")
+
+	// A run a drain interrupted, as the ledger has it, and its redelivered message.
+	again := forced(chaos.ProbeKind, "manual:interrupted-"+testenv.Suffix(), 1, `{}`)
+	var id int64
+	require.NoError(t, w.pool.QueryRow(ctx, `INSERT INTO job_runs (job, run_key, trigger, scheduled_at, params, status,
+		attempt, node, started_at) VALUES ($1, $2, 'manual', $3, '{}', 'interrupted', 1, 'drained', now()) RETURNING id`,
+		chaos.ProbeKind, again[0].RunKey, again[0].ScheduledAt).Scan(&id))
+	_, err := w.pool.Exec(ctx, `INSERT INTO job_attempts (run_id, attempt, node, started_at, outcome, finished_at)
+		VALUES ($1, 1, 'drained', now(), 'interrupted', now())`, id)
+	require.NoError(t, err)
+	fresh := forced(chaos.ProbeKind, "manual:fresh-"+testenv.Suffix(), 1, `{}`)
+	w.publish(again...)
+	w.publish(fresh...)
+
+	rs := w.waitDone(chaos.ProbeKind, fresh[0].RunKey, 1, time.Minute)
+	require.Equal(t, "skipped", rs[0].Status, "a fresh run meeting a running one is skipped")
+	require.Zero(t, rs[0].Effects)
+	require.Equal(t, "running", w.rows(chaos.ProbeKind, long)[0].Status, "checked while the long run still ran")
+	rs = w.waitDone(chaos.ProbeKind, again[0].RunKey, 1, 90*time.Second)
+	exactlyOnce(t, rs)
+	require.Equal(t, attempt{1, "drained", "interrupted"}, rs[0].Attempts[0])
+	var ended, ran time.Time
+	require.NoError(t, w.pool.QueryRow(ctx, `SELECT finished_at FROM job_runs WHERE run_key = $1`, long).Scan(&ended))
+	require.NoError(t, w.pool.QueryRow(ctx, `SELECT started_at FROM job_runs WHERE id = $1`, id).Scan(&ran))
+	require.True(t, ran.After(ended), "the deferred run ran after the long one ended")
+	exactlyOnce(t, w.rows(chaos.ProbeKind, long))
+	t.Logf("interrupted run deferred behind the running one and run %s after it ended", ran.Sub(ended).Round(time.Millisecond))
+	w.noneRunning(time.Now())
+}
