@@ -9,7 +9,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
 )
@@ -115,7 +114,7 @@ type funcRegistry struct {
 }
 
 func (*funcRegistry) Known(string) bool { return true }
-func (r *funcRegistry) Prepare(job.Envelope) (handlers.Prepared, error) {
+func (r *funcRegistry) Prepare(job.Envelope) (job.Prepared, error) {
 	return func(ctx context.Context, _ int64, _ int) (any, error) { return r.fn(ctx) }, nil
 }
 
