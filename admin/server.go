@@ -113,7 +113,11 @@ func (s *Server) Start() error {
 		return fmt.Errorf("admin.listen %s: %w", s.cfg.Listen, err)
 	}
 	s.ln = ln
-	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second}
+	// Every phase of a connection is bounded: the port may face untrusted clients, and one
+	// that trickles bytes or parks idle connections must not hold the node's resources.
+	cfg := s.cfg.WithDefaults()
+	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: min(5*time.Second, cfg.ReadTimeout),
+		ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.deps.Log.Error("admin server", "err", err)

@@ -317,7 +317,13 @@ func (p *Processor) reject(ctx context.Context, d Delivery, env job.Envelope, ca
 		// Never drop a message we could not record: let the broker bring it back.
 		return Decision{Action: RetryLater, After: p.backoff(d.ReconsumeTimes + 1), Reason: err.Error()}
 	}
-	p.obs.MessageRejected(name)
+	// The metric's label is the kind only when it is a registered one: anyone may publish,
+	// and a label per made-up name would grow the registry without bound.
+	label := name
+	if !p.registry.Known(name) {
+		label = "unknown"
+	}
+	p.obs.MessageRejected(label)
 	return Decision{Action: Ack, Reason: "rejected"}
 }
 
