@@ -14,8 +14,12 @@ type FileTable struct {
 	// Table is "file_metadata" or "schema.table".
 	Table string `yaml:"table"`
 	// DeletedStatus is the status value meaning "deleted by the user" (2).
-	DeletedStatus int           `yaml:"deleted_status"`
-	Columns       FileTableCols `yaml:"columns"`
+	DeletedStatus int `yaml:"deleted_status"`
+	// CollectingStatus (3) marks a row the GC has committed to removing, before its object is
+	// deleted. The file service must not re-reference such a row (see README, "The file GC's
+	// contract"): that is what makes a cancelled or killed GC safe.
+	CollectingStatus int           `yaml:"collecting_status"`
+	Columns          FileTableCols `yaml:"columns"`
 }
 
 // FileTableCols are the column names the GC reads.
@@ -40,6 +44,9 @@ func (t FileTable) WithDefaults() FileTable {
 	def(&t.Table, "file_metadata")
 	if t.DeletedStatus == 0 {
 		t.DeletedStatus = 2
+	}
+	if t.CollectingStatus == 0 {
+		t.CollectingStatus = 3
 	}
 	c := &t.Columns
 	def(&c.ID, "id")
@@ -70,13 +77,16 @@ func (t FileTable) Validate() error {
 	if t.DeletedStatus < -32768 || t.DeletedStatus > 32767 {
 		return fmt.Errorf("deleted_status: %d is not a smallint", t.DeletedStatus)
 	}
+	if t.CollectingStatus < -32768 || t.CollectingStatus > 32767 || t.CollectingStatus == t.DeletedStatus {
+		return fmt.Errorf("collecting_status: %d is not a smallint other than deleted_status", t.CollectingStatus)
+	}
 	return nil
 }
 
 // sql holds the quoted identifiers, built once.
 type fileSQL struct {
 	table, id, hash, bucket, path, size, refCount, status, updatedAt string
-	deleted                                                          int
+	deleted, collecting                                              int
 }
 
 func (t FileTable) quoted() fileSQL {
@@ -86,6 +96,7 @@ func (t FileTable) quoted() fileSQL {
 		table: pgx.Identifier(splitTable(t.Table)).Sanitize(),
 		id:    q(c.ID), hash: q(c.FileHash), bucket: q(c.Bucket), path: q(c.ObjectPath), size: q(c.Size),
 		refCount: q(c.RefCount), status: q(c.Status), updatedAt: q(c.UpdatedAt), deleted: t.DeletedStatus,
+		collecting: t.CollectingStatus,
 	}
 }
 

@@ -184,7 +184,7 @@ func TestFileGCReReferencedBetweenScanAndDeleteSurvives(t *testing.T) {
 }
 
 // A re-reference that arrives while the batch holds its rows waits for the GC and then finds
-// no row: it never leaves a referenced row whose object is gone.
+// the row tombstoned (or gone): it never leaves a referenced row whose object is gone.
 func TestFileGCReReferenceDuringDeleteNeverLeavesDanglingRow(t *testing.T) {
 	f := newGCFixture(t)
 	ctx := context.Background()
@@ -197,7 +197,10 @@ func TestFileGCReReferenceDuringDeleteNeverLeavesDanglingRow(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tag, err := f.s.Pool.Exec(ctx, `UPDATE file_metadata SET ref_count = ref_count + 1, status = 1 WHERE id = 1`)
+			// The file service's re-reference, as the README's contract writes it: never a
+			// row in the collecting status (3).
+			tag, err := f.s.Pool.Exec(ctx, `UPDATE file_metadata SET ref_count = ref_count + 1, status = 1
+				WHERE id = 1 AND status <> 3`)
 			updated, updErr = tag.RowsAffected(), err
 		}()
 		// Give the writer time to block on our row lock; the outcome does not depend on it.
