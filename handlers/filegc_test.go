@@ -22,6 +22,7 @@ func TestFileGCConfigValidate(t *testing.T) {
 		"file_table.table":             func(c *FileGCConfig) { c.File.Table = "file_metadata; DROP TABLE users" },
 		"file_table.columns.ref_count": func(c *FileGCConfig) { c.File.Columns.RefCount = `"x"` },
 		"grace":                        func(c *FileGCConfig) { c.Grace = time.Second },
+		"file_table.collecting_status": func(c *FileGCConfig) { c.File.CollectingStatus = 2 },
 		"batch_size":                   func(c *FileGCConfig) { c.BatchSize = 5000 },
 		"max_deletes":                  func(c *FileGCConfig) { c.MaxDeletes = -1 },
 	} {

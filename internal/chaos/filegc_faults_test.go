@@ -265,7 +265,8 @@ func TestFileGCKill9InS3PhaseLeavesNoReReferenceableRowWithoutObject(t *testing.
 
 	p.SetMode(chaos.S3Pass)
 	p.Release()
-	w.c.Start("b", extra(time.Second))
+	// b leads the ticker, whose repair pass republishes the run a left running.
+	w.c.Start("b", func(s *chaos.Settings) { extra(time.Second)(s); s.Ticker = true })
 	w.ready(1)
 	second := "manual:gc-after-" + testenv.Suffix()
 	w.publish(forced(handlers.FileGCKind, second, 1, `{}`)...)
@@ -282,4 +283,10 @@ func TestFileGCKill9InS3PhaseLeavesNoReReferenceableRowWithoutObject(t *testing.
 	}, "every collectable file to be gone")
 	g.collected(t)
 	t.Logf("recovered %s after kill -9", time.Since(killedAt).Round(time.Millisecond))
+	// No run is lost: the killed one is redone by b and succeeds.
+	rs = w.waitDone(handlers.FileGCKind, first, 1, 2*time.Minute)
+	require.Equal(t, "succeeded", rs[0].Status, "%v", rs[0])
+	require.Equal(t, attempt{1, "a", "abandoned"}, rs[0].Attempts[0])
+	t.Logf("the killed run: %v", rs[0])
+	w.noneRunning(time.Now())
 }
