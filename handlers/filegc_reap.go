@@ -111,8 +111,6 @@ type Reaper struct {
 
 	// afterLock, when set (tests), runs after the rows are locked and before S3 is called.
 	afterLock func(ctx context.Context, ids []int64)
-	// afterTombstone, when set (tests), runs after the tombstones are committed.
-	afterTombstone func(ctx context.Context, rows []lockedRow)
 }
 
 // ReaperOptions tune a Reaper. Both file GCs (the file_gc sweep and the event GC) embed them
@@ -226,15 +224,15 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 		seen[l.entry.FileID] = true
 		c := byID[l.entry.FileID]
 		switch {
+		case !l.collecting && l.updatedAt.After(c.NotAfter):
+			res.Skips = append(res.Skips, Skip{FileID: c.ID, Reason: SkipChanged})
+		case !l.collecting && c.Bucket != "" && (c.Bucket != l.entry.Bucket || c.ObjectPath != l.entry.ObjectPath):
+			res.Skips = append(res.Skips, Skip{FileID: c.ID, Reason: SkipMismatch})
 		case opts.Limit > 0 && len(keep) >= opts.Limit:
 			res.Skips = append(res.Skips, Skip{FileID: c.ID, Reason: SkipCapped})
 		case l.collecting:
 			res.Resumed++
 			keep = append(keep, l)
-		case l.updatedAt.After(c.NotAfter):
-			res.Skips = append(res.Skips, Skip{FileID: c.ID, Reason: SkipChanged})
-		case c.Bucket != "" && (c.Bucket != l.entry.Bucket || c.ObjectPath != l.entry.ObjectPath):
-			res.Skips = append(res.Skips, Skip{FileID: c.ID, Reason: SkipMismatch})
 		default:
 			keep = append(keep, l)
 		}
@@ -276,9 +274,6 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return res, fmt.Errorf("gc: commit tombstones: %w", err)
-	}
-	if r.afterTombstone != nil {
-		r.afterTombstone(ctx, keep)
 	}
 	t1 := time.Now()
 	s3ctx, cancel := context.WithTimeout(ctx, r.s3Timeout)
