@@ -9,7 +9,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
 )
@@ -18,7 +17,7 @@ import (
 type knownRegistry map[string]bool
 
 func (k knownRegistry) Known(kind string) bool { return k[kind] }
-func (knownRegistry) Prepare(job.Envelope) (handlers.Prepared, error) {
+func (knownRegistry) Prepare(job.Envelope) (job.Prepared, error) {
 	return func(context.Context, int64, int) (any, error) { return nil, nil }, nil
 }
 

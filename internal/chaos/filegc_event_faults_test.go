@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatplat/job-service/filegc"
-	"github.com/chatplat/job-service/handlers"
+	"github.com/chatplat/job-service/filereap"
 	"github.com/chatplat/job-service/internal/chaos"
 	"github.com/chatplat/job-service/internal/testenv"
 	"github.com/chatplat/job-service/ledger"
@@ -30,9 +30,9 @@ func TestFileEventGCFaultsInS3PhaseLeaveNoReReferenceableRowWithoutObject(t *tes
 	t.Parallel()
 	g, l := newGCTable(t)
 	p := startProxy(t)
-	cfg := filegc.Config{Enabled: true, Grace: time.Second, ReaperOptions: handlers.ReaperOptions{S3Timeout: time.Second}}.WithDefaults()
+	cfg := filegc.Config{Enabled: true, Grace: time.Second, ReaperOptions: filereap.ReaperOptions{S3Timeout: time.Second}}.WithDefaults()
 	require.NoError(t, cfg.Validate())
-	reaper := handlers.NewReaper(g.pool, testenv.S3Client(t, p.Endpoint), handlers.FileTable{}.WithDefaults(), cfg.ReaperOptions,
+	reaper := filereap.NewReaper(g.pool, testenv.S3Client(t, p.Endpoint), filereap.FileTable{}.WithDefaults(), cfg.ReaperOptions,
 		testenv.Logger(t))
 	proc := filegc.NewProcessor(cfg, reaper, nopPublisher{}, l, "test", nil, time.Now, testenv.Logger(t))
 	at := time.Now().Add(-time.Minute).UTC() // after the rows' updated_at, past the grace

@@ -12,6 +12,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/require"
 
+	"github.com/chatplat/job-service/filereap"
 	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/internal/chaos"
 	"github.com/chatplat/job-service/internal/testenv"
@@ -149,7 +150,7 @@ func startProxy(t *testing.T) *chaos.S3Proxy {
 func sweep(t *testing.T, pool *pgxpool.Pool, p *chaos.S3Proxy, s3Timeout time.Duration) *handlers.FileGC {
 	t.Helper()
 	g, err := handlers.NewFileGC(pool, testenv.S3Client(t, p.Endpoint), handlers.FileGCConfig{BatchSize: 16,
-		ReaperOptions: handlers.ReaperOptions{S3Timeout: s3Timeout}}, time.Now, testenv.Logger(t))
+		ReaperOptions: filereap.ReaperOptions{S3Timeout: s3Timeout}}, time.Now, testenv.Logger(t))
 	require.NoError(t, err)
 	return g
 }

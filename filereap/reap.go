@@ -1,4 +1,4 @@
-package handlers
+package filereap
 
 import (
 	"context"
@@ -102,7 +102,7 @@ type ReapOptions struct {
 type Reaper struct {
 	db          *pgxpool.Pool
 	s3          ObjectStore
-	sql         fileSQL
+	sql         SQL
 	lockTimeout time.Duration
 	s3Timeout   time.Duration
 	s3Parallel  int
@@ -152,12 +152,16 @@ func (o ReaperOptions) Validate() error {
 	return nil
 }
 
+// OnLocked sets a hook run after a batch's rows are locked and before S3 is called. Tests
+// use it to race a writer against the lock; production code leaves it unset.
+func (r *Reaper) OnLocked(fn func(ctx context.Context, ids []int64)) { r.afterLock = fn }
+
 // NewReaper returns a reaper on table.
 func NewReaper(db *pgxpool.Pool, s3 ObjectStore, table FileTable, opts ReaperOptions, log *slog.Logger) *Reaper {
 	if opts.S3Parallel < 1 {
 		opts.S3Parallel = 4
 	}
-	return &Reaper{db: db, s3: s3, sql: table.WithDefaults().quoted(), lockTimeout: opts.LockTimeout,
+	return &Reaper{db: db, s3: s3, sql: table.WithDefaults().Quoted(), lockTimeout: opts.LockTimeout,
 		s3Timeout: opts.S3Timeout, s3Parallel: opts.S3Parallel, statWorkers: 16, log: log}
 }
 
@@ -179,7 +183,7 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 		return res, nil
 	}
 	if r.s3 == nil {
-		return res, errNoS3
+		return res, ErrNoS3
 	}
 	byID := make(map[int64]Candidate, len(cands))
 	ids := make([]int64, 0, len(cands))
@@ -205,8 +209,8 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	// finished without the checks, nobody can have re-referenced them.
 	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT %s, %s, %s, %s, %s, %s, %s = %d FROM %s
 		WHERE %s = ANY($1) AND (%s OR %s = %d) ORDER BY %s FOR UPDATE`,
-		s.id, s.hash, s.bucket, s.path, s.size, s.updatedAt, s.status, s.collecting, s.table,
-		s.id, s.eligible(), s.status, s.collecting, s.id), ids)
+		s.ID, s.Hash, s.Bucket, s.Path, s.Size, s.UpdatedAt, s.Status, s.Collecting, s.Table,
+		s.ID, s.Eligible(), s.Status, s.Collecting, s.ID), ids)
 	if err != nil {
 		return res, fmt.Errorf("gc: lock rows: %w", err)
 	}
@@ -317,7 +321,7 @@ func (r *Reaper) classifyUnseen(ctx context.Context, tx pgx.Tx, ids []int64, see
 	}
 	s := r.sql
 	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT u.id, t.%s IS NOT NULL, EXISTS (SELECT 1 FROM gc_log g WHERE g.file_id = u.id)
-		FROM unnest($1::bigint[]) AS u(id) LEFT JOIN %s t ON t.%s = u.id ORDER BY u.id`, s.id, s.table, s.id), unseen)
+		FROM unnest($1::bigint[]) AS u(id) LEFT JOIN %s t ON t.%s = u.id ORDER BY u.id`, s.ID, s.Table, s.ID), unseen)
 	if err != nil {
 		return fmt.Errorf("gc: classify skipped files: %w", err)
 	}
