@@ -273,7 +273,9 @@ func (p *Processor) Process(ctx context.Context, d Delivery) Decision {
 		}
 	}
 
-	if spec.Overlap == job.OverlapSkipIfRunning {
+	// A resent dead letter is an operator's request about its own run, not a new occurrence
+	// that could overlap: it goes to the claim (see retryDeadLetter).
+	if spec.Overlap == job.OverlapSkipIfRunning && !fromDLQ(d) {
 		busy, err := p.ledger.OtherRunning(ctx, env.Job, env.RunKey, p.cfg.StaleAfter)
 		if err != nil {
 			log.WarnContext(ctx, "overlap check failed, will retry", "err", err)
