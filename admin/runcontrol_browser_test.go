@@ -196,6 +196,17 @@ func TestConsoleParamsLogsCancelRetryInChromium(t *testing.T) {
 	require.True(t, strings.HasPrefix(cancelled.Error, "cancelled by admin-api@"), cancelled.Error)
 	screenshot(t, ctx, "run-cancelled.png")
 
+	// The other shard still runs (and would make the retry skip_if_running): cancel it too.
+	runs, err := s.node.Ledger.ListRuns(context.Background(), ledger.RunFilter{RunKey: runKey})
+	require.NoError(t, err)
+	for _, r := range runs {
+		if r.ID != run.ID {
+			code, body := s.do(t, "POST", fmt.Sprintf("/api/runs/%d/cancel", r.ID), token, "")
+			require.Equal(t, http.StatusAccepted, code, body)
+			s.runByID(t, r.ID, ledger.StatusCancelled)
+		}
+	}
+
 	// Reloaded, the cancelled run offers Retry; the retry is a new run linked back.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Reload()))
 	require.Contains(t, text(t, ctx, `#cancel-requested`), "requested by admin-api@")
@@ -206,6 +217,7 @@ func TestConsoleParamsLogsCancelRetryInChromium(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx, click(`#retry-run-link`)))
 	require.Equal(t, fmt.Sprintf("run %d", run.ID), text(t, ctx, `#retry-of`))
 	// The retry blocks too (same params); cancel it through the API so the node stops cleanly.
+	s.runByID(t, retryID, ledger.StatusRunning)
 	code, body := s.do(t, "POST", fmt.Sprintf("/api/runs/%d/cancel", retryID), token, `{"requested_by":"test"}`)
 	require.Equal(t, http.StatusAccepted, code, body)
 	require.Equal(t, ledger.StatusCancelled, s.runByID(t, retryID, ledger.StatusCancelled).Status)
