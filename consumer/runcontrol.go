@@ -17,6 +17,7 @@ import (
 // its Ledger has it (ledger.Ledger and GroupCommit do; unit-test fakes may not).
 type RunSyncer interface {
 	SyncRuns(ctx context.Context, running []int64, logs []ledger.LogBatch) (map[int64]string, error)
+	TrimRunLogs(ctx context.Context, runID int64, maxLines, maxBytes int) error
 }
 
 // Retrier re-runs a failed run as a new linked run (ledger.Ledger.Retry).
@@ -94,6 +95,13 @@ func (p *Processor) flushLogs(ctx context.Context, log *slog.Logger, c ledger.Cl
 	if _, err := syncer.SyncRuns(ctx, nil, []ledger.LogBatch{b}); err != nil {
 		// The outcome matters more than the log: record it anyway.
 		log.WarnContext(ctx, "run log not saved", "lines", len(lines), "err", err)
+		return
+	}
+	if c.Attempt > 1 {
+		// Earlier attempts' lines count against the run's bound too.
+		if err := syncer.TrimRunLogs(ctx, c.RunID, runlog.MaxLines, runlog.MaxBytes); err != nil {
+			log.WarnContext(ctx, "run log not trimmed", "err", err)
+		}
 	}
 }
 

@@ -108,6 +108,20 @@ func TestRunLogsKeepTheBoundedTailAndMarkTheCut(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, follow.Lines)
 	require.Equal(t, page2.Next, follow.Next)
+
+	// A second attempt: the run's bound (here 3 lines) keeps the newest lines of all attempts.
+	_, err = l.SyncRuns(ctx, nil, []ledger.LogBatch{{RunID: c.RunID, Attempt: 2, FirstSeq: 1,
+		Lines: []ledger.LogLine{line(1, "again-1"), line(2, "again-2")}}})
+	require.NoError(t, err)
+	require.NoError(t, l.TrimRunLogs(ctx, c.RunID, 3, 1<<20))
+	all, err = l.RunLogs(ctx, c.RunID, 0, 0)
+	require.NoError(t, err)
+	require.Equal(t, []string{"six", "again-1", "again-2"}, msgs(all.Lines))
+	require.Equal(t, []ledger.Dropped{{Attempt: 1, Lines: 5}}, all.Dropped)
+	require.NoError(t, l.TrimRunLogs(ctx, c.RunID, 100, 2*(len("again-1")+len("k=v")+32)))
+	all, err = l.RunLogs(ctx, c.RunID, 0, 0)
+	require.NoError(t, err)
+	require.Equal(t, []string{"again-1", "again-2"}, msgs(all.Lines), "the byte bound")
 }
 
 func msgs(lines []ledger.LogLine) []string {

@@ -121,3 +121,19 @@ func (l *Ledger) RunLogs(ctx context.Context, id, after int64, limit int) (RunLo
 	}
 	return p, nil
 }
+
+// TrimRunLogs applies the per-run bound across attempts: each attempt's buffer bounds its own
+// lines, so a retried run could keep max_attempts times as much; this keeps the newest
+// maxLines / maxBytes of the whole run. Called when a later attempt ends, which is rare.
+func (l *Ledger) TrimRunLogs(ctx context.Context, runID int64, maxLines, maxBytes int) error {
+	_, err := l.db.Exec(ctx, `
+		DELETE FROM job_run_logs WHERE id IN (
+			SELECT id FROM (
+				SELECT id, row_number() OVER w AS n, sum(octet_length(msg) + octet_length(attrs) + 32) OVER w AS b
+				FROM job_run_logs WHERE run_id = $1 WINDOW w AS (ORDER BY id DESC)) x
+			WHERE n > $2 OR b > $3)`, runID, maxLines, maxBytes)
+	if err != nil {
+		return fmt.Errorf("trim logs of run %d: %w", runID, err)
+	}
+	return nil
+}

@@ -35,7 +35,7 @@ func logsCmd(g *globals) *cobra.Command {
 	var interval time.Duration
 	cmd := &cobra.Command{
 		Use:   "logs RUN",
-		Short: "Print what a run's handler logged (the last 2,000 lines / 1 MiB of each attempt)",
+		Short: "Print what a run's handler logged (its last 2,000 lines / 1 MiB)",
 		Long: "Prints the log lines kept with the run, oldest first. Nodes write them at each heartbeat and when an\n" +
 			"attempt ends. With --follow it keeps printing new lines until the run finishes.\n" +
 			"--json prints one JSON object per line.",
