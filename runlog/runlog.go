@@ -39,7 +39,8 @@ type Buffer struct {
 	attrs []slog.Attr
 
 	mu       sync.Mutex
-	lines    []Line // oldest first; lines[0].Seq is the oldest kept
+	lines    []Line // oldest first; lines[head:] are kept, lines[head].Seq is the oldest
+	head     int
 	bytes    int
 	seq      int // last seq assigned
 	flushed  int // last seq handed out by Pending
@@ -71,14 +72,15 @@ func (b *Buffer) Add(at time.Time, level slog.Level, msg, attrs string) {
 	}
 	b.lines = append(b.lines, ln)
 	b.bytes += ln.size()
-	drop := 0
-	for len(b.lines)-drop > b.maxLines || (b.bytes > b.maxBytes && len(b.lines)-drop > 1) {
-		b.bytes -= b.lines[drop].size()
-		drop++
+	for len(b.lines)-b.head > b.maxLines || (b.bytes > b.maxBytes && len(b.lines)-b.head > 1) {
+		b.bytes -= b.lines[b.head].size()
+		b.lines[b.head] = Line{}
+		b.head++
 	}
-	if drop > 0 {
-		// Copy so the backing array does not keep every line ever logged.
-		b.lines = append(b.lines[:0:0], b.lines[drop:]...)
+	if b.head > 0 && b.head >= len(b.lines)/2 {
+		// Compact now and then (amortised O(1) per line) so the array does not keep every line.
+		b.lines = append(b.lines[:0:0], b.lines[b.head:]...)
+		b.head = 0
 	}
 }
 
@@ -88,13 +90,14 @@ func (b *Buffer) Add(at time.Time, level slog.Level, msg, attrs string) {
 func (b *Buffer) Pending() (lines []Line, firstSeq int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	kept := b.lines[b.head:]
 	firstSeq = b.seq + 1
-	if len(b.lines) > 0 {
-		firstSeq = b.lines[0].Seq
+	if len(kept) > 0 {
+		firstSeq = kept[0].Seq
 	}
-	for i, ln := range b.lines {
+	for i, ln := range kept {
 		if ln.Seq > b.flushed {
-			lines = append([]Line(nil), b.lines[i:]...)
+			lines = append([]Line(nil), kept[i:]...)
 			break
 		}
 	}
@@ -117,10 +120,10 @@ func (b *Buffer) Unflush(lines []Line) {
 func (b *Buffer) Dropped() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.lines) == 0 {
+	if len(b.lines) == b.head {
 		return b.seq
 	}
-	return b.lines[0].Seq - 1
+	return b.lines[b.head].Seq - 1
 }
 
 type ctxKey struct{}
