@@ -15,8 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatplat/job-service/admin"
-	"github.com/chatplat/job-service/config"
-	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/internal/app"
 	"github.com/chatplat/job-service/internal/testenv"
 	"github.com/chatplat/job-service/job"
@@ -68,12 +66,12 @@ admin: {listen: "127.0.0.1:0", token: %q}
 jobs:
   ops_talk: {max_attempts: 3, timeout: 2m}
 `, name, s.DSN, m.Config.NameServers[0], m.Config.Topic, m.Config.ConsumerGroup, m.Config.ProducerGroup, token)
-	cfg, err := config.Parse([]byte(raw), nil)
+	cfg, err := app.ParseConfig([]byte(raw), nil)
 	require.NoError(t, err)
 	node := &app.Node{Cfg: cfg, Log: testenv.Logger(t), Instance: name}
-	node.ExtraRegister = func(r *handlers.Registry) {
-		handlers.Register(r, warmup{})
-		handlers.Register(r, talk{node: node})
+	node.ExtraRegister = func(r *job.Registry) {
+		job.Register(r, warmup{})
+		job.Register(r, talk{node: node})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

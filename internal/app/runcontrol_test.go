@@ -16,7 +16,6 @@ import (
 
 	"github.com/chatplat/job-service/admin"
 	"github.com/chatplat/job-service/consumer"
-	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/internal/testenv"
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
@@ -56,7 +55,7 @@ func (c *cluster) startWithAdmin(name string, fail *atomic.Bool) (*Node, *admin.
 	cfg.Ticker.Enabled = &off
 	cfg.Admin.Listen, cfg.Admin.Token = "127.0.0.1:0", "rc-token"
 	n := &Node{Cfg: cfg, Log: testenv.Logger(c.t).With("node", name), Instance: name + "-" + testenv.Suffix()}
-	n.ExtraRegister = func(r *handlers.Registry) { handlers.Register(r, talker{node: n, fail: fail}) }
+	n.ExtraRegister = func(r *job.Registry) { job.Register(r, talker{node: n, fail: fail}) }
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	require.NoError(c.t, n.Start(ctx))
