@@ -24,7 +24,7 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"prettyJS": prettyJSON,
 	"short":    func(s string, n int) string { return oneLine(s, n) },
 	"list": func() []string {
-		return []string{"scheduled", "running", "retrying", "succeeded", "failed", "rejected", "skipped", "interrupted", "abandoned"}
+		return []string{"scheduled", "running", "retrying", "succeeded", "failed", "rejected", "skipped", "interrupted", "abandoned", "cancelled"}
 	},
 }).ParseFS(templateFS, "templates/*.html"))
 

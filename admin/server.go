@@ -58,6 +58,11 @@ type Deps struct {
 	// Metrics serves /metrics; nil disables the endpoint.
 	Metrics http.Handler
 	Writes  WriteCounter
+	// Runs serves run logs, cancel and retry; nil leaves those endpoints out.
+	Runs RunController
+	// Prepare decodes and validates a message's params by its job's rules (the handler
+	// registry's); nil skips the check before a forced run is published.
+	Prepare func(env job.Envelope) error
 	Log     *slog.Logger
 	Now     func() time.Time
 }
@@ -100,6 +105,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/jobs/{job}/run", s.write("run", s.apiForceRun))
 	m.HandleFunc("POST /api/jobs/{job}/pause", s.write("pause", s.apiPause(true)))
 	m.HandleFunc("POST /api/jobs/{job}/resume", s.write("resume", s.apiPause(false)))
+	s.runControlRoutes(m)
 	s.consoleRoutes(m)
 }
 
