@@ -14,6 +14,7 @@ import (
 
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
+	"github.com/chatplat/job-service/runlog"
 )
 
 // Ledger is what the processor needs of the ledger.
@@ -55,6 +56,8 @@ type Delivery struct {
 	MsgID          string
 	Tag            string
 	ReconsumeTimes int
+	// Topic is where the message came from: %DLQ%<group> when an operator resent a dead letter.
+	Topic string
 }
 
 // Action is what the broker should do with a message after processing.
@@ -175,12 +178,14 @@ var ErrLedgerUnreachable = errors.New("ledger unreachable: heartbeat failing, ru
 
 type inflight struct {
 	claim  ledger.Claim
+	env    job.Envelope
 	cancel context.CancelCauseFunc
 	// aliveAt is when the ledger last saw this run's heartbeat, on this node's clock: the send
 	// time of the claim or of the last heartbeat that refreshed it (both earlier than the
 	// database's heartbeat_at, so stopping by it is on the safe side).
 	aliveAt time.Time
 	stopped bool
+	logs    *runlog.Buffer // what the handler logs; flushed on heartbeat and at the end
 }
 
 // Processor decides what happens to each delivery. It is safe for concurrent use.
@@ -276,7 +281,9 @@ func (p *Processor) Process(ctx context.Context, d Delivery) Decision {
 		}
 	}
 
-	if spec.Overlap == job.OverlapSkipIfRunning {
+	// A resent dead letter is an operator's request about its own run, not a new occurrence
+	// that could overlap: it goes to the claim (see retryDeadLetter).
+	if spec.Overlap == job.OverlapSkipIfRunning && !fromDLQ(d) {
 		busy, err := p.ledger.OtherRunning(ctx, env.Job, env.RunKey, p.cfg.StaleAfter)
 		if err != nil {
 			log.WarnContext(ctx, "overlap check failed, will retry", "err", err)
@@ -308,13 +315,16 @@ func (p *Processor) Process(ctx context.Context, d Delivery) Decision {
 	}
 	switch claim.Outcome {
 	case ledger.AlreadyDone:
+		if fromDLQ(d) && (claim.Status == ledger.StatusFailed || claim.Status == ledger.StatusCancelled) {
+			return p.retryDeadLetter(ctx, log, d, claim)
+		}
 		log.InfoContext(ctx, "duplicate delivery of a finished run, acknowledged", "status", claim.Status)
 		return Decision{Action: Ack, Reason: "already " + string(claim.Status)}
 	case ledger.HeldElsewhere:
 		// Keep the copy alive: if the holder dies, this delivery takes over once its heartbeat is stale.
 		return Decision{Action: RetryLater, After: p.cfg.StaleAfter, Reason: "held by another node"}
 	}
-	return p.run(ctx, log.With("attempt", claim.Attempt), env, spec, claim, claimSent, prepared)
+	return p.run(ctx, log.With("run_id", claim.RunID, "attempt", claim.Attempt), env, spec, claim, claimSent, prepared)
 }
 
 func (p *Processor) reject(ctx context.Context, d Delivery, env job.Envelope, cause error) Decision {
@@ -335,7 +345,13 @@ func (p *Processor) reject(ctx context.Context, d Delivery, env job.Envelope, ca
 		// Never drop a message we could not record: let the broker bring it back.
 		return Decision{Action: RetryLater, After: p.backoff(d.ReconsumeTimes + 1), Reason: err.Error()}
 	}
-	p.obs.MessageRejected(name)
+	// The metric's label is the kind only when it is a registered one: anyone may publish,
+	// and a label per made-up name would grow the registry without bound.
+	label := name
+	if !p.registry.Known(name) {
+		label = "unknown"
+	}
+	p.obs.MessageRejected(label)
 	return Decision{Action: Ack, Reason: "rejected"}
 }
 
@@ -343,8 +359,9 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 	claim ledger.Claim, claimSent time.Time, prepared job.Prepared) Decision {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	logs := newRunBuffer(env, claim)
 	p.mu.Lock()
-	p.running[claim.RunID] = inflight{claim: claim, cancel: cancel, aliveAt: claimSent}
+	p.running[claim.RunID] = inflight{claim: claim, env: env, cancel: cancel, logs: logs, aliveAt: claimSent}
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
@@ -367,7 +384,7 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 		}
 		start = p.now()
 		log.InfoContext(ctx, "run started", "schedule_delay", start.Sub(env.ScheduledAt))
-		result, runErr = p.invoke(runCtx, spec.Timeout, claim, prepared)
+		result, runErr = p.invoke(runlog.WithBuffer(runCtx, logs), spec.Timeout, claim, prepared)
 		<-p.slots
 	case <-p.drained:
 		// Claimed but never started: hand it back rather than start it during shutdown.
@@ -380,10 +397,15 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 
 	var status ledger.Status
 	var decision Decision
+	var cancelled *ledger.CancelledError
 	cause := context.Cause(runCtx)
 	switch {
 	case runErr == nil:
 		status, decision = ledger.StatusSucceeded, Decision{Action: Ack}
+	case errors.As(cause, &cancelled):
+		// An operator asked: the run ends here, no retry.
+		runErr = cancelled
+		status, decision = ledger.StatusCancelled, Decision{Action: Ack, Reason: cancelled.Error()}
 	case errors.Is(cause, ledger.ErrLostClaim):
 		log.WarnContext(ctx, "run taken over by another node; outcome dropped", "err", runErr)
 		return Decision{Action: Ack, Reason: "taken over"}
@@ -404,6 +426,7 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 	// The outcome must reach the ledger even if the node is being torn down.
 	finishCtx, cancelFinish := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancelFinish()
+	p.flushLogs(finishCtx, log, claim, logs)
 	if err := p.finish(finishCtx, claim, ledger.Outcome{Status: status, Result: result, Err: runErr}); err != nil {
 		if errors.Is(err, ledger.ErrLostClaim) {
 			log.WarnContext(ctx, "run was taken over while it ran; outcome dropped", "status", status)
@@ -420,7 +443,7 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 	if status != ledger.StatusSucceeded {
 		level = slog.LevelWarn
 	}
-	attrs := []any{"status", status, "duration", elapsed}
+	attrs := []any{"status", status, "duration_ms", elapsed.Milliseconds()}
 	if runErr != nil {
 		attrs = append(attrs, "err", runErr.Error())
 	}
@@ -480,7 +503,6 @@ func (p *Processor) Heartbeat(ctx context.Context) error {
 		return err
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	gone := make(map[int64]bool, len(lost))
 	for _, id := range lost {
 		gone[id] = true
@@ -494,7 +516,8 @@ func (p *Processor) Heartbeat(ctx context.Context) error {
 			p.running[c.RunID] = f
 		}
 	}
-	return nil
+	p.mu.Unlock()
+	return p.syncRuns(ctx)
 }
 
 // stopUnheard cancels the runs whose heartbeat has not reached the ledger for two thirds of
