@@ -115,4 +115,3 @@ func TestMigrationKeepsRecordedAttempts(t *testing.T) {
 	require.Equal(t, ledger.Claim{Outcome: ledger.Claimed, RunID: dead, Attempt: 2, Status: ledger.StatusRunning}, c)
 	require.Equal(t, []string{"1:old:abandoned", "2:new:running"}, outcomes(t, l, dead))
 }
-
