@@ -3,7 +3,8 @@
 -- a run whose first attempt ends it writes one row, not two. Attempts that a later one
 -- replaced (retried, interrupted, abandoned) move to job_past_attempts when the later one is
 -- claimed, which is rare. The view job_attempts shows both, one row per attempt, as the table
--- of that name did.
+-- of that name did. Nodes of an older release write job_attempts and fail their claims (the
+-- broker redelivers) until they are replaced: upgrade all nodes together.
 ALTER TABLE job_attempts RENAME TO job_past_attempts;
 ALTER TABLE job_past_attempts RENAME CONSTRAINT job_attempts_pkey TO job_past_attempts_pkey;
 ALTER TABLE job_past_attempts RENAME CONSTRAINT job_attempts_run_id_fkey TO job_past_attempts_run_id_fkey;
