@@ -78,7 +78,7 @@ func TestRunsStopBeforeStaleAfterWhenTheLedgerIsUnreachable(t *testing.T) {
 		}
 		var cause error
 		var stoppedAt time.Time
-		reg := &funcRegistry{fn: func(ctx context.Context) (any, error) {
+		reg := &ctxRegistry{fn: func(ctx context.Context) (any, error) {
 			<-ctx.Done()
 			cause, stoppedAt = context.Cause(ctx), time.Now()
 			return nil, ctx.Err()
@@ -109,12 +109,12 @@ func TestRunsStopBeforeStaleAfterWhenTheLedgerIsUnreachable(t *testing.T) {
 	}
 }
 
-type funcRegistry struct {
+type ctxRegistry struct {
 	fn func(ctx context.Context) (any, error)
 }
 
-func (*funcRegistry) Known(string) bool { return true }
-func (r *funcRegistry) Prepare(job.Envelope) (job.Prepared, error) {
+func (*ctxRegistry) Known(string) bool { return true }
+func (r *ctxRegistry) Prepare(job.Envelope) (job.Prepared, error) {
 	return func(ctx context.Context, _ int64, _ int) (any, error) { return r.fn(ctx) }, nil
 }
 
