@@ -58,8 +58,10 @@ type Deps struct {
 	// Metrics serves /metrics; nil disables the endpoint.
 	Metrics http.Handler
 	Writes  WriteCounter
-	Log     *slog.Logger
-	Now     func() time.Time
+	// Archives lists the partition_archive manifest for /archives; nil hides the page.
+	Archives ArchiveLister
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 // Server is the admin HTTP server.

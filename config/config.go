@@ -41,7 +41,7 @@ type Config struct {
 	// Jobs maps a job kind to its schedule and run policy.
 	Jobs     map[string]job.Spec `yaml:"jobs"`
 	Handlers HandlersConfig      `yaml:"handlers"`
-	// S3 is the object store of the file GC.
+	// S3 is the object store of the file GC and of partition_archive.
 	S3 S3Config `yaml:"s3"`
 	// FileGC is the event-driven file GC (ref_count=0 events).
 	FileGC filegc.Config `yaml:"filegc"`
@@ -91,6 +91,7 @@ type HandlersConfig struct {
 	ESForceMerge     handlers.ESForceMergeConfig     `yaml:"es_forcemerge"`
 	GraphConsistency handlers.GraphConsistencyConfig `yaml:"graph_consistency"`
 	FileGC           handlers.FileGCConfig           `yaml:"file_gc"`
+	PartitionArchive handlers.PartitionArchiveConfig `yaml:"partition_archive"`
 }
 
 // Load reads path, applies JOBSERVICE_* overrides from env, fills defaults and validates.
@@ -188,6 +189,7 @@ func (c Config) WithDefaults() Config {
 	c.Handlers.ESForceMerge = c.Handlers.ESForceMerge.WithDefaults()
 	c.Handlers.GraphConsistency = c.Handlers.GraphConsistency.WithDefaults()
 	c.Handlers.FileGC = c.Handlers.FileGC.WithDefaults()
+	c.Handlers.PartitionArchive = c.Handlers.PartitionArchive.WithDefaults()
 	c.S3 = c.S3.WithDefaults()
 	c.FileGC = c.FileGC.WithDefaults()
 	return c
@@ -254,6 +256,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Handlers.FileGC.Validate(); err != nil {
 		return fmt.Errorf("config: handlers.file_gc.%w", err)
+	}
+	if err := c.Handlers.PartitionArchive.Validate(); err != nil {
+		return fmt.Errorf("config: handlers.partition_archive.%w", err)
 	}
 	if err := c.S3.Validate(); err != nil {
 		return fmt.Errorf("config: s3.%w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/chatplat/job-service/admin"
+	"github.com/chatplat/job-service/archive"
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ticker"
 )
@@ -19,6 +20,9 @@ func NewAdmin(n *Node) *admin.Server {
 		Ping:      n.Pool.Ping,
 		InFlight:  n.Proc.InFlight,
 		Log:       n.Log.With("component", "admin"),
+		Archives: func(ctx context.Context, f archive.ListFilter) ([]*archive.Entry, error) {
+			return archive.List(ctx, n.Pool, f)
+		},
 	}
 	if n.Ticker != nil {
 		deps.Ticker = func() ticker.State { return n.Ticker.State() }

@@ -108,6 +108,11 @@ func NewRegistry(cfg *config.Config, deps Deps, log *slog.Logger, now func() tim
 		return nil, err
 	}
 	handlers.Register(reg, fileGC)
+	archiver, err := handlers.NewPartitionArchive(deps.DB, deps.S3, cfg.Handlers.PartitionArchive, now, log.With("handler", handlers.PartitionArchiveKind))
+	if err != nil {
+		return nil, err
+	}
+	handlers.Register(reg, archiver)
 	return reg, nil
 }
 
@@ -123,6 +128,7 @@ func KnownKinds() []string {
 		handlers.ESForceMergeKind,
 		handlers.GraphConsistencyKind,
 		handlers.FileGCKind,
+		handlers.PartitionArchiveKind,
 	}
 }
 
