@@ -1,0 +1,69 @@
+package archive
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestRowHasher(t *testing.T) {
+	t.Parallel()
+	sum := func(chunks ...string) (int64, string) {
+		h := newRowHasher()
+		for _, c := range chunks {
+			_, _ = h.Write([]byte(c))
+		}
+		return h.Rows(), h.Checksum()
+	}
+	header := "id,body\n"
+	a, b, c := "1,plain\n", "2,\"two\nlines, \"\"quoted\"\"\"\n", "3,\n"
+	n, want := sum(header + a + b + c)
+	require.EqualValues(t, 3, n, "a quoted newline does not end a record")
+
+	for name, chunks := range map[string][]string{
+		"rows in another order": {header, c, a, b},
+		"split mid-record":      {header + a + "2,\"tw", "o\nlines, \"\"quo", "ted\"\"\"\n" + c},
+		"byte by byte":          splitBytes(header + a + b + c),
+	} {
+		n, got := sum(chunks...)
+		require.EqualValues(t, 3, n, name)
+		require.Equal(t, want, got, name)
+	}
+	_, other := sum(header + a + b + "3,\"\"\n") // empty string instead of NULL
+	require.NotEqual(t, want, other)
+	_, dup := sum(header + a + a + b + c)
+	require.NotEqual(t, want, dup, "a duplicated row changes the sum")
+	n, _ = sum("")
+	require.Zero(t, n)
+}
+
+func splitBytes(s string) []string {
+	out := make([]string, len(s))
+	for i := range s {
+		out[i] = s[i : i+1]
+	}
+	return out
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		key  string
+	}{
+		{"bucket", Config{Bucket: "Bad_Bucket"}, "bucket"},
+		{"prefix", Config{Prefix: "/x"}, "prefix"},
+		{"table", Config{Tables: []TableConfig{{"x; drop", 3}}}, "tables[0].table"},
+		{"twice", Config{Tables: []TableConfig{{"a", 3}, {"a", 4}}}, "tables[1].table"},
+		{"hot", Config{Tables: []TableConfig{{"a", 0}}}, "tables[0].hot_months"},
+		{"cap", Config{MaxPartitions: -1}, "max_partitions"},
+		{"part", Config{PartSizeMB: 1}, "part_size_mb"},
+		{"level", Config{CompressionLevel: 12}, "compression_level"},
+		{"zone", Config{TimeZone: "Mars/Olympus"}, "time_zone"},
+	} {
+		err := tc.cfg.WithDefaults().Validate()
+		require.ErrorContains(t, err, tc.key, tc.name)
+	}
+	require.NoError(t, Config{}.WithDefaults().Validate())
+}
