@@ -91,7 +91,7 @@ type Result struct {
 }
 
 // Run archives what is due, resuming unfinished moves first. Per-partition failures are in
-// the result and in the returned error (wrapping ErrRefused when no retry can help).
+// the result and in the returned error, joined; AllRefused tells whether a retry could help.
 func (a *Archiver) Run(ctx context.Context, opts Options) (Result, error) {
 	res := Result{DryRun: opts.DryRun, Items: []Item{}}
 	budget := a.cfg.MaxPartitions
@@ -125,6 +125,23 @@ func (a *Archiver) Run(ctx context.Context, opts Options) (Result, error) {
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// AllRefused reports whether err is made only of ErrRefused failures (a table that is not
+// range-partitioned by time, a partition in conflict): retrying the run cannot fix them.
+func AllRefused(err error) bool {
+	if err == nil {
+		return false
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !AllRefused(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return errors.Is(err, ErrRefused)
 }
 
 func (a *Archiver) ensureBucket(ctx context.Context, dryRun bool) error {
@@ -183,9 +200,9 @@ func (a *Archiver) runTable(ctx context.Context, tc TableConfig, opts Options, b
 			continue
 		}
 		a.log.InfoContext(ctx, "resuming archive", "table", tc.Table, "partition", e.Partition, "state", e.State)
-		item = a.move(ctx, p, e, item)
-		if item.Error != "" {
-			errs = append(errs, fmt.Errorf("%s: %s", e.Partition, item.Error))
+		item, err = a.move(ctx, p, e, item)
+		if err != nil {
+			errs = append(errs, err)
 		}
 		res.Items = append(res.Items, item)
 	}
@@ -263,9 +280,9 @@ func (a *Archiver) runTable(ctx context.Context, tc TableConfig, opts Options, b
 			res.Items = append(res.Items, item)
 			continue
 		}
-		item = a.move(ctx, p, e, item)
-		if item.Error != "" {
-			errs = append(errs, fmt.Errorf("%s: %s", c.part.Name, item.Error))
+		item, err = a.move(ctx, p, e, item)
+		if err != nil {
+			errs = append(errs, err)
 		}
 		res.Items = append(res.Items, item)
 	}
@@ -293,12 +310,12 @@ func (a *Archiver) claim(ctx context.Context, p parent, c partition, runID int64
 const maxExportAttempts = 3
 
 // move runs e's state machine to its end for this config.
-func (a *Archiver) move(ctx context.Context, p parent, e *Entry, item Item) Item {
+func (a *Archiver) move(ctx context.Context, p parent, e *Entry, item Item) (Item, error) {
 	if item.Action == "" {
 		item.Action = "archived"
 	}
 	item.Object = e.ObjectKey
-	fail := func(err error) Item {
+	fail := func(err error) (Item, error) {
 		item.State, item.Error = e.State, err.Error()
 		if item.Action == "resume" {
 			item.Action = "resume_failed"
@@ -306,7 +323,7 @@ func (a *Archiver) move(ctx context.Context, p parent, e *Entry, item Item) Item
 			item.Action = "failed"
 		}
 		a.log.ErrorContext(ctx, "archive step failed", "partition", e.Name(), "state", e.State, "err", err)
-		return item
+		return item, fmt.Errorf("%s: %w", e.Partition, err)
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -327,7 +344,7 @@ func (a *Archiver) move(ctx context.Context, p parent, e *Entry, item Item) Item
 		case StateDetached:
 			if !*a.cfg.Drop {
 				item.Action, item.State = "kept_detached", e.State
-				return a.finish(item, e)
+				return a.finish(item, e), nil
 			}
 			err = a.drop(ctx, e)
 		case StateDropped:
@@ -335,10 +352,10 @@ func (a *Archiver) move(ctx context.Context, p parent, e *Entry, item Item) Item
 			if item.Action == "resume" {
 				item.Action = "archived"
 			}
-			return a.finish(item, e)
+			return a.finish(item, e), nil
 		default:
 			item.Action, item.State, item.Reason = "skipped", e.State, e.Error
-			return item
+			return item, nil
 		}
 		if err != nil {
 			return fail(err)
@@ -381,7 +398,7 @@ func (a *Archiver) reexport(ctx context.Context, e *Entry, why error) error {
 		if err := setState(ctx, a.db, e, StateConflict, why.Error()); err != nil {
 			return err
 		}
-		return fmt.Errorf("%w: %w after %d exports; left in conflict", ErrRefused, why, e.Attempts)
+		return fmt.Errorf("%w: %v after %d exports; left in conflict", ErrRefused, why, e.Attempts)
 	}
 	a.log.WarnContext(ctx, "archive does not match, exporting again", "partition", e.Name(), "err", why)
 	return setState(ctx, a.db, e, StateExporting, why.Error())

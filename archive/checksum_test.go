@@ -1,6 +1,8 @@
 package archive
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -66,4 +68,13 @@ func TestConfigValidate(t *testing.T) {
 		require.ErrorContains(t, err, tc.key, tc.name)
 	}
 	require.NoError(t, Config{}.WithDefaults().Validate())
+}
+
+func TestAllRefused(t *testing.T) {
+	t.Parallel()
+	refused := fmt.Errorf("t: %w", ErrRefused)
+	require.False(t, AllRefused(nil))
+	require.True(t, AllRefused(refused))
+	require.True(t, AllRefused(errors.Join(refused, fmt.Errorf("p: %w", errors.Join(refused)))))
+	require.False(t, AllRefused(errors.Join(refused, errors.New("s3 down"))), "a transient failure is worth a retry")
 }

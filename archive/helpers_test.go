@@ -75,7 +75,7 @@ func (e *env) month(t testing.TB, table string, first time.Time, n int) string {
 			SELECT $1::bigint * 1000000 + g, g % 7, g, g % 13,
 				CASE g % 6 WHEN 0 THEN '' WHEN 1 THEN 'say "hi", ok' WHEN 2 THEN E'two\nlines\r\n and \\ back'
 					WHEN 3 THEN '日本語 ünïcödé ✓' WHEN 4 THEN 'plain ' || g ELSE '\N' END,
-				$2::timestamptz + (g * $4::bigint / $3) * interval '1 microsecond'
+				$2::timestamptz + (g * ($4::bigint / $3)) * interval '1 microsecond'
 			FROM generate_series(1, $3::int) g`, first.Year()*100+int(first.Month()), first, n, span.Microseconds())
 	case "chat_inbox":
 		e.exec(t, `INSERT INTO chat_inbox (user_id, channel_id, message_id, created_at, read_at)

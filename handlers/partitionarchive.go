@@ -83,9 +83,10 @@ func (h *PartitionArchive) Run(ctx context.Context, run *job.Run[PartitionArchiv
 		opts.MaxPartitions = *run.Args.MaxPartitions
 	}
 	res, err := a.Run(ctx, opts)
-	if err != nil && errors.Is(err, archive.ErrRefused) {
+	if archive.AllRefused(err) {
 		// A table that is not range-partitioned by time, or a partition left in conflict, does
-		// not fix itself on retry; the alert tells an operator.
+		// not fix itself on retry; the alert tells an operator. Anything else (S3 or Postgres
+		// down, a lock timeout) is retried, and the retry resumes where this attempt stopped.
 		return res, job.Discard("archive refused", err)
 	}
 	return res, err
