@@ -11,6 +11,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/require"
+
+	"github.com/chatplat/job-service/internal/testenv"
 )
 
 func TestArchiveExportVerifyDropRestore(t *testing.T) {
@@ -277,4 +279,41 @@ func TestArchiveCancelAtEachStep(t *testing.T) {
 			require.Equal(t, sum0, sum)
 		})
 	}
+}
+
+// TestArchiveS3Outage stops a private S3 server after the export: verification fails with a
+// retryable error, nothing is detached or dropped, and the next run after S3 is back resumes
+// from the recorded step.
+func TestArchiveS3Outage(t *testing.T) {
+	e := newEnv(t)
+	s3 := testenv.StartPrivateS3(t)
+	b := s3.NewBucket(t)
+	e.cfg.Bucket = b.Name
+	apr := e.month(t, "chat_messages", month(2025, 4), 2000)
+	n0, sum0 := e.fingerprint(t, apr)
+
+	a := e.archiver(t, nil, b.Client)
+	a.SetHook(func(_ context.Context, step string, _ *Entry) {
+		if step == StepExported {
+			s3.Stop()
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, err := a.Run(ctx, Options{})
+	require.Error(t, err)
+	require.False(t, AllRefused(err), "an outage is retried: %v", err)
+	require.Equal(t, StateExported, e.entry(t, "chat_messages", apr).State)
+	_, att := e.tableExists(t, apr)
+	require.True(t, att, "still attached while S3 is down")
+
+	s3.Start()
+	_, err = e.archiver(t, nil, b.Client).Run(ctx, Options{})
+	require.NoError(t, err)
+	require.Equal(t, StateDropped, e.entry(t, "chat_messages", apr).State)
+	_, err = Restore(ctx, e.archiver(t, nil, b.Client), "chat_messages", apr, RestoreAttach, "")
+	require.NoError(t, err)
+	n, sum := e.fingerprint(t, apr)
+	require.Equal(t, n0, n)
+	require.Equal(t, sum0, sum)
 }
