@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -77,4 +78,28 @@ func TestAllRefused(t *testing.T) {
 	require.True(t, AllRefused(refused))
 	require.True(t, AllRefused(errors.Join(refused, fmt.Errorf("p: %w", errors.Join(refused)))))
 	require.False(t, AllRefused(errors.Join(refused, errors.New("s3 down"))), "a transient failure is worth a retry")
+}
+
+func TestParseBound(t *testing.T) {
+	t.Parallel()
+	sh, err := time.LoadLocation("Asia/Shanghai")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		keyType, lit string
+		loc          *time.Location
+		want         time.Time
+	}{
+		{"timestamp with time zone", "2025-05-01 00:00:00+00", time.UTC, time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC)},
+		{"timestamp with time zone", "2025-04-30 16:00:00-08", time.UTC, time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC)},
+		{"timestamp with time zone", "2025-05-01 05:30:00+05:30", time.UTC, time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC)},
+		{"timestamp without time zone", "2025-05-01 00:00:00", sh, time.Date(2025, 5, 1, 0, 0, 0, 0, sh)},
+		{"date", "2025-05-01", sh, time.Date(2025, 5, 1, 0, 0, 0, 0, sh)},
+	} {
+		got, err := parseBound(tc.keyType, tc.lit, tc.loc)
+		require.NoError(t, err, tc.lit)
+		require.True(t, tc.want.Equal(got), "%s: %s", tc.lit, got)
+	}
+	_, err = parseBound("date", "infinity", time.UTC)
+	require.Error(t, err)
+	require.Nil(t, rangeBound.FindStringSubmatch("FOR VALUES FROM (MINVALUE) TO ('2025-01-01 00:00:00+00')"), "unbounded ranges are not archived")
 }
