@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path"
 	"slices"
@@ -30,12 +31,21 @@ const (
 // Hook is called at named steps; tests use it to pause, kill or cancel the archiver there.
 type Hook func(ctx context.Context, step string, e *Entry)
 
+// ObjectStore is the part of the S3 client (*minio.Client) the archiver uses.
+type ObjectStore interface {
+	BucketExists(ctx context.Context, bucket string) (bool, error)
+	MakeBucket(ctx context.Context, bucket string, opts minio.MakeBucketOptions) error
+	PutObject(ctx context.Context, bucket, key string, r io.Reader, size int64, opts minio.PutObjectOptions) (minio.UploadInfo, error)
+	GetObject(ctx context.Context, bucket, key string, opts minio.GetObjectOptions) (*minio.Object, error)
+	RemoveIncompleteUpload(ctx context.Context, bucket, key string) error
+}
+
 // Archiver moves partitions. It is safe to run from several nodes at once: each manifest
 // transition is conditional on the state it read, and a second runner's step fails with
 // errMoved instead of repeating the first's.
 type Archiver struct {
 	db   *pgxpool.Pool
-	s3   *minio.Client
+	s3   ObjectStore
 	cfg  Config
 	now  func() time.Time
 	log  *slog.Logger
@@ -43,7 +53,7 @@ type Archiver struct {
 }
 
 // New returns an Archiver; cfg is defaulted and validated.
-func New(db *pgxpool.Pool, s3 *minio.Client, cfg Config, now func() time.Time, log *slog.Logger) (*Archiver, error) {
+func New(db *pgxpool.Pool, s3 ObjectStore, cfg Config, now func() time.Time, log *slog.Logger) (*Archiver, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err

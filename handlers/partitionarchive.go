@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/minio/minio-go/v7"
 
 	"github.com/chatplat/job-service/archive"
 	"github.com/chatplat/job-service/job"
@@ -17,8 +16,13 @@ import (
 // PartitionArchiveKind is the job kind of PartitionArchive.
 const PartitionArchiveKind = "partition_archive"
 
-// PartitionArchiveSchedule is the job's default schedule: daily, in the quiet hours.
-const PartitionArchiveSchedule = "0 30 4 * * *"
+// PartitionArchivePolicy is the job's default run policy: daily at 04:30, after the night's
+// other maintenance; a month streams for minutes, so a long timeout (a retry resumes where a
+// timed-out attempt stopped anyway).
+func PartitionArchivePolicy() job.Spec {
+	return job.Spec{Schedule: "0 30 4 * * *", Timeout: 6 * time.Hour,
+		Misfire: job.MisfireFireOnce, MisfireBound: 12 * time.Hour}
+}
 
 // PartitionArchiveConfig configures partition_archive (handlers.partition_archive); the keys
 // are archive.Config's.
@@ -51,14 +55,14 @@ func (a *PartitionArchiveArgs) Validate() error {
 // (export, verify, detach, drop); the mechanics and their crash safety are in archive/.
 type PartitionArchive struct {
 	db  *pgxpool.Pool
-	s3  *minio.Client
+	s3  archive.ObjectStore
 	cfg archive.Config
 	now func() time.Time
 	log *slog.Logger
 }
 
 // NewPartitionArchive returns the handler. s3 may be nil on a node without S3: runs then fail.
-func NewPartitionArchive(db *pgxpool.Pool, s3 *minio.Client, cfg PartitionArchiveConfig, now func() time.Time, log *slog.Logger) (*PartitionArchive, error) {
+func NewPartitionArchive(db *pgxpool.Pool, s3 archive.ObjectStore, cfg PartitionArchiveConfig, now func() time.Time, log *slog.Logger) (*PartitionArchive, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("partition_archive config: %w", err)

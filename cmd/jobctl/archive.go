@@ -10,7 +10,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chatplat/job-service/archive"
+	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/internal/app"
+	"github.com/chatplat/job-service/job"
 )
 
 func archiveCmd(g *globals) *cobra.Command {
@@ -102,7 +104,8 @@ func archiveRestoreCmd(g *globals) *cobra.Command {
 			if s3 == nil {
 				return errors.New("s3.endpoint is not configured: the archives cannot be read")
 			}
-			a, err := archive.New(pool, s3, cfg.Handlers.PartitionArchive, time.Now, slog.New(slog.DiscardHandler))
+			section := job.SectionOf[archive.Config](cfg.Sections, handlers.PartitionArchiveKind)
+			a, err := archive.New(pool, s3, *section, time.Now, slog.New(slog.DiscardHandler))
 			if err != nil {
 				return fmt.Errorf("handlers.partition_archive: %w", err)
 			}
