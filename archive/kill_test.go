@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -13,13 +14,15 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatplat/job-service/internal/testenv"
 )
 
-// killHelperEnv carries the child's settings; when it is set, TestKillHelper is the archiver
-// process the parent test kills.
+// killHelperEnv carries the child's settings; when it is set, the test binary is the archiver
+// process the parent test kills (see TestMain).
 const killHelperEnv = "ARCHIVE_KILL_HELPER"
 
 type helperSpec struct {
@@ -28,25 +31,39 @@ type helperSpec struct {
 	Step   string
 }
 
-// TestKillHelper is not a test of its own: run by TestArchiveKill9AtEachStep as a separate
-// process, it archives until the named step, says so on stdout and waits to be killed.
-func TestKillHelper(t *testing.T) {
-	raw := os.Getenv(killHelperEnv)
-	if raw == "" {
-		return
+// TestMain runs the package's tests, or, when killHelperEnv is set, is the archiver process
+// TestArchiveKill9AtEachStep kills: it archives until the named step, says so on stdout and
+// waits for SIGKILL.
+func TestMain(m *testing.M) {
+	if raw := os.Getenv(killHelperEnv); raw != "" {
+		err := killHelper(raw)
+		fmt.Printf("FINISHED without pausing: %v\n", err)
+		os.Exit(3)
 	}
+	os.Exit(m.Run())
+}
+
+func killHelper(raw string) error {
 	var spec helperSpec
 	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, spec.DSN)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	a, err := New(pool, testenv.S3Client(t, testenv.S3Endpoint()), spec.Config, func() time.Time { return testNow }, testenv.Logger(t))
+	s3, err := minio.New(testenv.S3Endpoint(), &minio.Options{
+		Creds:        credentials.NewStaticV4(testenv.S3AccessKey(), testenv.S3SecretKey(), ""),
+		BucketLookup: minio.BucketLookupPath, Region: "us-east-1",
+	})
 	if err != nil {
-		t.Fatal(err)
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	a, err := New(pool, s3, spec.Config, func() time.Time { return testNow }, log)
+	if err != nil {
+		return err
 	}
 	a.SetHook(func(_ context.Context, step string, _ *Entry) {
 		if step == spec.Step {
@@ -55,8 +72,7 @@ func TestKillHelper(t *testing.T) {
 		}
 	})
 	_, err = a.Run(ctx, Options{})
-	fmt.Printf("FINISHED without pausing: %v\n", err)
-	os.Exit(3)
+	return err
 }
 
 // TestArchiveKill9AtEachStep kills (SIGKILL) a real archiver process at every step of a
@@ -90,7 +106,7 @@ func TestArchiveKill9AtEachStep(t *testing.T) {
 
 			spec, err := json.Marshal(helperSpec{DSN: e.schema.DSN, Config: e.cfg, Step: tc.step})
 			require.NoError(t, err)
-			cmd := exec.Command(os.Args[0], "-test.run=^TestKillHelper$", "-test.count=1")
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
 			cmd.Env = append(os.Environ(), killHelperEnv+"="+string(spec))
 			out, err := cmd.StdoutPipe()
 			require.NoError(t, err)
