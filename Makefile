@@ -8,7 +8,7 @@ STACK := deploy/local/stack.sh
 COMPONENTS ?= postgres redis rocketmq s3 neo4j elasticsearch
 ENV   := source deploy/local/env.sh &&
 
-.PHONY: chromium all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench bench-archive chaos lint fuzz fmt vet clean
+.PHONY: chromium all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench bench-archive bench-peers chaos lint fuzz fmt vet clean
 
 all: build
 
@@ -72,6 +72,13 @@ bench: stack-up
 ## RSS, bytes in S3); ARCHIVE_BENCH_ROWS=1000000 picks other sizes.
 bench-archive: stack-up
 	$(ENV) $(GO) test -run='^$$' -bench='ArchivePartition' -benchtime=1x -timeout 60m ./archive/
+
+## bench-peers: job-service against River and Asynq on the same stack, back to back
+## (bench/peers, a module of its own; not part of make test). PEERS_N jobs per run (10000).
+PEERS_BENCH ?= .
+bench-peers:
+	$(STACK) up postgres redis rocketmq
+	$(ENV) cd bench/peers && $(GO) test -run='^$$' -bench='$(PEERS_BENCH)' -benchtime=1x -timeout 30m .
 
 vet:
 	$(GO) vet ./...
