@@ -66,6 +66,12 @@ type ESForceMergeConfig struct {
 	PollInterval time.Duration `yaml:"poll_interval"`
 	// Pause between two merges, to let the cluster's I/O settle.
 	Pause time.Duration `yaml:"pause"`
+	// KeepWriteBlock is the explicit opt-in to the old behaviour: set a write block before
+	// merging and leave it, for clusters where an index past min_age_days is finished by
+	// policy. Off (the default), the job takes no block, so every index stays writable: a
+	// late write (a backfill, an edit of an old message) lands, at worst as a small new
+	// segment the next run merges.
+	KeepWriteBlock bool `yaml:"keep_write_block"`
 }
 
 // WithDefaults fills unset fields.
@@ -123,7 +129,8 @@ type ESForceMergeArgs struct {
 	DryRun bool `json:"dry_run,omitempty"`
 }
 
-// Validate refuses bad patterns and out-of-range numbers.
+// Validate refuses bad patterns and out-of-range numbers. Whether the params stay within the
+// config is checked by the handler (CheckArgs).
 func (a *ESForceMergeArgs) Validate() error {
 	for _, p := range a.Patterns {
 		if err := ValidateIndexPattern(p); err != nil {
@@ -140,10 +147,10 @@ func (a *ESForceMergeArgs) Validate() error {
 }
 
 // ESForceMerge force-merges old, finished indices down to few segments, which makes them
-// smaller and faster to search. Only indices nobody writes to are touched: it skips write
-// indices of aliases and young indices, and it sets a write block before merging, because
-// merging an index that still takes writes just produces new small segments (and large
-// merged segments that never get merged again). The block stays: an old index is finished.
+// smaller and faster to search. Only indices nobody should be writing to are touched: it
+// skips write indices of aliases and young indices. It takes no write block unless
+// keep_write_block opts in (then the block is set before the merge and stays), so no index
+// is left unwritable by default, whether the run finishes, fails or is killed.
 type ESForceMerge struct {
 	es  *elasticsearch.Client
 	cfg ESForceMergeConfig
@@ -164,6 +171,19 @@ func NewESForceMerge(es *elasticsearch.Client, cfg ESForceMergeConfig, now func(
 // Kind implements Handler.
 func (h *ESForceMerge) Kind() string { return ESForceMergeKind }
 
+// CheckArgs refuses params that widen the config: patterns must lie within the configured
+// ones and min_age_days may only be raised.
+func (h *ESForceMerge) CheckArgs(a *ESForceMergeArgs) error {
+	if err := narrowPatterns(a.Patterns, h.cfg.Patterns); err != nil {
+		return err
+	}
+	if a.MinAgeDays != nil && *a.MinAgeDays < *h.cfg.MinAgeDays {
+		return fmt.Errorf("min_age_days: %d is below the configured %d (params may only raise it)",
+			*a.MinAgeDays, *h.cfg.MinAgeDays)
+	}
+	return nil
+}
+
 // ESForceMergeResult is the run's result JSON.
 type ESForceMergeResult struct {
 	Patterns       []string       `json:"patterns"`
@@ -182,7 +202,7 @@ type MergedIndex struct {
 	Shards         int       `json:"shards"`
 	SegmentsBefore int       `json:"segments_before"`
 	SegmentsAfter  int       `json:"segments_after"`
-	WriteBlockSet  bool      `json:"write_block_set"` // false: it was already blocked
+	WriteBlockSet  bool      `json:"write_block_set"` // only with keep_write_block, and not blocked before
 	TaskID         string    `json:"task_id"`
 	DurationMS     int64     `json:"duration_ms"`
 }
@@ -219,6 +239,9 @@ func (h *ESForceMerge) Run(ctx context.Context, run *job.Run[ESForceMergeArgs]) 
 	}
 	res := ESForceMergeResult{Patterns: h.cfg.Patterns, MinAgeDays: *h.cfg.MinAgeDays,
 		MaxNumSegments: h.cfg.MaxNumSegments, DryRun: run.Args.DryRun, Merged: []MergedIndex{}, Skipped: []SkippedIndex{}}
+	if err := h.CheckArgs(&run.Args); err != nil {
+		return res, job.Discard("params outside config", err)
+	}
 	if len(run.Args.Patterns) > 0 {
 		res.Patterns = run.Args.Patterns
 	}
@@ -308,7 +331,7 @@ func (h *ESForceMerge) Run(ctx context.Context, run *job.Run[ESForceMergeArgs]) 
 	return res, nil
 }
 
-// merge blocks writes, starts the merge as a task and polls it to the per-index deadline. A
+// merge blocks writes (keep_write_block only), starts the merge as a task and polls it to the per-index deadline. A
 // retry after a timeout finds the task still running (taskID) and waits for it rather than
 // queueing a second merge of the same index.
 func (h *ESForceMerge) merge(ctx context.Context, idx esIndex, before esSegments, maxSeg int, taskID string) (MergedIndex, *FailedIndex) {
@@ -317,7 +340,7 @@ func (h *ESForceMerge) merge(ctx context.Context, idx esIndex, before esSegments
 	fail := func(err error) (MergedIndex, *FailedIndex) {
 		return m, &FailedIndex{Index: idx.name, Error: err.Error()}
 	}
-	if !idx.blocked {
+	if h.cfg.KeepWriteBlock && !idx.blocked {
 		if _, err := h.call(ctx, "write block on "+idx.name, esapi.IndicesAddBlockRequest{Index: []string{idx.name}, Block: "write"}, nil); err != nil {
 			return fail(err)
 		}

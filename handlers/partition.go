@@ -163,6 +163,9 @@ type StuckInDefault struct {
 // Run implements Handler.
 func (p *Partition) Run(ctx context.Context, run *job.Run[PartitionArgs]) (any, error) {
 	tables, premake := p.cfg.Tables, p.cfg.Premake
+	if err := narrowTables(run.Args.Tables, p.cfg.Tables); err != nil {
+		return PartitionResult{}, job.Discard("params outside config", err)
+	}
 	if len(run.Args.Tables) > 0 {
 		tables = run.Args.Tables
 	}
