@@ -64,7 +64,7 @@ func gapRun() *job.Run[MsgGapArgs] {
 
 func newMsgGap(t testing.TB, s *testenv.Schema, cfg MsgGapConfig) *MsgGap {
 	t.Helper()
-	h, err := NewMsgGap(s.Pool, cfg, func() time.Time { return gapNow }, testenv.Logger(t))
+	h, err := NewMsgGap(s.Pool, cfg, nil, func() time.Time { return gapNow }, testenv.Logger(t))
 	require.NoError(t, err)
 	return h
 }
@@ -129,7 +129,7 @@ func TestMsgGapYoungGapIsNotReported(t *testing.T) {
 	require.EqualValues(t, 1, r.Pending)
 
 	// Once it is older than the settle delay, it is.
-	later, err := NewMsgGap(s.Pool, MsgGapConfig{Settle: time.Minute}, func() time.Time { return gapNow.Add(time.Minute) }, testenv.Logger(t))
+	later, err := NewMsgGap(s.Pool, MsgGapConfig{Settle: time.Minute}, nil, func() time.Time { return gapNow.Add(time.Minute) }, testenv.Logger(t))
 	require.NoError(t, err)
 	res, err = later.Run(context.Background(), gapRun())
 	require.Error(t, err)

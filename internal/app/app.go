@@ -62,6 +62,8 @@ type Deps struct {
 	ES    *elasticsearch.Client
 	Neo4j neo4j.DriverWithContext
 	S3    *minio.Client
+	// Events publishes msg_gap_check's repair events; nil where nothing publishes.
+	Events handlers.EventPublisher
 }
 
 // objectStore turns a nil client into a nil interface (not an interface holding nil).
@@ -95,7 +97,7 @@ func NewRegistry(cfg *config.Config, deps Deps, log *slog.Logger, now func() tim
 		return nil, err
 	}
 	handlers.Register(reg, blacklist)
-	gaps, err := handlers.NewMsgGap(deps.DB, cfg.Handlers.MsgGap, now, log.With("handler", handlers.MsgGapKind))
+	gaps, err := handlers.NewMsgGap(deps.DB, cfg.Handlers.MsgGap, deps.Events, now, log.With("handler", handlers.MsgGapKind))
 	if err != nil {
 		return nil, err
 	}
