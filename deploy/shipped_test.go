@@ -13,6 +13,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/chatplat/job-service/config"
+	"github.com/chatplat/job-service/handlers"
+	"github.com/chatplat/job-service/job"
 )
 
 // designJob is one row of the design's job table (issue 10; original design §3): when the
@@ -180,7 +182,7 @@ func TestShippedConfigsDoTheWholeJob(t *testing.T) {
 
 	for _, sc := range shippedConfigs(t) {
 		t.Run(sc.name, func(t *testing.T) {
-			cfg, err := config.Load(sc.path, func(k string) string { return sc.env[k] })
+			cfg, err := config.Load(sc.path, func(k string) string { return sc.env[k] }, handlers.Definitions())
 			require.NoError(t, err)
 
 			var kinds []string
@@ -214,9 +216,9 @@ func TestShippedConfigsDoTheWholeJob(t *testing.T) {
 			require.NotEmpty(t, cfg.Alerts.SMTP.Host, "the design's alert email")
 			require.NotEmpty(t, cfg.Alerts.SMTP.To)
 			// Report days follow the platform's zone too.
-			require.Equal(t, platformZone, cfg.Handlers.DailyStats.TimeZone)
-			require.Equal(t, platformZone, cfg.Handlers.GroupActivity.TimeZone)
-			require.Equal(t, platformZone, cfg.Handlers.Partition.TimeZone)
+			require.Equal(t, platformZone, cfg.TimeZone)
+			require.Equal(t, platformZone, job.SectionOf[handlers.DailyStatsConfig](cfg.Sections, handlers.DailyStatsKind).TimeZone)
+			require.Equal(t, platformZone, job.SectionOf[handlers.GroupActivityConfig](cfg.Sections, handlers.GroupActivityKind).TimeZone)
 
 			check := exec.Command(bin, "config", "check", "--config", sc.path)
 			check.Env = []string{"PATH=" + os.Getenv("PATH")}
@@ -251,7 +253,7 @@ func TestComposeStartsWhatItConfigures(t *testing.T) {
 			env = sc.env
 		}
 	}
-	cfg, err := config.Load("compose/job-service.yaml", func(k string) string { return env[k] })
+	cfg, err := config.Load("compose/job-service.yaml", func(k string) string { return env[k] }, handlers.Definitions())
 	require.NoError(t, err)
 	host := func(addr string) string {
 		addr = strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(addr, "http://"), "https://"), "bolt://")

@@ -23,6 +23,42 @@ import (
 // ESForceMergeKind is the job kind of ESForceMerge.
 const ESForceMergeKind = "es_forcemerge"
 
+// ESForceMergePolicy is es_forcemerge's default run policy: the design's daily 03:00, with a
+// timeout well above the section's index_timeout (1h) so one slow index stops the run by its
+// own limit, not by the job's.
+func ESForceMergePolicy() job.Spec {
+	return job.Spec{Schedule: "0 0 3 * * *", Timeout: 6 * time.Hour,
+		Misfire: job.MisfireFireOnce, MisfireBound: 6 * time.Hour}
+}
+
+// CheckSpec refuses a job timeout that does not exceed index_timeout: the run would be
+// cancelled while waiting for one merge instead of stopping cleanly at its own limit.
+// Scheduled params must also stay within the config (narrowArgs), as forced runs' must.
+func (c ESForceMergeConfig) CheckSpec(s job.Spec) error {
+	if s.Timeout <= c.IndexTimeout {
+		return fmt.Errorf("timeout: %s must be above handlers.es_forcemerge.index_timeout (%s)", s.Timeout, c.IndexTimeout)
+	}
+	if args, err := job.DecodeArgs[ESForceMergeArgs](s.ParamsJSON()); err == nil { // decode errors are reported before
+		if err := c.narrowArgs(&args); err != nil {
+			return fmt.Errorf("params.%w", err)
+		}
+	}
+	return nil
+}
+
+// narrowArgs refuses params that widen the config: patterns must lie within the configured
+// ones and min_age_days may only be raised.
+func (c ESForceMergeConfig) narrowArgs(a *ESForceMergeArgs) error {
+	if err := narrowPatterns(a.Patterns, c.Patterns); err != nil {
+		return err
+	}
+	if a.MinAgeDays != nil && c.MinAgeDays != nil && *a.MinAgeDays < *c.MinAgeDays {
+		return fmt.Errorf("min_age_days: %d is below the configured %d (params may only raise it)",
+			*a.MinAgeDays, *c.MinAgeDays)
+	}
+	return nil
+}
+
 // Reasons an index is skipped by es_forcemerge.
 const (
 	SkipTooYoung      = "too_young"      // created less than min_age_days before the run's clock
@@ -171,18 +207,8 @@ func NewESForceMerge(es *elasticsearch.Client, cfg ESForceMergeConfig, now func(
 // Kind implements Handler.
 func (h *ESForceMerge) Kind() string { return ESForceMergeKind }
 
-// CheckArgs refuses params that widen the config: patterns must lie within the configured
-// ones and min_age_days may only be raised.
-func (h *ESForceMerge) CheckArgs(a *ESForceMergeArgs) error {
-	if err := narrowPatterns(a.Patterns, h.cfg.Patterns); err != nil {
-		return err
-	}
-	if a.MinAgeDays != nil && *a.MinAgeDays < *h.cfg.MinAgeDays {
-		return fmt.Errorf("min_age_days: %d is below the configured %d (params may only raise it)",
-			*a.MinAgeDays, *h.cfg.MinAgeDays)
-	}
-	return nil
-}
+// CheckArgs refuses params that widen the config (see narrowArgs).
+func (h *ESForceMerge) CheckArgs(a *ESForceMergeArgs) error { return h.cfg.narrowArgs(a) }
 
 // ESForceMergeResult is the run's result JSON.
 type ESForceMergeResult struct {

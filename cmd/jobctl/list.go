@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/chatplat/job-service/internal/app"
+	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/ledger"
 )
 
@@ -114,7 +114,7 @@ func jobsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer pool.Close()
-			kinds := app.KnownKinds()
+			kinds := handlers.Kinds()
 			sums, err := l.Summaries(cmd.Context(), kinds)
 			if err != nil {
 				return err

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/chatplat/job-service/internal/app"
+	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
 )
@@ -33,11 +33,11 @@ func runCmd(g *globals) *cobra.Command {
 				return err
 			}
 			known := false
-			for _, k := range app.KnownKinds() {
+			for _, k := range handlers.Kinds() {
 				known = known || k == args[0]
 			}
 			if !known {
-				return fmt.Errorf("unknown job %q (known: %v)", args[0], app.KnownKinds())
+				return fmt.Errorf("unknown job %q (known: %v)", args[0], handlers.Kinds())
 			}
 			p, err := parseParams(params)
 			if err != nil {
