@@ -46,19 +46,6 @@ func (c ESForceMergeConfig) CheckSpec(s job.Spec) error {
 	return nil
 }
 
-// narrowArgs refuses params that widen the config: patterns must lie within the configured
-// ones and min_age_days may only be raised.
-func (c ESForceMergeConfig) narrowArgs(a *ESForceMergeArgs) error {
-	if err := narrowPatterns(a.Patterns, c.Patterns); err != nil {
-		return err
-	}
-	if a.MinAgeDays != nil && c.MinAgeDays != nil && *a.MinAgeDays < *c.MinAgeDays {
-		return fmt.Errorf("min_age_days: %d is below the configured %d (params may only raise it)",
-			*a.MinAgeDays, *c.MinAgeDays)
-	}
-	return nil
-}
-
 // Reasons an index is skipped by es_forcemerge.
 const (
 	SkipTooYoung      = "too_young"      // created less than min_age_days before the run's clock
@@ -206,9 +193,6 @@ func NewESForceMerge(es *elasticsearch.Client, cfg ESForceMergeConfig, now func(
 
 // Kind implements Handler.
 func (h *ESForceMerge) Kind() string { return ESForceMergeKind }
-
-// CheckArgs refuses params that widen the config (see narrowArgs).
-func (h *ESForceMerge) CheckArgs(a *ESForceMergeArgs) error { return h.cfg.narrowArgs(a) }
 
 // ESForceMergeResult is the run's result JSON.
 type ESForceMergeResult struct {

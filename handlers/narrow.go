@@ -59,3 +59,19 @@ func narrowTables(params, configured []string) error {
 	}
 	return nil
 }
+
+// narrowArgs refuses params that widen the config: patterns must lie within the configured
+// ones and min_age_days may only be raised.
+func (c ESForceMergeConfig) narrowArgs(a *ESForceMergeArgs) error {
+	if err := narrowPatterns(a.Patterns, c.Patterns); err != nil {
+		return err
+	}
+	if a.MinAgeDays != nil && c.MinAgeDays != nil && *a.MinAgeDays < *c.MinAgeDays {
+		return fmt.Errorf("min_age_days: %d is below the configured %d (params may only raise it)",
+			*a.MinAgeDays, *c.MinAgeDays)
+	}
+	return nil
+}
+
+// CheckArgs refuses params that widen the config (see narrowArgs).
+func (h *ESForceMerge) CheckArgs(a *ESForceMergeArgs) error { return h.cfg.narrowArgs(a) }
