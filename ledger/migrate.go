@@ -21,17 +21,18 @@ var migrationFiles embed.FS
 // Migrate brings the schema up to date. Several nodes may start at once: goose's session
 // locker (a Postgres advisory lock) makes them take turns.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	return migrate(ctx, pool, 0)
+	return migrateTo(ctx, pool, 0)
 }
 
 // MigrateTo applies the migrations up to and including version, as a database that stopped
 // at an older release would have them; tests of later migrations start from there.
 func MigrateTo(ctx context.Context, pool *pgxpool.Pool, version int64) error {
-	return migrate(ctx, pool, version)
+	return migrateTo(ctx, pool, version)
 }
 
-// migrate applies every migration (version 0) or those up to version.
-func migrate(ctx context.Context, pool *pgxpool.Pool, version int64) error {
+// migrateTo applies the migrations up to version, or all of them when version is 0 (tests
+// build a database as an older release left it).
+func migrateTo(ctx context.Context, pool *pgxpool.Pool, version int64) error {
 	sub, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
 		return fmt.Errorf("open embedded migrations: %w", err)
@@ -50,12 +51,11 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, version int64) error {
 		return fmt.Errorf("migration provider: %w", err)
 	}
 	if version > 0 {
-		if _, err := provider.UpTo(ctx, version); err != nil {
-			return fmt.Errorf("apply migrations up to %d: %w", version, err)
-		}
-		return nil
+		_, err = provider.UpTo(ctx, version)
+	} else {
+		_, err = provider.Up(ctx)
 	}
-	if _, err := provider.Up(ctx); err != nil {
+	if err != nil {
 		return fmt.Errorf("apply migrations: %w", err)
 	}
 	return nil

@@ -18,7 +18,12 @@ func NewAdmin(n *Node) *admin.Server {
 		Spec:      func(kind string) job.Spec { return n.Cfg.Spec(kind) },
 		Ping:      n.Pool.Ping,
 		InFlight:  n.Proc.InFlight,
-		Log:       n.Log.With("component", "admin"),
+		Runs:      n.Ledger,
+		Prepare: func(env job.Envelope) error {
+			_, err := n.Registry.Prepare(env)
+			return err
+		},
+		Log: n.Log.With("component", "admin"),
 	}
 	if n.Ticker != nil {
 		deps.Ticker = func() ticker.State { return n.Ticker.State() }
