@@ -15,6 +15,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/stretchr/testify/require"
 
+	"github.com/chatplat/job-service/handlertest"
 	"github.com/chatplat/job-service/internal/testenv"
 	"github.com/chatplat/job-service/job"
 )
@@ -54,7 +55,7 @@ func TestESForceMergeWithoutClientOrServer(t *testing.T) {
 	t.Parallel()
 	h, err := NewESForceMerge(nil, ESForceMergeConfig{}, time.Now, testenv.Logger(t))
 	require.NoError(t, err)
-	_, err = h.Run(context.Background(), esRun(ESForceMergeArgs{}))
+	_, err = handlertest.Run(context.Background(), h, esRun(ESForceMergeArgs{}))
 	require.True(t, job.IsDiscard(err), "no client: retrying cannot help: %v", err)
 	require.ErrorContains(t, err, "elasticsearch not configured")
 
@@ -63,15 +64,15 @@ func TestESForceMergeWithoutClientOrServer(t *testing.T) {
 	require.NoError(t, err)
 	h, err = NewESForceMerge(down, ESForceMergeConfig{}, time.Now, testenv.Logger(t))
 	require.NoError(t, err)
-	_, err = h.Run(context.Background(), esRun(ESForceMergeArgs{}))
+	_, err = handlertest.Run(context.Background(), h, esRun(ESForceMergeArgs{}))
 	require.Error(t, err)
 	require.False(t, job.IsDiscard(err))
 	require.ErrorContains(t, err, "elasticsearch cluster health")
 	require.ErrorContains(t, err, "connection refused")
 }
 
-func esRun(args ESForceMergeArgs) *job.Run[ESForceMergeArgs] {
-	return &job.Run[ESForceMergeArgs]{Envelope: job.Envelope{Job: ESForceMergeKind, RunKey: "test"}, Args: args, Attempt: 1}
+func esRun(args ESForceMergeArgs) handlertest.Job[ESForceMergeArgs] {
+	return handlertest.Job[ESForceMergeArgs]{Args: args}
 }
 
 // esCreate creates an index with shards primaries, no replicas and optional aliases JSON, and
@@ -198,7 +199,7 @@ func TestESForceMergeMergesOldFinishedIndices(t *testing.T) {
 	require.NoError(t, err)
 
 	// A dry run changes nothing and names the candidates.
-	res, err := h.Run(ctx, esRun(ESForceMergeArgs{DryRun: true}))
+	res, err := handlertest.Run(ctx, h, esRun(ESForceMergeArgs{DryRun: true}))
 	require.NoError(t, err)
 	r := res.(ESForceMergeResult)
 	require.Empty(t, r.Merged)
@@ -206,7 +207,7 @@ func TestESForceMergeMergesOldFinishedIndices(t *testing.T) {
 	require.Greater(t, esPrimarySegments(t, es, p+"chat-messages-old")[0], 1)
 	require.False(t, esIndexSettings(t, es, p+"chat-messages-old").writeBlocked)
 
-	res, err = h.Run(ctx, esRun(ESForceMergeArgs{}))
+	res, err = handlertest.Run(ctx, h, esRun(ESForceMergeArgs{}))
 	require.NoError(t, err)
 	r = res.(ESForceMergeResult)
 	require.Empty(t, r.Failed)
@@ -238,7 +239,7 @@ func TestESForceMergeMergesOldFinishedIndices(t *testing.T) {
 	}
 
 	// A second run finds nothing left to do.
-	res, err = h.Run(ctx, esRun(ESForceMergeArgs{}))
+	res, err = handlertest.Run(ctx, h, esRun(ESForceMergeArgs{}))
 	require.NoError(t, err)
 	r = res.(ESForceMergeResult)
 	require.Empty(t, r.Merged)
@@ -247,7 +248,7 @@ func TestESForceMergeMergesOldFinishedIndices(t *testing.T) {
 
 	// The merged index still takes a late write (a backfill); the next run merges it again.
 	es.Do(t, http.MethodPost, "/"+p+"chat-messages-old/_doc?refresh=true", `{"late":"write"}`)
-	res, err = h.Run(ctx, esRun(ESForceMergeArgs{}))
+	res, err = handlertest.Run(ctx, h, esRun(ESForceMergeArgs{}))
 	require.NoError(t, err)
 	require.Equal(t, []string{p + "chat-messages-old"}, mergedNames(res.(ESForceMergeResult)))
 }
@@ -261,13 +262,13 @@ func TestESForceMergeMinAgeZeroAndNoMatch(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 
-	res, err := h.Run(ctx, esRun(ESForceMergeArgs{}))
+	res, err := handlertest.Run(ctx, h, esRun(ESForceMergeArgs{}))
 	require.NoError(t, err)
 	require.Equal(t, []string{p + "fresh"}, skippedByReason(res.(ESForceMergeResult))[SkipTooYoung])
 
 	// Params may not lower min_age_days below config: refused before anything is touched.
 	zero := 0
-	_, err = h.Run(ctx, esRun(ESForceMergeArgs{MinAgeDays: &zero}))
+	_, err = handlertest.Run(ctx, h, esRun(ESForceMergeArgs{MinAgeDays: &zero}))
 	require.True(t, job.IsDiscard(err), "%v", err)
 	require.ErrorContains(t, err, "min_age_days: 0 is below the configured 7")
 	require.Greater(t, esPrimarySegments(t, es, p+"fresh")[0], 1)
@@ -275,13 +276,13 @@ func TestESForceMergeMinAgeZeroAndNoMatch(t *testing.T) {
 	h0, err := NewESForceMerge(es.Client, ESForceMergeConfig{Patterns: []string{p + "*"}, MinAgeDays: &zero,
 		PollInterval: 50 * time.Millisecond}, time.Now, testenv.Logger(t))
 	require.NoError(t, err)
-	res, err = h0.Run(ctx, esRun(ESForceMergeArgs{}))
+	res, err = handlertest.Run(ctx, h0, esRun(ESForceMergeArgs{}))
 	require.NoError(t, err)
 	require.Equal(t, []string{p + "fresh"}, mergedNames(res.(ESForceMergeResult)))
 	require.Equal(t, []int{1}, esPrimarySegments(t, es, p+"fresh"))
 
 	// A pattern that matches nothing is an empty, successful run.
-	res, err = h.Run(ctx, esRun(ESForceMergeArgs{Patterns: []string{p + "nothing-*"}}))
+	res, err = handlertest.Run(ctx, h, esRun(ESForceMergeArgs{Patterns: []string{p + "nothing-*"}}))
 	require.NoError(t, err)
 	r := res.(ESForceMergeResult)
 	require.Empty(t, r.Merged)
@@ -311,7 +312,7 @@ func TestESForceMergeDeadlineDefersTheRestAndRetryWaitsForTheTask(t *testing.T) 
 	h.cfg.IndexTimeout = time.Millisecond // below what config allows: the first poll is already late
 	ctx := context.Background()
 
-	res, err := h.Run(ctx, esRun(ESForceMergeArgs{}))
+	res, err := handlertest.Run(ctx, h, esRun(ESForceMergeArgs{}))
 	require.Error(t, err)
 	require.False(t, job.IsDiscard(err))
 	r := res.(ESForceMergeResult)
@@ -324,7 +325,7 @@ func TestESForceMergeDeadlineDefersTheRestAndRetryWaitsForTheTask(t *testing.T) 
 	require.Greater(t, esPrimarySegments(t, es, p+"b-next")[0], 1, "no merge was queued behind the slow one")
 
 	h.cfg.IndexTimeout = time.Minute
-	res, err = h.Run(ctx, esRun(ESForceMergeArgs{}))
+	res, err = handlertest.Run(ctx, h, esRun(ESForceMergeArgs{}))
 	require.NoError(t, err)
 	r = res.(ESForceMergeResult)
 	// Still running when the retry looked: the retry waited for that same task. Done by
@@ -348,7 +349,7 @@ func TestESForceMergeKeepWriteBlockOptIn(t *testing.T) {
 	h, err := NewESForceMerge(es.Client, ESForceMergeConfig{Patterns: []string{p + "*"}, MinAgeDays: &zero,
 		KeepWriteBlock: true, PollInterval: 50 * time.Millisecond}, time.Now, testenv.Logger(t))
 	require.NoError(t, err)
-	res, err := h.Run(context.Background(), esRun(ESForceMergeArgs{}))
+	res, err := handlertest.Run(context.Background(), h, esRun(ESForceMergeArgs{}))
 	require.NoError(t, err)
 	r := res.(ESForceMergeResult)
 	require.Equal(t, []string{p + "old"}, mergedNames(r))
@@ -368,16 +369,16 @@ func TestESForceMergeParamsOnlyNarrow(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 	for _, wide := range [][]string{{p + "*"}, {p + "other-*"}, {p + "chat-*"}, {p + "chat-messages-a", p + "other-a"}} {
-		_, err := h.Run(ctx, esRun(ESForceMergeArgs{Patterns: wide}))
+		_, err := handlertest.Run(ctx, h, esRun(ESForceMergeArgs{Patterns: wide}))
 		require.True(t, job.IsDiscard(err), "%v: %v", wide, err)
 		require.ErrorContains(t, err, "params may only narrow")
 	}
 	require.Greater(t, esPrimarySegments(t, es, p+"other-a")[0], 1, "nothing outside config was merged")
 	// Raising min_age_days narrows too: accepted.
-	res, err := h.Run(ctx, esRun(ESForceMergeArgs{MinAgeDays: &ten}))
+	res, err := handlertest.Run(ctx, h, esRun(ESForceMergeArgs{MinAgeDays: &ten}))
 	require.NoError(t, err)
 	require.Equal(t, []string{p + "chat-messages-a"}, skippedByReason(res.(ESForceMergeResult))[SkipTooYoung])
-	res, err = h.Run(ctx, esRun(ESForceMergeArgs{Patterns: []string{p + "chat-messages-a"}}))
+	res, err = handlertest.Run(ctx, h, esRun(ESForceMergeArgs{Patterns: []string{p + "chat-messages-a"}}))
 	require.NoError(t, err)
 	require.Equal(t, []string{p + "chat-messages-a"}, mergedNames(res.(ESForceMergeResult)))
 }

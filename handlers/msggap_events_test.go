@@ -13,6 +13,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/stretchr/testify/require"
 
+	"github.com/chatplat/job-service/handlertest"
 	"github.com/chatplat/job-service/internal/testenv"
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/mq"
@@ -65,7 +66,7 @@ func TestMsgGapPublishesRepairEvents(t *testing.T) {
 
 	// Off by default: nothing is published (the nil publisher is never reached).
 	off := newMsgGap(t, s, MsgGapConfig{})
-	res, err := off.Run(context.Background(), gapRun())
+	res, err := handlertest.Run(context.Background(), off, gapRun())
 	require.True(t, job.IsDiscard(err))
 	require.Zero(t, res.(MsgGapResult).EventsPublished)
 

@@ -98,8 +98,8 @@ type TokenBlacklist struct {
 	now func() time.Time
 	log *slog.Logger
 
-	// beforeExpire, in tests, runs between reading values and EXPIRE (with the batch's keys):
-	// where other writers race us.
+	// beforeExpire, in tests, runs between reading values and EXPIRE (with the keys about to
+	// get a TTL): where other writers race us.
 	beforeExpire func(keys []string)
 }
 
