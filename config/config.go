@@ -174,6 +174,7 @@ func (c *Config) applyEnv(env func(string) string) {
 	set("JOBSERVICE_ADMIN_LISTEN", &c.Admin.Listen)
 	set("JOBSERVICE_REDIS_PASSWORD", &c.Redis.Password)
 	set("JOBSERVICE_SMTP_PASSWORD", &c.Alerts.SMTP.Password)
+	set("JOBSERVICE_ALERTS_WEBHOOK_URL", &c.Alerts.WebhookURL)
 	c.applyS3Env(env)
 	if v := env("JOBSERVICE_ROCKETMQ_NAME_SERVERS"); v != "" {
 		c.RocketMQ.NameServers = strings.Split(v, ",")

@@ -28,6 +28,13 @@ func fakeSecrets(k string) string {
 	return map[string]string{
 		"JOBSERVICE_POSTGRES_DSN": "postgres://u:p@db:5432/jobservice",
 		"JOBSERVICE_ADMIN_TOKEN":  "from-a-secret",
+		// The Secret's other keys (deploy/k8s/secret.example.yaml).
+		"JOBSERVICE_S3_ACCESS_KEY":          "from-a-secret",
+		"JOBSERVICE_S3_SECRET_KEY":          "from-a-secret",
+		"JOBSERVICE_REDIS_PASSWORD":         "from-a-secret",
+		"JOBSERVICE_ELASTICSEARCH_PASSWORD": "from-a-secret",
+		"JOBSERVICE_NEO4J_PASSWORD":         "from-a-secret",
+		"JOBSERVICE_SMTP_PASSWORD":          "from-a-secret",
 	}[k]
 }
 
@@ -110,7 +117,11 @@ func TestCompose(t *testing.T) {
 		for dep, d := range s.DependsOn {
 			_, ok := c.Services[dep]
 			require.True(t, ok, "%s depends on unknown service %s", name, dep)
-			require.Equal(t, "service_healthy", d.Condition, "%s waits for %s to be healthy", name, dep)
+			want := "service_healthy"
+			if strings.HasSuffix(dep, "-init") { // one-shot preparation
+				want = "service_completed_successfully"
+			}
+			require.Equal(t, want, d.Condition, "%s waits for %s", name, dep)
 		}
 		for _, v := range s.Volumes {
 			if src, _, ok := strings.Cut(v, ":"); ok && strings.HasPrefix(src, ".") {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 
@@ -94,8 +95,9 @@ type FilesSource struct {
 
 // DailyStatsConfig configures the daily_stats job. The sources are the chat platform's
 // tables, not ours: their names and columns are configurable; defaults match
-// deploy/local/chat_schema.sql. The output table daily_stats is the ledger's (migration
-// 00002_reports.sql).
+// deploy/local/chat_schema.sql. The output table daily_stats is the design's, as the ledger
+// migrates it (00010_design_reports.sql); the GC's gc_log, read for freed bytes, is the
+// ledger's too.
 type DailyStatsConfig struct {
 	// TimeZone whose midnights bound a day (IANA name).
 	TimeZone string         `yaml:"time_zone"`
@@ -179,17 +181,21 @@ func (a *DailyStatsArgs) Validate() error {
 
 // DailyStatsResult is the run's result JSON: the row as upserted.
 type DailyStatsResult struct {
-	Date              string     `json:"date"`
-	TimeZone          string     `json:"time_zone"`
-	From              time.Time  `json:"from"`
-	To                time.Time  `json:"to"`
-	TotalUsers        int64      `json:"total_users"`
-	DAU               int64      `json:"dau"`
-	Messages          int64      `json:"messages"`
-	NewUsers          int64      `json:"new_users"`
-	StorageAddedBytes int64      `json:"storage_added_bytes"`
-	APIQPSPeak        int64      `json:"api_qps_peak"`
-	APIQPSPeakAt      *time.Time `json:"api_qps_peak_at,omitempty"`
+	Date              string    `json:"date"`
+	TimeZone          string    `json:"time_zone"`
+	From              time.Time `json:"from"`
+	To                time.Time `json:"to"`
+	TotalUsers        int64     `json:"total_users"`
+	DAU               int64     `json:"dau"`
+	Messages          int64     `json:"messages"`
+	NewUsers          int64     `json:"new_users"`
+	StorageAddedBytes int64     `json:"storage_added_bytes"`
+	StorageFreedBytes int64     `json:"storage_freed_bytes"`
+	// StorageUsage is the design's storage_usage: the day's storage increment, bytes added
+	// minus bytes freed; negative on a day the GC freed more than was uploaded.
+	StorageUsage int64      `json:"storage_usage"`
+	APIQPSPeak   int64      `json:"api_qps_peak"`
+	APIQPSPeakAt *time.Time `json:"api_qps_peak_at,omitempty"`
 	// Replaced says the day had a row already (a rerun or backfill overwrote it).
 	Replaced bool `json:"replaced"`
 }
@@ -212,7 +218,7 @@ type DailyStats struct {
 // dailyQueries are the statements, built once from validated, quoted names. TotalUsers takes
 // $1 = next day start; the others $1 = day start and $2 = next day start.
 type dailyQueries struct {
-	TotalUsers, NewUsers, DAU, Messages, StorageAdded, QPSPeak string
+	TotalUsers, NewUsers, DAU, Messages, StorageAdded, StorageFreed, QPSPeak string
 }
 
 func buildDailyQueries(c DailyStatsConfig) dailyQueries {
@@ -232,6 +238,9 @@ func buildDailyQueries(c DailyStatsConfig) dailyQueries {
 		Messages:   fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s >= $1 AND %s < $2`, m, mc, mc),
 		StorageAdded: fmt.Sprintf(`SELECT COALESCE(sum(%s), 0)::bigint FROM %s WHERE %s >= $1 AND %s < $2`,
 			fs, f, fc, fc),
+		// Objects the GC found already gone freed nothing that day.
+		StorageFreed: `SELECT COALESCE(sum(bytes), 0)::bigint FROM gc_log
+			WHERE NOT object_missing AND deleted_at >= $1 AND deleted_at < $2`,
 		// The busiest second: truncation happens after the range filter has pruned, so it
 		// costs nothing in partition pruning. Ties go to the earliest second.
 		QPSPeak: fmt.Sprintf(`SELECT date_trunc('second', %s) AS sec, count(*) AS n FROM %s
@@ -282,18 +291,24 @@ func (d *DailyStats) Run(ctx context.Context, run *job.Run[DailyStatsArgs]) (any
 	if err := d.measure(ctx, from, to, &res); err != nil {
 		return res, err
 	}
+	res.StorageUsage = res.StorageAddedBytes - res.StorageFreedBytes
+	// api_qps_peak is the design's INT; a peak above 2^31-1 calls a second is not a number
+	// this platform will see, but a clamp beats a failed report.
+	peak := min(res.APIQPSPeak, math.MaxInt32)
 	var inserted bool
 	err := d.db.QueryRow(ctx, `
-		INSERT INTO daily_stats (stat_date, time_zone, total_users, dau, messages, new_users,
-			storage_added_bytes, api_qps_peak, api_qps_peak_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-		ON CONFLICT (stat_date) DO UPDATE SET time_zone = EXCLUDED.time_zone,
-			total_users = EXCLUDED.total_users, dau = EXCLUDED.dau, messages = EXCLUDED.messages,
-			new_users = EXCLUDED.new_users, storage_added_bytes = EXCLUDED.storage_added_bytes,
-			api_qps_peak = EXCLUDED.api_qps_peak, api_qps_peak_at = EXCLUDED.api_qps_peak_at,
-			updated_at = now()
-		RETURNING xmax = 0`, date, d.cfg.TimeZone, res.TotalUsers, res.DAU, res.Messages, res.NewUsers,
-		res.StorageAddedBytes, res.APIQPSPeak, res.APIQPSPeakAt).Scan(&inserted)
+		INSERT INTO daily_stats (stat_date, total_users, active_users, total_msgs, storage_usage,
+			api_qps_peak, time_zone, new_users, storage_added_bytes, storage_freed_bytes, api_qps_peak_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		ON CONFLICT (stat_date) DO UPDATE SET total_users = EXCLUDED.total_users,
+			active_users = EXCLUDED.active_users, total_msgs = EXCLUDED.total_msgs,
+			storage_usage = EXCLUDED.storage_usage, api_qps_peak = EXCLUDED.api_qps_peak,
+			time_zone = EXCLUDED.time_zone, new_users = EXCLUDED.new_users,
+			storage_added_bytes = EXCLUDED.storage_added_bytes,
+			storage_freed_bytes = EXCLUDED.storage_freed_bytes,
+			api_qps_peak_at = EXCLUDED.api_qps_peak_at, updated_at = now()
+		RETURNING xmax = 0`, date, res.TotalUsers, res.DAU, res.Messages, res.StorageUsage, int32(peak),
+		d.cfg.TimeZone, res.NewUsers, res.StorageAddedBytes, res.StorageFreedBytes, res.APIQPSPeakAt).Scan(&inserted)
 	if err != nil {
 		return res, fmt.Errorf("upsert daily_stats %s: %w", date, err)
 	}
@@ -322,6 +337,7 @@ func (d *DailyStats) measure(ctx context.Context, from, to time.Time, res *Daily
 		{"dau", d.q.DAU, []any{from, to}, &res.DAU},
 		{"messages", d.q.Messages, []any{from, to}, &res.Messages},
 		{"storage added", d.q.StorageAdded, []any{from, to}, &res.StorageAddedBytes},
+		{"storage freed", d.q.StorageFreed, []any{from, to}, &res.StorageFreedBytes},
 	} {
 		if err := tx.QueryRow(ctx, s.sql, s.args...).Scan(s.dst); err != nil {
 			return sourceError(s.name, err)

@@ -33,9 +33,15 @@ func ESForceMergePolicy() job.Spec {
 
 // CheckSpec refuses a job timeout that does not exceed index_timeout: the run would be
 // cancelled while waiting for one merge instead of stopping cleanly at its own limit.
+// Scheduled params must also stay within the config (narrowArgs), as forced runs' must.
 func (c ESForceMergeConfig) CheckSpec(s job.Spec) error {
 	if s.Timeout <= c.IndexTimeout {
 		return fmt.Errorf("timeout: %s must be above handlers.es_forcemerge.index_timeout (%s)", s.Timeout, c.IndexTimeout)
+	}
+	if args, err := job.DecodeArgs[ESForceMergeArgs](s.ParamsJSON()); err == nil { // decode errors are reported before
+		if err := c.narrowArgs(&args); err != nil {
+			return fmt.Errorf("params.%w", err)
+		}
 	}
 	return nil
 }
@@ -83,6 +89,12 @@ type ESForceMergeConfig struct {
 	PollInterval time.Duration `yaml:"poll_interval"`
 	// Pause between two merges, to let the cluster's I/O settle.
 	Pause time.Duration `yaml:"pause"`
+	// KeepWriteBlock is the explicit opt-in to the old behaviour: set a write block before
+	// merging and leave it, for clusters where an index past min_age_days is finished by
+	// policy. Off (the default), the job takes no block, so every index stays writable: a
+	// late write (a backfill, an edit of an old message) lands, at worst as a small new
+	// segment the next run merges.
+	KeepWriteBlock bool `yaml:"keep_write_block"`
 }
 
 // WithDefaults fills unset fields.
@@ -140,7 +152,8 @@ type ESForceMergeArgs struct {
 	DryRun bool `json:"dry_run,omitempty"`
 }
 
-// Validate refuses bad patterns and out-of-range numbers.
+// Validate refuses bad patterns and out-of-range numbers. Whether the params stay within the
+// config is checked by the handler (CheckArgs).
 func (a *ESForceMergeArgs) Validate() error {
 	for _, p := range a.Patterns {
 		if err := ValidateIndexPattern(p); err != nil {
@@ -157,10 +170,10 @@ func (a *ESForceMergeArgs) Validate() error {
 }
 
 // ESForceMerge force-merges old, finished indices down to few segments, which makes them
-// smaller and faster to search. Only indices nobody writes to are touched: it skips write
-// indices of aliases and young indices, and it sets a write block before merging, because
-// merging an index that still takes writes just produces new small segments (and large
-// merged segments that never get merged again). The block stays: an old index is finished.
+// smaller and faster to search. Only indices nobody should be writing to are touched: it
+// skips write indices of aliases and young indices. It takes no write block unless
+// keep_write_block opts in (then the block is set before the merge and stays), so no index
+// is left unwritable by default, whether the run finishes, fails or is killed.
 type ESForceMerge struct {
 	es  *elasticsearch.Client
 	cfg ESForceMergeConfig
@@ -199,7 +212,7 @@ type MergedIndex struct {
 	Shards         int       `json:"shards"`
 	SegmentsBefore int       `json:"segments_before"`
 	SegmentsAfter  int       `json:"segments_after"`
-	WriteBlockSet  bool      `json:"write_block_set"` // false: it was already blocked
+	WriteBlockSet  bool      `json:"write_block_set"` // only with keep_write_block, and not blocked before
 	TaskID         string    `json:"task_id"`
 	DurationMS     int64     `json:"duration_ms"`
 }
@@ -236,6 +249,9 @@ func (h *ESForceMerge) Run(ctx context.Context, run *job.Run[ESForceMergeArgs]) 
 	}
 	res := ESForceMergeResult{Patterns: h.cfg.Patterns, MinAgeDays: *h.cfg.MinAgeDays,
 		MaxNumSegments: h.cfg.MaxNumSegments, DryRun: run.Args.DryRun, Merged: []MergedIndex{}, Skipped: []SkippedIndex{}}
+	if err := h.CheckArgs(&run.Args); err != nil {
+		return res, job.Discard("params outside config", err)
+	}
 	if len(run.Args.Patterns) > 0 {
 		res.Patterns = run.Args.Patterns
 	}
@@ -325,7 +341,7 @@ func (h *ESForceMerge) Run(ctx context.Context, run *job.Run[ESForceMergeArgs]) 
 	return res, nil
 }
 
-// merge blocks writes, starts the merge as a task and polls it to the per-index deadline. A
+// merge blocks writes (keep_write_block only), starts the merge as a task and polls it to the per-index deadline. A
 // retry after a timeout finds the task still running (taskID) and waits for it rather than
 // queueing a second merge of the same index.
 func (h *ESForceMerge) merge(ctx context.Context, idx esIndex, before esSegments, maxSeg int, taskID string) (MergedIndex, *FailedIndex) {
@@ -334,7 +350,7 @@ func (h *ESForceMerge) merge(ctx context.Context, idx esIndex, before esSegments
 	fail := func(err error) (MergedIndex, *FailedIndex) {
 		return m, &FailedIndex{Index: idx.name, Error: err.Error()}
 	}
-	if !idx.blocked {
+	if h.cfg.KeepWriteBlock && !idx.blocked {
 		if _, err := h.call(ctx, "write block on "+idx.name, esapi.IndicesAddBlockRequest{Index: []string{idx.name}, Block: "write"}, nil); err != nil {
 			return fail(err)
 		}

@@ -224,11 +224,12 @@ func TestESForceMergeMergesOldFinishedIndices(t *testing.T) {
 		require.Greater(t, m.SegmentsBefore, m.Shards, m.Index)
 		require.Equal(t, m.Shards, m.SegmentsAfter, m.Index)
 		require.NotEmpty(t, m.TaskID)
-		require.Equal(t, m.Index != p+"audit-old", m.WriteBlockSet, m.Index)
+		require.False(t, m.WriteBlockSet, "no block is taken unless keep_write_block opts in")
 		for shard, n := range esPrimarySegments(t, es, m.Index) {
 			require.Equal(t, 1, n, "%s shard %d", m.Index, shard)
 		}
-		require.True(t, esIndexSettings(t, es, m.Index).writeBlocked, m.Index)
+		// Merged indices stay writable; the one an operator had blocked stays blocked.
+		require.Equal(t, m.Index == p+"audit-old", esIndexSettings(t, es, m.Index).writeBlocked, m.Index)
 	}
 	require.Len(t, esPrimarySegments(t, es, p+"chat-messages-old"), 2)
 	// Untouched: still several segments, still writable.
@@ -244,6 +245,12 @@ func TestESForceMergeMergesOldFinishedIndices(t *testing.T) {
 	require.Empty(t, r.Merged)
 	require.Equal(t, []string{p + "audit-old", p + "chat-messages-merged", p + "chat-messages-old", p + "chat-messages-rolled"},
 		skippedByReason(r)[SkipAlreadyMerged])
+
+	// The merged index still takes a late write (a backfill); the next run merges it again.
+	es.Do(t, http.MethodPost, "/"+p+"chat-messages-old/_doc?refresh=true", `{"late":"write"}`)
+	res, err = handlertest.Run(ctx, h, esRun(ESForceMergeArgs{}))
+	require.NoError(t, err)
+	require.Equal(t, []string{p + "chat-messages-old"}, mergedNames(res.(ESForceMergeResult)))
 }
 
 func TestESForceMergeMinAgeZeroAndNoMatch(t *testing.T) {
@@ -259,8 +266,17 @@ func TestESForceMergeMinAgeZeroAndNoMatch(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{p + "fresh"}, skippedByReason(res.(ESForceMergeResult))[SkipTooYoung])
 
+	// Params may not lower min_age_days below config: refused before anything is touched.
 	zero := 0
-	res, err = handlertest.Run(ctx, h, esRun(ESForceMergeArgs{MinAgeDays: &zero}))
+	_, err = handlertest.Run(ctx, h, esRun(ESForceMergeArgs{MinAgeDays: &zero}))
+	require.True(t, job.IsDiscard(err), "%v", err)
+	require.ErrorContains(t, err, "min_age_days: 0 is below the configured 7")
+	require.Greater(t, esPrimarySegments(t, es, p+"fresh")[0], 1)
+
+	h0, err := NewESForceMerge(es.Client, ESForceMergeConfig{Patterns: []string{p + "*"}, MinAgeDays: &zero,
+		PollInterval: 50 * time.Millisecond}, time.Now, testenv.Logger(t))
+	require.NoError(t, err)
+	res, err = handlertest.Run(ctx, h0, esRun(ESForceMergeArgs{}))
 	require.NoError(t, err)
 	require.Equal(t, []string{p + "fresh"}, mergedNames(res.(ESForceMergeResult)))
 	require.Equal(t, []int{1}, esPrimarySegments(t, es, p+"fresh"))
@@ -321,4 +337,69 @@ func TestESForceMergeDeadlineDefersTheRestAndRetryWaitsForTheTask(t *testing.T) 
 	}
 	require.Equal(t, []int{1, 1}, esPrimarySegments(t, es, p+"a-big"))
 	require.Equal(t, []int{1}, esPrimarySegments(t, es, p+"b-next"))
+}
+
+// keep_write_block is the explicit opt-in to blocking merged indices for good; without it (the
+// other tests) no index is left unwritable.
+func TestESForceMergeKeepWriteBlockOptIn(t *testing.T) {
+	es := testenv.NewES(t)
+	p := es.Prefix
+	esCreate(t, es, p+"old", 1, 3, "")
+	zero := 0
+	h, err := NewESForceMerge(es.Client, ESForceMergeConfig{Patterns: []string{p + "*"}, MinAgeDays: &zero,
+		KeepWriteBlock: true, PollInterval: 50 * time.Millisecond}, time.Now, testenv.Logger(t))
+	require.NoError(t, err)
+	res, err := handlertest.Run(context.Background(), h, esRun(ESForceMergeArgs{}))
+	require.NoError(t, err)
+	r := res.(ESForceMergeResult)
+	require.Equal(t, []string{p + "old"}, mergedNames(r))
+	require.True(t, r.Merged[0].WriteBlockSet)
+	require.True(t, esIndexSettings(t, es, p+"old").writeBlocked)
+}
+
+// Params narrow the configured patterns and never widen them.
+func TestESForceMergeParamsOnlyNarrow(t *testing.T) {
+	es := testenv.NewES(t)
+	p := es.Prefix
+	esCreate(t, es, p+"chat-messages-a", 1, 3, "")
+	esCreate(t, es, p+"other-a", 1, 3, "")
+	zero, ten := 0, 10
+	h, err := NewESForceMerge(es.Client, ESForceMergeConfig{Patterns: []string{p + "chat-messages-*"}, MinAgeDays: &zero,
+		PollInterval: 50 * time.Millisecond}, time.Now, testenv.Logger(t))
+	require.NoError(t, err)
+	ctx := context.Background()
+	for _, wide := range [][]string{{p + "*"}, {p + "other-*"}, {p + "chat-*"}, {p + "chat-messages-a", p + "other-a"}} {
+		_, err := handlertest.Run(ctx, h, esRun(ESForceMergeArgs{Patterns: wide}))
+		require.True(t, job.IsDiscard(err), "%v: %v", wide, err)
+		require.ErrorContains(t, err, "params may only narrow")
+	}
+	require.Greater(t, esPrimarySegments(t, es, p+"other-a")[0], 1, "nothing outside config was merged")
+	// Raising min_age_days narrows too: accepted.
+	res, err := handlertest.Run(ctx, h, esRun(ESForceMergeArgs{MinAgeDays: &ten}))
+	require.NoError(t, err)
+	require.Equal(t, []string{p + "chat-messages-a"}, skippedByReason(res.(ESForceMergeResult))[SkipTooYoung])
+	res, err = handlertest.Run(ctx, h, esRun(ESForceMergeArgs{Patterns: []string{p + "chat-messages-a"}}))
+	require.NoError(t, err)
+	require.Equal(t, []string{p + "chat-messages-a"}, mergedNames(res.(ESForceMergeResult)))
+}
+
+func TestGlobWithin(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		p, c string
+		want bool
+	}{
+		{"chat-messages-*", "chat-messages-*", true},
+		{"chat-messages-2026-*", "chat-messages-*", true},
+		{"chat-messages-2026-11", "chat-messages-*", true},
+		{"chat-*", "chat-messages-*", false},
+		{"*", "chat-*", false},
+		{"audit-*-x", "audit-*", true},
+		{"audit-x*", "audit-*-x", false},
+		{"a*b*c", "a*c", true},
+		{"a*c", "a*b*c", false},
+		{"chat-messages", "chat-messages-*", false},
+	} {
+		require.Equal(t, c.want, globWithin(c.p, c.c), "%s within %s", c.p, c.c)
+	}
 }

@@ -246,13 +246,20 @@ func (g *GraphConsistency) Run(ctx context.Context, run *job.Run[GraphConsistenc
 	if res.Deviation > res.MaxDeviation || res.IDDeviation > res.MaxDeviation {
 		// Discard, not retry: the check did its work and its result is the news. Measuring
 		// again a few seconds later gives the same answer and only multiplies the alert.
-		return res, job.Discard("graph deviation", fmt.Errorf(
+		// The problem is this occurrence's deviation: the design wants an email on every daily
+		// run that deviates, so the run key (one per occurrence, shared by its retries, the
+		// nodes that saw it and its republishes) names it, not the error text, which would
+		// fold tomorrow's deviation into today's alert window.
+		return res, job.Discard("graph deviation", job.WithProblem(DeviationProblem(run.RunKey), fmt.Errorf(
 			"%d users in postgres %s, %d :%s nodes in neo4j: deviation %.6f, id deviation %.6f, above %v; missing in graph %d %v, missing in postgres %d %v",
 			res.PGCount, g.cfg.Table, res.GraphCount, g.cfg.Label, res.Deviation, res.IDDeviation, res.MaxDeviation,
-			res.MissingInGraphN, res.MissingInGraph, res.MissingInPGN, res.MissingInPG))
+			res.MissingInGraphN, res.MissingInGraph, res.MissingInPGN, res.MissingInPG)))
 	}
 	return res, nil
 }
+
+// DeviationProblem is the alert fingerprint of a deviation found by the run of runKey.
+func DeviationProblem(runKey string) string { return "graph deviation in run " + runKey }
 
 // compareIDs walks the Postgres ids in chunks of ChunkSize: [lo, hi] where hi is the
 // ChunkSize-th live id from lo, and the last chunk runs to the largest int64 so graph nodes

@@ -31,6 +31,10 @@ type GroupMessagesSource struct {
 	ChannelIDColumn string `yaml:"channel_id_column"`
 	SenderIDColumn  string `yaml:"sender_id_column"`
 	CreatedAtColumn string `yaml:"created_at_column"`
+	// ReplyToColumn is the column that says a message answers another (NULL otherwise); "-"
+	// (the default) for a schema without replies, as chat_schema.sql has none. Replies count
+	// as interaction in the score.
+	ReplyToColumn string `yaml:"reply_to_column"`
 }
 
 // ChannelsSource names the channels table and how a group channel is told from a direct one.
@@ -50,10 +54,12 @@ type GroupActivityConfig struct {
 	TimeZone string `yaml:"time_zone"`
 	// Top is how many channels are ranked per week.
 	Top int `yaml:"top"`
-	// MemberWeight is w in the score: messages + w * active_members.
-	MemberWeight int                 `yaml:"member_weight"`
-	Messages     GroupMessagesSource `yaml:"messages"`
-	Channels     ChannelsSource      `yaml:"channels"`
+	// MemberWeight weighs distinct senders in the score (see GroupActivity).
+	MemberWeight float64 `yaml:"member_weight"`
+	// ReplyWeight weighs replies in the score; they count only with messages.reply_to_column.
+	ReplyWeight float64             `yaml:"reply_weight"`
+	Messages    GroupMessagesSource `yaml:"messages"`
+	Channels    ChannelsSource      `yaml:"channels"`
 }
 
 // WithDefaults fills unset fields.
@@ -70,6 +76,10 @@ func (c GroupActivityConfig) WithDefaults() GroupActivityConfig {
 	if c.MemberWeight == 0 {
 		c.MemberWeight = 5
 	}
+	if c.ReplyWeight == 0 {
+		c.ReplyWeight = 2
+	}
+	def(&c.Messages.ReplyToColumn, noColumn)
 	def(&c.Messages.Table, "chat_messages")
 	def(&c.Messages.ChannelIDColumn, "channel_id")
 	def(&c.Messages.SenderIDColumn, "sender_id")
@@ -101,11 +111,18 @@ func (c GroupActivityConfig) Validate() error {
 		return fmt.Errorf("top: %d is outside 1..10000", c.Top)
 	}
 	if c.MemberWeight < 0 || c.MemberWeight > 1000 {
-		return fmt.Errorf("member_weight: %d is outside 0..1000", c.MemberWeight)
+		return fmt.Errorf("member_weight: %g is outside 0..1000", c.MemberWeight)
 	}
-	if err := validateSource("messages", c.Messages.Table, map[string]string{
+	if c.ReplyWeight < 0 || c.ReplyWeight > 1000 {
+		return fmt.Errorf("reply_weight: %g is outside 0..1000", c.ReplyWeight)
+	}
+	msgCols := map[string]string{
 		"channel_id_column": c.Messages.ChannelIDColumn, "sender_id_column": c.Messages.SenderIDColumn,
-		"created_at_column": c.Messages.CreatedAtColumn}); err != nil {
+		"created_at_column": c.Messages.CreatedAtColumn}
+	if c.Messages.ReplyToColumn != noColumn {
+		msgCols["reply_to_column"] = c.Messages.ReplyToColumn
+	}
+	if err := validateSource("messages", c.Messages.Table, msgCols); err != nil {
 		return err
 	}
 	return validateSource("channels", c.Channels.Table, map[string]string{
@@ -157,11 +174,12 @@ func (a *GroupActivityArgs) Validate() error {
 
 // RankedChannel is one row of group_activity_rank.
 type RankedChannel struct {
-	Rank          int   `json:"rank"`
-	ChannelID     int64 `json:"channel_id"`
-	Messages      int64 `json:"messages"`
-	ActiveMembers int64 `json:"active_members"`
-	Score         int64 `json:"score"`
+	Rank          int     `json:"rank"`
+	ChannelID     int64   `json:"channel_id"`
+	Messages      int64   `json:"msg_count"`
+	ActiveMembers int64   `json:"active_members"`
+	Replies       int64   `json:"replies"`
+	Score         float64 `json:"score"`
 }
 
 // GroupActivityResult is the run's result JSON.
@@ -182,11 +200,14 @@ const leadersInResult = 10
 
 // GroupActivity ranks last ISO week's most active group channels into group_activity_rank.
 //
-// Score = messages + member_weight * active_members (member_weight 5 by default), where
-// messages counts the channel's messages that week and active_members its distinct senders.
-// The weight makes breadth count: a group where 20 people each said a little outranks one
-// where 2 people chatted 90 messages. Ties go to more messages, then the lower channel id, so
-// the ranking is deterministic and a rerun writes identical rows.
+// score = msg_count + member_weight × active_members + reply_weight × replies, rounded to two
+// decimals and capped at 99999999.99 (the design's DECIMAL(10,2)); member_weight 5 and
+// reply_weight 2 by default. msg_count counts the channel's messages that week (volume);
+// active_members its distinct senders and replies its messages answering another
+// (interaction; 0 when the schema has no reply column). The member weight makes breadth
+// count: a group where 20 people each said a little outranks one where 2 people chatted 90
+// messages. Ties go to more messages, then the lower channel id, so the ranking is
+// deterministic and a rerun writes identical rows.
 type GroupActivity struct {
 	db     *pgxpool.Pool
 	cfg    GroupActivityConfig
@@ -205,24 +226,34 @@ func NewGroupActivity(db *pgxpool.Pool, cfg GroupActivityConfig, now func() time
 	loc, _ := time.LoadLocation(cfg.TimeZone)
 	m, c := cfg.Messages, cfg.Channels
 	mc, ms, mt := col(m.ChannelIDColumn), col(m.SenderIDColumn), col(m.CreatedAtColumn)
-	// $1 stat_week, $2 week start, $3 next week start, $4 group kind, $5 member weight, $6 top.
-	// The bare time column against placeholders prunes the messages to the week's partitions.
+	replies := "0::bigint"
+	if m.ReplyToColumn != noColumn {
+		replies = fmt.Sprintf("count(m.%s)", col(m.ReplyToColumn)) // count(col) skips NULLs
+	}
+	// $1 stat_week, $2 week start, $3 next week start, $4 group kind, $5 member weight,
+	// $6 top, $7 reply weight. The bare time column against placeholders prunes the messages
+	// to the week's partitions.
 	insert := fmt.Sprintf(`
 		WITH act AS (
-			SELECT m.%[1]s AS channel_id, count(*) AS messages, count(DISTINCT m.%[2]s) AS active_members
+			SELECT m.%[1]s AS channel_id, count(*) AS msg_count, count(DISTINCT m.%[2]s) AS active_members,
+				%[8]s AS replies
 			FROM %[4]s m
 			WHERE m.%[3]s >= $2 AND m.%[3]s < $3
 				AND m.%[1]s IN (SELECT c.%[6]s FROM %[5]s c WHERE c.%[7]s = $4)
 			GROUP BY m.%[1]s
-		), ranked AS (
-			SELECT channel_id, messages, active_members, messages + $5::bigint * active_members AS score FROM act
+		), scored AS (
+			SELECT channel_id, msg_count, active_members, replies,
+				LEAST(round(msg_count + $5::numeric * active_members + $7::numeric * replies, 2),
+					99999999.99)::numeric(10, 2) AS score
+			FROM act
 		), numbered AS (
-			SELECT *, row_number() OVER (ORDER BY score DESC, messages DESC, channel_id ASC) AS rank FROM ranked
+			SELECT *, row_number() OVER (ORDER BY score DESC, msg_count DESC, channel_id ASC) AS rank FROM scored
 		)
-		INSERT INTO group_activity_rank (stat_week, rank, channel_id, messages, active_members, score, week_start)
-		SELECT $1, rank, channel_id, messages, active_members, score, $2 FROM numbered WHERE rank <= $6
-		RETURNING rank, channel_id, messages, active_members, score`,
-		mc, ms, mt, ident(m.Table), ident(c.Table), col(c.IDColumn), col(c.KindColumn))
+		INSERT INTO group_activity_rank (stat_week, rank, channel_id, msg_count, active_members, replies, score, week_start)
+		SELECT $1, rank, channel_id, msg_count, LEAST(active_members, 2147483647)::int, replies, score, $2
+		FROM numbered WHERE rank <= $6
+		RETURNING rank, channel_id, msg_count, active_members::bigint, replies, score::float8`,
+		mc, ms, mt, ident(m.Table), ident(c.Table), col(c.IDColumn), col(c.KindColumn), replies)
 	return &GroupActivity{db: db, cfg: cfg, loc: loc, now: now, log: log, insert: insert}, nil
 }
 
@@ -271,7 +302,8 @@ func (g *GroupActivity) Run(ctx context.Context, run *job.Run[GroupActivityArgs]
 		return res, fmt.Errorf("delete week %s: %w", week, err)
 	}
 	res.Replaced = tag.RowsAffected()
-	rows, err := tx.Query(ctx, g.insert, week, from, to, g.cfg.Channels.GroupKind, g.cfg.MemberWeight, g.cfg.Top)
+	rows, err := tx.Query(ctx, g.insert, week, from, to, g.cfg.Channels.GroupKind, g.cfg.MemberWeight, g.cfg.Top,
+		g.cfg.ReplyWeight)
 	if err != nil {
 		return res, sourceError("rank week "+week, err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chatplat/job-service/handlertest"
 	"github.com/chatplat/job-service/internal/testenv"
+	"github.com/chatplat/job-service/job"
 )
 
 func TestParseISOWeek(t *testing.T) {
@@ -77,12 +78,12 @@ type rankRow struct {
 	Channel int64
 	Msgs    int64
 	Members int64
-	Score   int64
+	Score   float64
 }
 
 func rankRows(t *testing.T, s *testenv.Schema) []rankRow {
 	t.Helper()
-	rows, err := s.Pool.Query(context.Background(), `SELECT stat_week, rank, channel_id, messages, active_members, score
+	rows, err := s.Pool.Query(context.Background(), `SELECT stat_week, rank, channel_id, msg_count, active_members, score::float8
 		FROM group_activity_rank ORDER BY stat_week, rank`)
 	require.NoError(t, err)
 	defer rows.Close()
@@ -130,7 +131,7 @@ func TestGroupActivityRanksReplacesAndReruns(t *testing.T) {
 	seedWeek(t, s)
 	ctx := context.Background()
 	// Rows of another week must survive; a stale row of this week must go.
-	exec(t, s, `INSERT INTO group_activity_rank (stat_week, rank, channel_id, messages, active_members, score, week_start)
+	exec(t, s, `INSERT INTO group_activity_rank (stat_week, rank, channel_id, msg_count, active_members, score, week_start)
 		VALUES ('2026-46', 1, 42, 1, 1, 6, '2026-11-09T00:00:00Z'), ('2026-47', 9, 99, 1, 1, 6, '2026-11-16T00:00:00Z')`)
 	g, err := NewGroupActivity(s.Pool, GroupActivityConfig{}, time.Now, testenv.Logger(t))
 	require.NoError(t, err)
@@ -196,6 +197,45 @@ func TestGroupActivityTimeZoneAndPruning(t *testing.T) {
 	// The ranking reads only November's partition of the messages.
 	_, from, to := utc.Week(mustRun(t, GroupActivityKind, groupRun("2026-47", time.Time{})))
 	var plan []byte
-	require.NoError(t, s.Pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+utc.insert, "2026-47", from, to, 2, 5, 100).Scan(&plan))
+	require.NoError(t, s.Pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+utc.insert, "2026-47", from, to, 2, 5.0, 100, 2.0).Scan(&plan))
 	require.Equal(t, []string{"channels", "chat_messages_2026_11", "group_activity_rank"}, relations(t, plan))
+}
+
+// With a reply column, replies count as interaction; fractional weights give the design's
+// DECIMAL(10,2) its cents.
+func TestGroupActivityScoreWithReplies(t *testing.T) {
+	s := reportSchema(t)
+	ctx := context.Background()
+	exec(t, s, `ALTER TABLE chat_messages ADD COLUMN reply_to_id bigint`)
+	exec(t, s, `INSERT INTO channels (id, name, kind) VALUES (1, 'a', 2), (2, 'b', 2)`)
+	// ch1: 4 messages, 2 senders, 3 replies. ch2: 6 messages, 1 sender, no replies.
+	for i, reply := range []any{nil, int64(1), int64(1), int64(2)} {
+		exec(t, s, `INSERT INTO chat_messages (id, channel_id, seq, sender_id, created_at, reply_to_id)
+			VALUES ($1, 1, $1, $2, '2026-11-18T10:00:00Z', $3)`, msgID.Add(1), int64(100+i%2), reply)
+	}
+	for i := 0; i < 6; i++ {
+		addMsg(t, s, 2, 100, "2026-11-18T11:00:00Z")
+	}
+	g, err := NewGroupActivity(s.Pool, GroupActivityConfig{MemberWeight: 1.25, ReplyWeight: 0.5,
+		Messages: GroupMessagesSource{ReplyToColumn: "reply_to_id"}}, time.Now, testenv.Logger(t))
+	require.NoError(t, err)
+	res, err := handlertest.Run(ctx, g, groupRun("2026-47", time.Time{}))
+	require.NoError(t, err)
+	// ch1: 4 + 1.25*2 + 0.5*3 = 8.00; ch2: 6 + 1.25*1 = 7.25.
+	require.Equal(t, []RankedChannel{
+		{Rank: 1, ChannelID: 1, Messages: 4, ActiveMembers: 2, Replies: 3, Score: 8},
+		{Rank: 2, ChannelID: 2, Messages: 6, ActiveMembers: 1, Replies: 0, Score: 7.25},
+	}, res.(GroupActivityResult).Leaders)
+	var typ string
+	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+		WHERE attrelid = 'group_activity_rank'::regclass AND attname = 'score'`).Scan(&typ))
+	require.Equal(t, "numeric(10,2)", typ)
+	require.Equal(t, []rankRow{{"2026-47", 1, 1, 4, 2, 8}, {"2026-47", 2, 2, 6, 1, 7.25}}, rankRows(t, s))
+
+	// A reply column the table lacks is a permanent error, not a retry loop.
+	bad, err := NewGroupActivity(s.Pool, GroupActivityConfig{Messages: GroupMessagesSource{ReplyToColumn: "nope"}},
+		time.Now, testenv.Logger(t))
+	require.NoError(t, err)
+	_, err = handlertest.Run(ctx, bad, groupRun("2026-47", time.Time{}))
+	require.True(t, job.IsDiscard(err), "%v", err)
 }

@@ -50,6 +50,8 @@ type MsgGapConfig struct {
 	// window's rows in memory, so Postgres sorts a sequential scan instead of walking the
 	// whole partition through the (channel, seq) index.
 	WorkMem string `yaml:"work_mem"`
+	// Events publishes each persistent gap the result lists as a repair event (off by default).
+	Events GapEventsConfig `yaml:"repair_events"`
 }
 
 var workMemPattern = regexp.MustCompile(`^[1-9][0-9]{0,6}(kB|MB|GB)$`)
@@ -86,6 +88,7 @@ func (c MsgGapConfig) WithDefaults() MsgGapConfig {
 	if c.WorkMem == "" {
 		c.WorkMem = "64MB"
 	}
+	c.Events = c.Events.WithDefaults()
 	return c
 }
 
@@ -112,6 +115,9 @@ func (c MsgGapConfig) Validate() error {
 		return fmt.Errorf("max_ranges: %d is outside 1..10000", c.MaxRanges)
 	case !workMemPattern.MatchString(c.WorkMem):
 		return fmt.Errorf("work_mem: %q is not like 64MB (kB, MB or GB)", c.WorkMem)
+	}
+	if err := c.Events.Validate(); err != nil {
+		return fmt.Errorf("repair_events.%w", err)
 	}
 	return nil
 }
@@ -146,15 +152,17 @@ type MsgGap struct {
 	cfg MsgGapConfig
 	now func() time.Time
 	log *slog.Logger
+	pub EventPublisher // repair events; nil when off
 }
 
-// NewMsgGap returns the msg_gap_check handler.
-func NewMsgGap(db *pgxpool.Pool, cfg MsgGapConfig, now func() time.Time, log *slog.Logger) (*MsgGap, error) {
+// NewMsgGap returns the msg_gap_check handler. pub publishes repair events when
+// repair_events is enabled (may be nil otherwise).
+func NewMsgGap(db *pgxpool.Pool, cfg MsgGapConfig, pub EventPublisher, now func() time.Time, log *slog.Logger) (*MsgGap, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("msg_gap_check config: %w", err)
 	}
-	return &MsgGap{db: db, cfg: cfg, now: now, log: log}, nil
+	return &MsgGap{db: db, cfg: cfg, pub: pub, now: now, log: log}, nil
 }
 
 // Kind implements Handler.
@@ -174,6 +182,8 @@ type MsgGapResult struct {
 	Pending   int64         `json:"pending"`
 	Channels  []ChannelGaps `json:"channels,omitempty"`
 	Truncated bool          `json:"truncated,omitempty"`
+	// EventsPublished counts the repair events sent (repair_events.enabled).
+	EventsPublished int `json:"events_published,omitempty"`
 }
 
 // ChannelGaps lists the missing ranges of one channel.
@@ -282,6 +292,9 @@ func (h *MsgGap) Run(ctx context.Context, run *job.Run[MsgGapArgs]) (any, error)
 		"gaps", res.Gaps, "channels_with_gaps", res.ChannelsWithGaps, "pending", res.Pending)
 	if res.Gaps == 0 {
 		return res, nil
+	}
+	if res.EventsPublished, err = h.publishGaps(ctx, run.RunKey, res); err != nil {
+		return res, err
 	}
 	desc := describeGaps(res)
 	// Lost messages do not come back on retry; the run fails at once and alerts. The

@@ -65,7 +65,7 @@ func gapRun() handlertest.Job[MsgGapArgs] {
 
 func newMsgGap(t testing.TB, s *testenv.Schema, cfg MsgGapConfig) *MsgGap {
 	t.Helper()
-	h, err := NewMsgGap(s.Pool, cfg, func() time.Time { return gapNow }, testenv.Logger(t))
+	h, err := NewMsgGap(s.Pool, cfg, nil, func() time.Time { return gapNow }, testenv.Logger(t))
 	require.NoError(t, err)
 	return h
 }
@@ -130,7 +130,7 @@ func TestMsgGapYoungGapIsNotReported(t *testing.T) {
 	require.EqualValues(t, 1, r.Pending)
 
 	// Once it is older than the settle delay, it is.
-	later, err := NewMsgGap(s.Pool, MsgGapConfig{Settle: time.Minute}, func() time.Time { return gapNow.Add(time.Minute) }, testenv.Logger(t))
+	later, err := NewMsgGap(s.Pool, MsgGapConfig{Settle: time.Minute}, nil, func() time.Time { return gapNow.Add(time.Minute) }, testenv.Logger(t))
 	require.NoError(t, err)
 	res, err = handlertest.Run(context.Background(), later, gapRun())
 	require.Error(t, err)

@@ -100,6 +100,16 @@ func (c PartitionConfig) Validate() error {
 	return nil
 }
 
+// CheckSpec refuses scheduled params whose tables are not configured ones: params only narrow.
+func (c PartitionConfig) CheckSpec(s job.Spec) error {
+	if args, err := job.DecodeArgs[PartitionArgs](s.ParamsJSON()); err == nil { // decode errors are reported before
+		if err := narrowTables(args.Tables, c.Tables); err != nil {
+			return fmt.Errorf("params.%w", err)
+		}
+	}
+	return nil
+}
+
 // PartitionArgs are the run parameters of pg_partition; unset fields come from config.
 type PartitionArgs struct {
 	Tables  []string `json:"tables,omitempty"`
@@ -170,6 +180,9 @@ type StuckInDefault struct {
 // Run implements Handler.
 func (p *Partition) Run(ctx context.Context, run *job.Run[PartitionArgs]) (any, error) {
 	tables, premake := p.cfg.Tables, p.cfg.Premake
+	if err := narrowTables(run.Args.Tables, p.cfg.Tables); err != nil {
+		return PartitionResult{}, job.Discard("params outside config", err)
+	}
 	if len(run.Args.Tables) > 0 {
 		tables = run.Args.Tables
 	}

@@ -114,7 +114,8 @@ func TestPartitionReportsRowsStuckInDefault(t *testing.T) {
 func TestPartitionMissingAndUnpartitionedTables(t *testing.T) {
 	s := testenv.NewSchema(t)
 	s.ApplyChatSchema(t)
-	p, err := NewPartition(s.Pool, PartitionConfig{}, time.Now, testenv.Logger(t))
+	p, err := NewPartition(s.Pool, PartitionConfig{Tables: []string{"no_such_table", "users", "chat_messages"}},
+		time.Now, testenv.Logger(t))
 	require.NoError(t, err)
 	res, err := handlertest.Run(context.Background(), p, partitionRun(PartitionArgs{Tables: []string{"no_such_table", "users"}}))
 	require.Error(t, err)
@@ -149,4 +150,23 @@ func TestPartitionWaitsOutBusyParentWithLockTimeout(t *testing.T) {
 	require.NoError(t, err)
 	<-released
 	require.Equal(t, []string{"chat_inbox_2026_11"}, res.(PartitionResult).Tables[0].Created)
+}
+
+// The tables param narrows the configured tables; a table outside them is refused before any
+// DDL runs.
+func TestPartitionTablesParamOnlyNarrows(t *testing.T) {
+	s := testenv.NewSchema(t)
+	s.ApplyChatSchema(t)
+	p, err := NewPartition(s.Pool, PartitionConfig{Tables: []string{"chat_messages"}}, time.Now, testenv.Logger(t))
+	require.NoError(t, err)
+	ctx := context.Background()
+	_, err = handlertest.Run(ctx, p, partitionRun(PartitionArgs{Tables: []string{"chat_messages", "audit_logs"}}))
+	require.True(t, job.IsDiscard(err), "%v", err)
+	require.ErrorContains(t, err, `"audit_logs" is not one of the configured tables`)
+	var n int
+	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_inherits WHERE inhparent = 'audit_logs'::regclass`).Scan(&n))
+	require.Equal(t, 1, n, "only the DEFAULT partition: nothing was created")
+	res, err := handlertest.Run(ctx, p, partitionRun(PartitionArgs{Tables: []string{"chat_messages"}}))
+	require.NoError(t, err)
+	require.Len(t, res.(PartitionResult).Tables, 1)
 }

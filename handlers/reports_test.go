@@ -111,6 +111,17 @@ func seedDay(t *testing.T, s *testenv.Schema) {
 	addFile(t, s, 3, 1000, "2026-11-15T23:00:00Z")
 	addFile(t, s, 4, 5000, "2026-11-14T23:00:00Z")
 	addFile(t, s, 5, 7000, "2026-11-16T00:00:00Z")
+	// Freed by the GC that day: 400 bytes. An object already gone freed nothing; other days' do
+	// not count.
+	for _, g := range []struct {
+		bytes   int64
+		missing bool
+		at      string
+	}{{300, false, "2026-11-15T00:00:00Z"}, {100, false, "2026-11-15T23:59:59Z"}, {9000, true, "2026-11-15T12:00:00Z"},
+		{50, false, "2026-11-14T23:59:59Z"}, {60, false, "2026-11-16T00:00:00Z"}} {
+		exec(t, s, `INSERT INTO gc_log (file_id, file_hash, bucket, object_path, bytes, object_missing, deleted_at)
+			VALUES (1, 'h', 'b', 'p', $1, $2, $3)`, g.bytes, g.missing, ts(g.at))
+	}
 }
 
 func dailyRun(date string, scheduled time.Time) handlertest.Job[DailyStatsArgs] {
@@ -126,14 +137,16 @@ type statsRow struct {
 
 func dailyRows(t *testing.T, s *testenv.Schema) []statsRow {
 	t.Helper()
-	rows, err := s.Pool.Query(context.Background(), `SELECT stat_date::text, time_zone, total_users, dau, messages,
-		new_users, storage_added_bytes, api_qps_peak, api_qps_peak_at FROM daily_stats ORDER BY stat_date`)
+	rows, err := s.Pool.Query(context.Background(), `SELECT stat_date::text, time_zone, total_users, active_users,
+		total_msgs, new_users, storage_usage, api_qps_peak, api_qps_peak_at FROM daily_stats ORDER BY stat_date`)
 	require.NoError(t, err)
 	defer rows.Close()
 	var out []statsRow
 	for rows.Next() {
 		var r statsRow
-		require.NoError(t, rows.Scan(&r.Date, &r.TZ, &r.Total, &r.DAU, &r.Messages, &r.NewUsers, &r.Storage, &r.QPS, &r.PeakAt))
+		var qps int32 // the design's INT
+		require.NoError(t, rows.Scan(&r.Date, &r.TZ, &r.Total, &r.DAU, &r.Messages, &r.NewUsers, &r.Storage, &qps, &r.PeakAt))
+		r.QPS = int64(qps)
 		if r.PeakAt != nil {
 			u := r.PeakAt.UTC()
 			r.PeakAt = &u
@@ -157,11 +170,12 @@ func TestDailyStatsExactFiguresAndRerun(t *testing.T) {
 	peak := ts("2026-11-15T12:00:05Z")
 	want := DailyStatsResult{Date: "2026-11-15", TimeZone: "UTC",
 		From: ts("2026-11-15T00:00:00Z"), To: ts("2026-11-16T00:00:00Z"),
-		TotalUsers: 5, DAU: 3, Messages: 7, NewUsers: 2, StorageAddedBytes: 1350, APIQPSPeak: 5, APIQPSPeakAt: &peak}
+		TotalUsers: 5, DAU: 3, Messages: 7, NewUsers: 2, StorageAddedBytes: 1350, StorageFreedBytes: 400,
+		StorageUsage: 950, APIQPSPeak: 5, APIQPSPeakAt: &peak}
 	got := res.(DailyStatsResult)
 	got.From, got.To = got.From.UTC(), got.To.UTC()
 	require.Equal(t, want, got)
-	wantRow := []statsRow{{Date: "2026-11-15", TZ: "UTC", Total: 5, DAU: 3, Messages: 7, NewUsers: 2, Storage: 1350, QPS: 5, PeakAt: &peak}}
+	wantRow := []statsRow{{Date: "2026-11-15", TZ: "UTC", Total: 5, DAU: 3, Messages: 7, NewUsers: 2, Storage: 950, QPS: 5, PeakAt: &peak}}
 	require.Equal(t, wantRow, dailyRows(t, s))
 
 	// A rerun, here as a backfill through the date parameter, changes nothing.

@@ -23,8 +23,10 @@ type Deps struct {
 	ES    *elasticsearch.Client
 	Neo4j neo4j.DriverWithContext
 	S3    filereap.ObjectStore
-	Now   func() time.Time
-	Log   *slog.Logger
+	// Events publishes msg_gap_check's repair events; nil where nothing publishes.
+	Events EventPublisher
+	Now    func() time.Time
+	Log    *slog.Logger
 }
 
 // Table is every job kind this build runs, one row each: its kind, its config section (the
@@ -61,7 +63,7 @@ func Table() []Row {
 			return NewTokenBlacklist(d.Redis, c, d.Now, d.Log)
 		}),
 		Define(MsgGapKind, MsgGapPolicy(), func(d Deps, c MsgGapConfig) (job.Handler[MsgGapArgs], error) {
-			return NewMsgGap(d.DB, c, d.Now, d.Log)
+			return NewMsgGap(d.DB, c, d.Events, d.Now, d.Log)
 		}),
 		Define(PartitionArchiveKind, PartitionArchivePolicy(), func(d Deps, c PartitionArchiveConfig) (job.Handler[PartitionArchiveArgs], error) {
 			s3, _ := d.S3.(archive.ObjectStore) // the node's *minio.Client; nil without s3.endpoint

@@ -24,6 +24,12 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	return migrateTo(ctx, pool, 0)
 }
 
+// MigrateTo applies the migrations up to and including version, as a database that stopped
+// at an older release would have them; tests of later migrations start from there.
+func MigrateTo(ctx context.Context, pool *pgxpool.Pool, version int64) error {
+	return migrateTo(ctx, pool, version)
+}
+
 // migrateTo applies the migrations up to version, or all of them when version is 0 (tests
 // build a database as an older release left it).
 func migrateTo(ctx context.Context, pool *pgxpool.Pool, version int64) error {

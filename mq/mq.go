@@ -98,6 +98,8 @@ func NewProducer(cfg Config, instance string) (*Producer, error) {
 		producer.WithGroupName(cfg.ProducerGroup),
 		producer.WithRetry(2),
 		producer.WithSendMsgTimeout(cfg.SendTimeout),
+		// Shards of one run on distinct nodes, runs spread over all (selector.go).
+		producer.WithQueueSelector(newPlacementSelector()),
 	}
 	if instance != "" {
 		opts = append(opts, producer.WithInstanceName(instance))
@@ -118,19 +120,27 @@ func NewProducer(cfg Config, instance string) (*Producer, error) {
 // Close stops the producer.
 func (p *Producer) Close() error { return p.p.Shutdown() }
 
-// Publish sends env to the job topic: tag = job kind, key = run key. When deliverAt is in the
-// future the message is a timer message the broker holds until then.
+// Publish sends env to the job topic: tag = job kind, key = run key, on the queue QueueFor
+// places its shard. When deliverAt is in the future the message is a timer message the
+// broker holds until then (and then delivers to that queue).
 func (p *Producer) Publish(ctx context.Context, env job.Envelope, deliverAt time.Time) (string, error) {
 	body, err := job.Encode(env)
 	if err != nil {
 		return "", fmt.Errorf("publish %s/%s: %w", env.Job, env.RunKey, err)
 	}
-	return p.PublishRaw(ctx, p.topic, env.Job, []string{env.RunKey}, body, deliverAt)
+	return p.publish(ctx, p.topic, env.Job, []string{env.RunKey}, body, deliverAt, placement(env))
 }
 
 // PublishRaw sends body as is; tests and jobctl use it for messages of other shapes.
 func (p *Producer) PublishRaw(ctx context.Context, topic, tag string, keys []string, body []byte, deliverAt time.Time) (string, error) {
+	return p.publish(ctx, topic, tag, keys, body, deliverAt, "")
+}
+
+func (p *Producer) publish(ctx context.Context, topic, tag string, keys []string, body []byte, deliverAt time.Time, place string) (string, error) {
 	msg := primitive.NewMessage(topic, body)
+	if place != "" {
+		msg.WithProperty(shardProperty, place)
+	}
 	if tag != "" {
 		msg.WithTag(tag)
 	}

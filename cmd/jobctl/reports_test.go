@@ -55,7 +55,7 @@ jobs:
 	require.Equal(t, yesterday, stats.Date)
 	require.Equal(t, int64(demo.NewUsers), stats.NewUsers)
 	var dau int64
-	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT dau FROM daily_stats WHERE stat_date = $1`, yesterday).Scan(&dau))
+	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT active_users FROM daily_stats WHERE stat_date = $1`, yesterday).Scan(&dau))
 	require.Equal(t, stats.DAU, dau)
 	require.Positive(t, dau)
 

@@ -23,13 +23,15 @@ type seedSummary struct {
 }
 
 func seedCmd(g *globals) *cobra.Command {
-	var schemaPath string
+	var schemaPath, allowDatabase string
 	cmd := &cobra.Command{
 		Use:   "seed-demo",
 		Short: "Load the chat schema and fill the local stack with demo data (repeatable)",
 		Long: "Applies the chat platform's schema (CREATE ... IF NOT EXISTS) to the configured database,\n" +
 			"makes sure monthly partitions exist, and fills the chat tables with demo data relative to now.\n" +
-			"Running it again replaces the demo rows: counts stay the same, timestamps move to the new now.",
+			"Running it again replaces the demo rows: counts stay the same, timestamps move to the new now.\n" +
+			"It refuses a database that is not the local stack's, or that holds chat rows the demo did not\n" +
+			"write, unless --allow-database names that database.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -42,6 +44,9 @@ func seedCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer pool.Close()
+			if _, err := demo.CheckTarget(ctx, pool, allowDatabase); err != nil {
+				return err
+			}
 			schema, err := os.ReadFile(schemaPath)
 			if err != nil {
 				return fmt.Errorf("chat schema (run from the repository root, or pass --schema): %w", err)
@@ -80,6 +85,8 @@ func seedCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&schemaPath, "schema", "deploy/local/chat_schema.sql", "the chat schema file, applied first")
+	cmd.Flags().StringVar(&allowDatabase, "allow-database", "",
+		"seed this database (its name) even if it is not the local stack's or holds rows the demo did not write")
 	return cmd
 }
 

@@ -111,7 +111,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.S3, err = NewS3Client(n.Cfg.S3); err != nil {
 		return err
 	}
-	deps := handlers.Deps{DB: n.Pool, Redis: n.Redis, S3: objectStore(n.S3), Now: now, Log: n.Log}
+	// The producer starts after the registry (config errors first); msg_gap_check reaches it
+	// through the node at run time.
+	deps := handlers.Deps{DB: n.Pool, Redis: n.Redis, S3: objectStore(n.S3), Events: nodePublisher{n}, Now: now, Log: n.Log}
 	if n.closeSearch, err = openSearchDeps(n.Cfg, &deps); err != nil {
 		return err
 	}
@@ -127,7 +129,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := CheckNameServers(ctx, n.Cfg.RocketMQ); err != nil {
 		return err
 	}
-	if err := mq.EnsureTopics(ctx, n.Cfg.RocketMQ, n.Cfg.RocketMQ.Topic, mq.RetryTopic(n.Cfg.RocketMQ.ConsumerGroup)); err != nil {
+	topics := []string{n.Cfg.RocketMQ.Topic, mq.RetryTopic(n.Cfg.RocketMQ.ConsumerGroup)}
+	if ev := job.SectionOf[handlers.MsgGapConfig](n.Cfg.Sections, handlers.MsgGapKind).Events; ev.Enabled {
+		topics = append(topics, ev.Topic)
+	}
+	if err := mq.EnsureTopics(ctx, n.Cfg.RocketMQ, topics...); err != nil {
 		return err
 	}
 	if n.Producer, err = mq.NewProducer(n.Cfg.RocketMQ, n.instance("producer")); err != nil {
@@ -241,4 +247,14 @@ func (n *Node) Stop(ctx context.Context) error {
 		n.Pool = nil
 	}
 	return errors.Join(errs...)
+}
+
+// nodePublisher publishes through the node's producer, which exists by the time a job runs.
+type nodePublisher struct{ n *Node }
+
+func (p nodePublisher) PublishRaw(ctx context.Context, topic, tag string, keys []string, body []byte, deliverAt time.Time) (string, error) {
+	if p.n.Producer == nil {
+		return "", errors.New("node producer not started")
+	}
+	return p.n.Producer.PublishRaw(ctx, topic, tag, keys, body, deliverAt)
 }

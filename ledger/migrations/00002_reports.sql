@@ -2,9 +2,12 @@
 -- The report jobs' output (handlers/dailystats.go, handlers/groupactivity.go). Both are
 -- written so that rerunning a report replaces its rows: daily_stats is upserted on stat_date,
 -- group_activity_rank has one week's rows deleted and re-inserted in one transaction.
+-- IF NOT EXISTS: where the platform's admin-service created both tables from the design's DDL
+-- first, this migration leaves them alone and 00010_design_reports.sql adopts them. Databases
+-- that took this migration as first written get the design's columns from 00010 too.
 
 -- One row per calendar day in the job's time zone.
-CREATE TABLE daily_stats (
+CREATE TABLE IF NOT EXISTS daily_stats (
     stat_date            date        PRIMARY KEY,
     time_zone            text        NOT NULL,           -- whose midnight bounds the day
     total_users          bigint      NOT NULL,           -- users existing at the end of the day
@@ -19,7 +22,7 @@ CREATE TABLE daily_stats (
 );
 
 -- The most active group channels of one ISO week, ranked by score (see groupactivity.go).
-CREATE TABLE group_activity_rank (
+CREATE TABLE IF NOT EXISTS group_activity_rank (
     stat_week       text        NOT NULL CHECK (stat_week ~ '^[0-9]{4}-[0-9]{2}$'),  -- ISO year-week, 2026-48
     rank            int         NOT NULL CHECK (rank >= 1),
     channel_id      bigint      NOT NULL,

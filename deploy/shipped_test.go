@@ -1,0 +1,300 @@
+package deploy
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+
+	"github.com/chatplat/job-service/config"
+	"github.com/chatplat/job-service/handlers"
+	"github.com/chatplat/job-service/job"
+)
+
+// designJob is one row of the design's job table (issue 10; original design §3): when the
+// job fires, as the next fire time after a reference instant, in the platform's zone.
+type designJob struct {
+	kind   string
+	shards int
+	// next returns the first fire time strictly after ref (ref is in the platform's zone).
+	next func(ref time.Time) time.Time
+}
+
+func atHour(h int) func(time.Time) time.Time {
+	return func(ref time.Time) time.Time {
+		t := time.Date(ref.Year(), ref.Month(), ref.Day(), h, 0, 0, 0, ref.Location())
+		if !t.After(ref) {
+			t = t.AddDate(0, 0, 1)
+		}
+		return t
+	}
+}
+
+var designTable = []designJob{
+	{"daily_stats", 1, atHour(1)},
+	{"pg_partition", 1, atHour(2)},
+	{"group_activity", 1, func(ref time.Time) time.Time { // Mondays 02:00
+		t := atHour(2)(ref)
+		for t.Weekday() != time.Monday {
+			t = t.AddDate(0, 0, 1)
+		}
+		return t
+	}},
+	{"es_forcemerge", 1, atHour(3)},
+	{"file_gc", 3, atHour(4)}, // sharding broadcast over 3 executors
+	{"graph_consistency", 1, atHour(5)},
+	{"token_blacklist", 1, func(ref time.Time) time.Time { return ref.Truncate(time.Hour).Add(time.Hour) }},
+	{"msg_gap_check", 1, func(ref time.Time) time.Time { return ref.Truncate(10 * time.Minute).Add(10 * time.Minute) }},
+}
+
+// platformZone is the zone the shipped configs schedule in.
+const platformZone = "Asia/Shanghai"
+
+// shippedConfig is one config file a deployment ships, with the environment it runs under.
+type shippedConfig struct {
+	name string
+	path string
+	env  map[string]string
+}
+
+func shippedConfigs(t *testing.T) []shippedConfig {
+	t.Helper()
+	dir := t.TempDir()
+	// The production example: every secret it documents set, as a Secret would.
+	prodEnv := map[string]string{}
+	raw, err := os.ReadFile("../configs/production.example.yaml")
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, "#   JOBSERVICE_") {
+			continue
+		}
+		for _, f := range strings.Fields(strings.TrimPrefix(line, "#   ")) {
+			f = strings.TrimSuffix(f, ",")
+			if !strings.HasPrefix(f, "JOBSERVICE_") || f == "JOBSERVICE_ADMIN_LISTEN" {
+				continue
+			}
+			prodEnv[f] = fakeValue(f)
+		}
+	}
+	out := []shippedConfig{{"production example", "../configs/production.example.yaml", prodEnv}}
+
+	// Kubernetes: the ConfigMap's file under the Deployment's environment (required Secret
+	// keys present, optional ones absent).
+	var cm, dep k8sObject
+	for _, o := range decodeAll(t, "k8s/job-service.yaml") {
+		switch o.Kind {
+		case "ConfigMap":
+			cm = o
+		case "Deployment":
+			dep = o
+		}
+	}
+	var spec struct {
+		Template struct {
+			Spec struct {
+				Containers []struct {
+					Env []struct {
+						Name      string `yaml:"name"`
+						Value     string `yaml:"value"`
+						ValueFrom struct {
+							SecretKeyRef *struct {
+								Optional bool `yaml:"optional"`
+							} `yaml:"secretKeyRef"`
+							FieldRef *struct{} `yaml:"fieldRef"`
+						} `yaml:"valueFrom"`
+					} `yaml:"env"`
+				} `yaml:"containers"`
+			} `yaml:"spec"`
+		} `yaml:"template"`
+	}
+	require.NoError(t, dep.Spec.Decode(&spec))
+	k8sEnv := map[string]string{}
+	for _, e := range spec.Template.Spec.Containers[0].Env {
+		switch {
+		case e.ValueFrom.SecretKeyRef != nil && !e.ValueFrom.SecretKeyRef.Optional:
+			k8sEnv[e.Name] = fakeValue(e.Name)
+		case e.ValueFrom.FieldRef != nil:
+			k8sEnv[e.Name] = "job-service-0"
+		case e.Value != "":
+			k8sEnv[e.Name] = e.Value
+		}
+	}
+	k8sPath := filepath.Join(dir, "k8s-config.yaml")
+	require.NoError(t, os.WriteFile(k8sPath, []byte(cm.Data["config.yaml"]), 0o600))
+	out = append(out, shippedConfig{"k8s ConfigMap", k8sPath, k8sEnv})
+
+	// Compose: the nodes' file under a node's environment.
+	var c composeFile
+	raw, err = os.ReadFile("compose/docker-compose.yml")
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(raw, &c))
+	composeEnv := map[string]string{}
+	for k, v := range c.Services["job-service-1"].Environment {
+		if strings.HasPrefix(v, "${") {
+			v = fakeValue(k)
+		}
+		composeEnv[k] = v
+	}
+	return append(out, shippedConfig{"compose", "compose/job-service.yaml", composeEnv})
+}
+
+// fakeValue stands in for a secret of the environment.
+func fakeValue(key string) string {
+	switch key {
+	case "JOBSERVICE_POSTGRES_DSN":
+		return "postgres://u:p@db:5432/chat"
+	case "JOBSERVICE_ROCKETMQ_NAME_SERVERS":
+		return "namesrv-0:9876,namesrv-1:9876"
+	case "JOBSERVICE_S3_ENDPOINT":
+		return "minio.storage:9000"
+	case "JOBSERVICE_ELASTICSEARCH_ADDRESSES":
+		return "https://es-0:9200,https://es-1:9200"
+	case "JOBSERVICE_NEO4J_URI":
+		return "neo4j+s://neo4j.graph:7687"
+	case "JOBSERVICE_ALERTS_WEBHOOK_URL":
+		return "https://hooks.example/jobs"
+	case "JOBSERVICE_NODE":
+		return "node-a"
+	}
+	return "secret-" + strings.ToLower(key)
+}
+
+// TestShippedConfigsDoTheWholeJob: a deployment from any shipped config schedules all eight
+// jobs of the design at the design's times in the platform's zone, configures every server
+// they use, has alerts on, and passes `job-service config check`.
+func TestShippedConfigsDoTheWholeJob(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "job-service")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/job-service")
+	build.Dir = ".."
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "build job-service: %s", out)
+
+	zone, err := time.LoadLocation(platformZone)
+	require.NoError(t, err)
+	// A Wednesday half past midnight, and a Sunday evening, in the platform's zone.
+	refs := []time.Time{time.Date(2026, 12, 2, 0, 30, 0, 0, zone), time.Date(2026, 12, 6, 22, 5, 0, 0, zone)}
+
+	for _, sc := range shippedConfigs(t) {
+		t.Run(sc.name, func(t *testing.T) {
+			cfg, err := config.Load(sc.path, func(k string) string { return sc.env[k] }, handlers.Definitions())
+			require.NoError(t, err)
+
+			var kinds []string
+			for _, d := range designTable {
+				kinds = append(kinds, d.kind)
+				spec := cfg.Spec(d.kind)
+				require.True(t, spec.IsEnabled(), "%s is scheduled", d.kind)
+				require.Equal(t, platformZone, spec.TimeZone, "%s schedule zone", d.kind)
+				require.Equal(t, d.shards, spec.Shards, "%s shards", d.kind)
+				require.GreaterOrEqual(t, spec.MaxAttempts, 4, "%s: the design's 3 retries", d.kind)
+				sched, err := spec.ParseSchedule()
+				require.NoError(t, err, d.kind)
+				for _, ref := range refs {
+					want := d.next(ref)
+					got := sched.Next(ref)
+					require.True(t, want.Equal(got), "%s after %s: next fire %s, the design says %s", d.kind, ref, got.In(zone), want)
+				}
+				require.Empty(t, cfg.UnconfiguredServers(d.kind), "%s: its servers are configured", d.kind)
+			}
+			sort.Strings(kinds)
+			var scheduled []string
+			for k := range cfg.Jobs {
+				scheduled = append(scheduled, k)
+			}
+			sort.Strings(scheduled)
+			require.Equal(t, kinds, scheduled, "exactly the eight jobs of the design")
+
+			require.NotEmpty(t, cfg.Postgres.DSN)
+			require.NotEmpty(t, cfg.RocketMQ.NameServers)
+			require.True(t, cfg.Alerts.Enabled(), "alerts on")
+			require.NotEmpty(t, cfg.Alerts.SMTP.Host, "the design's alert email")
+			require.NotEmpty(t, cfg.Alerts.SMTP.To)
+			// Report days follow the platform's zone too.
+			require.Equal(t, platformZone, cfg.TimeZone)
+			require.Equal(t, platformZone, job.SectionOf[handlers.DailyStatsConfig](cfg.Sections, handlers.DailyStatsKind).TimeZone)
+			require.Equal(t, platformZone, job.SectionOf[handlers.GroupActivityConfig](cfg.Sections, handlers.GroupActivityKind).TimeZone)
+
+			check := exec.Command(bin, "config", "check", "--config", sc.path)
+			check.Env = []string{"PATH=" + os.Getenv("PATH")}
+			for k, v := range sc.env {
+				check.Env = append(check.Env, k+"="+v)
+			}
+			out, err := check.CombinedOutput()
+			require.NoError(t, err, "config check: %s", out)
+			require.Contains(t, string(out), "ok")
+		})
+	}
+}
+
+// TestComposeStartsWhatItConfigures: every server the compose config points at is a service
+// the compose file starts by default, every default service is one of those (or a node, or a
+// one-shot preparation), and the broker's store is on a named volume.
+func TestComposeStartsWhatItConfigures(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("compose/docker-compose.yml")
+	require.NoError(t, err)
+	var c struct {
+		Services map[string]struct {
+			Profiles []string `yaml:"profiles"`
+			Volumes  []string `yaml:"volumes"`
+		} `yaml:"services"`
+		Volumes map[string]any `yaml:"volumes"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &c))
+	var env map[string]string
+	for _, sc := range shippedConfigs(t) {
+		if sc.name == "compose" {
+			env = sc.env
+		}
+	}
+	cfg, err := config.Load("compose/job-service.yaml", func(k string) string { return env[k] }, handlers.Definitions())
+	require.NoError(t, err)
+	host := func(addr string) string {
+		addr = strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(addr, "http://"), "https://"), "bolt://")
+		h, _, _ := strings.Cut(addr, ":")
+		return h
+	}
+	configured := map[string]bool{"postgres": true} // the DSN comes from the environment
+	for _, a := range cfg.RocketMQ.NameServers {
+		configured[host(a)] = true
+	}
+	for _, a := range cfg.RocketMQ.BrokerAddrs {
+		configured[host(a)] = true
+	}
+	configured[host(cfg.Redis.Addr)] = true
+	configured[host(cfg.S3.Endpoint)] = true
+	for _, a := range cfg.Elasticsearch.Addresses {
+		configured[host(a)] = true
+	}
+	configured[host(cfg.Neo4j.URI)] = true
+	configured[cfg.Alerts.SMTP.Host] = true
+
+	for name, s := range c.Services {
+		if len(s.Profiles) > 0 || strings.HasPrefix(name, "job-service-") || strings.HasSuffix(name, "-init") {
+			continue
+		}
+		require.True(t, configured[name], "compose starts %s, which the config does not use", name)
+	}
+	for h := range configured {
+		s, ok := c.Services[h]
+		require.True(t, ok, "the config uses %s, which compose does not start", h)
+		require.Empty(t, s.Profiles, "%s starts by default", h)
+	}
+	store := false
+	for _, v := range c.Services["broker"].Volumes {
+		src, dst, _ := strings.Cut(v, ":")
+		if _, named := c.Volumes[src]; named && strings.HasPrefix(dst, "/home/rocketmq/store") {
+			store = true
+		}
+	}
+	require.True(t, store, "the broker's store is on a named volume")
+	brokerConf, err := os.ReadFile("compose/broker.conf")
+	require.NoError(t, err)
+	require.Contains(t, string(brokerConf), "storePathRootDir = /home/rocketmq/store")
+}
