@@ -58,8 +58,12 @@ type Deps struct {
 	// Metrics serves /metrics; nil disables the endpoint.
 	Metrics http.Handler
 	Writes  WriteCounter
-	Log     *slog.Logger
-	Now     func() time.Time
+	// Cluster reads nodes and the run report; nil hides those pages.
+	Cluster Cluster
+	// StaleAfter: a node without a heartbeat for longer is shown as gone (consumer.stale_after).
+	StaleAfter time.Duration
+	Log        *slog.Logger
+	Now        func() time.Time
 }
 
 // Server is the admin HTTP server.
@@ -101,6 +105,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/jobs/{job}/pause", s.write("pause", s.apiPause(true)))
 	m.HandleFunc("POST /api/jobs/{job}/resume", s.write("resume", s.apiPause(false)))
 	s.consoleRoutes(m)
+	s.operatorRoutes(m)
 }
 
 // Handler is the server's routes, for tests and for embedding.

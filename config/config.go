@@ -91,6 +91,7 @@ type HandlersConfig struct {
 	ESForceMerge     handlers.ESForceMergeConfig     `yaml:"es_forcemerge"`
 	GraphConsistency handlers.GraphConsistencyConfig `yaml:"graph_consistency"`
 	FileGC           handlers.FileGCConfig           `yaml:"file_gc"`
+	Retention        handlers.RetentionConfig        `yaml:"ledger_retention"`
 }
 
 // Load reads path, applies JOBSERVICE_* overrides from env, fills defaults and validates.
@@ -188,6 +189,7 @@ func (c Config) WithDefaults() Config {
 	c.Handlers.ESForceMerge = c.Handlers.ESForceMerge.WithDefaults()
 	c.Handlers.GraphConsistency = c.Handlers.GraphConsistency.WithDefaults()
 	c.Handlers.FileGC = c.Handlers.FileGC.WithDefaults()
+	c.Handlers.Retention = c.Handlers.Retention.WithDefaults()
 	c.S3 = c.S3.WithDefaults()
 	c.FileGC = c.FileGC.WithDefaults()
 	return c
@@ -254,6 +256,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Handlers.FileGC.Validate(); err != nil {
 		return fmt.Errorf("config: handlers.file_gc.%w", err)
+	}
+	if err := c.Handlers.Retention.Validate(); err != nil {
+		return fmt.Errorf("config: handlers.ledger_retention.%w", err)
 	}
 	if err := c.S3.Validate(); err != nil {
 		return fmt.Errorf("config: s3.%w", err)

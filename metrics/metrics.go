@@ -33,6 +33,8 @@ type Metrics struct {
 	batchSize   *prometheus.HistogramVec
 	batchTime   *prometheus.HistogramVec
 	batchErrors *prometheus.CounterVec
+	op          operatorMetrics
+	node        string
 }
 
 // New registers every metric, plus the Go runtime and process collectors, on a new registry.
@@ -42,7 +44,8 @@ func New(node string) *Metrics {
 	reg := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	constLabels := prometheus.Labels{"node": node}
-	m := &Metrics{reg: reg}
+	m := &Metrics{reg: reg, node: node}
+	m.op = newOperatorMetrics(reg, constLabels)
 	m.runs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "runs_total", ConstLabels: constLabels,
 		Help: "Attempts that ended on this node, by job and the status they recorded (succeeded, failed, retrying, interrupted).",

@@ -19,6 +19,9 @@ func NewAdmin(n *Node) *admin.Server {
 		Ping:      n.Pool.Ping,
 		InFlight:  n.Proc.InFlight,
 		Log:       n.Log.With("component", "admin"),
+		Cluster:   n.Ledger,
+		// Nodes beat on the consumer's heartbeat, so they go stale on the same clock as runs.
+		StaleAfter: n.Cfg.Consumer.WithDefaults().StaleAfter,
 	}
 	if n.Ticker != nil {
 		deps.Ticker = func() ticker.State { return n.Ticker.State() }

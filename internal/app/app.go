@@ -18,6 +18,7 @@ import (
 
 	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/handlers"
+	"github.com/chatplat/job-service/ledger"
 )
 
 // NewLogger builds the slog logger the config asks for.
@@ -108,6 +109,11 @@ func NewRegistry(cfg *config.Config, deps Deps, log *slog.Logger, now func() tim
 		return nil, err
 	}
 	handlers.Register(reg, fileGC)
+	retention, err := handlers.NewRetention(ledger.New(deps.DB), cfg.Handlers.Retention, now, log.With("handler", handlers.RetentionKind))
+	if err != nil {
+		return nil, err
+	}
+	handlers.Register(reg, retention)
 	return reg, nil
 }
 
@@ -123,6 +129,7 @@ func KnownKinds() []string {
 		handlers.ESForceMergeKind,
 		handlers.GraphConsistencyKind,
 		handlers.FileGCKind,
+		handlers.RetentionKind,
 	}
 }
 

@@ -49,6 +49,8 @@ type Node struct {
 	ExtraRegister func(*handlers.Registry)
 
 	ownPool bool
+	// stopBeat ends the node's heartbeat in job_nodes and marks it stopped.
+	stopBeat func()
 	// closeSearch closes the Elasticsearch and Neo4j clients Start opened.
 	closeSearch func(context.Context) error
 }
@@ -65,6 +67,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.Metrics == nil {
 		n.Metrics = metrics.New(n.Cfg.Node)
 	}
+	bi := Build()
+	n.Metrics.SetBuildInfo(bi.Version, bi.Revision, bi.GoVersion)
 	if n.Pool == nil {
 		if n.Pool, err = OpenPool(ctx, n.Cfg.Postgres); err != nil {
 			return err
@@ -134,7 +138,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	n.Log.Info("node started", "node", n.Cfg.Node, "jobs", n.Registry.Kinds())
+	beatCtx, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
+	beatDone := make(chan struct{})
+	go func() {
+		defer close(beatDone)
+		n.beatNode(beatCtx, now(), now)
+	}()
+	n.stopBeat = func() { stopBeat(); <-beatDone }
+	n.Log.Info("node started", "node", n.Cfg.Node, "version", Build().Version, "jobs", n.Registry.Kinds())
 	return nil
 }
 
@@ -149,6 +160,10 @@ func (n *Node) instance(role string) string {
 // a half-started node.
 func (n *Node) Stop(ctx context.Context) error {
 	var errs []error
+	if n.stopBeat != nil {
+		n.stopBeat()
+		n.stopBeat = nil
+	}
 	if n.Ticker != nil {
 		n.Ticker.Stop()
 	}
