@@ -15,6 +15,7 @@ import (
 type Cluster interface {
 	Nodes(ctx context.Context, now time.Time, staleAfter, keep time.Duration) ([]ledger.NodeInfo, error)
 	RunReport(ctx context.Context, now time.Time, days int, loc *time.Location) ([]ledger.ReportDay, error)
+	Backlog(ctx context.Context) ([]ledger.BacklogEntry, error)
 }
 
 const (
@@ -32,6 +33,7 @@ func (s *Server) operatorRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /api/jobs/{job}/next", s.read(s.apiNextFires))
 	m.HandleFunc("GET /api/nodes", s.read(s.apiNodes))
 	m.HandleFunc("GET /api/report", s.read(s.apiReport))
+	m.HandleFunc("GET /api/backlog", s.read(s.apiBacklog))
 	m.HandleFunc("GET /nodes", s.read(s.pageNodes))
 }
 
@@ -192,4 +194,20 @@ func (s *Server) reportChart(ctx context.Context, job string) (*ReportChart, err
 	}
 	c := buildReportChart(job, days)
 	return &c, nil
+}
+
+func (s *Server) apiBacklog(w http.ResponseWriter, r *http.Request) {
+	if s.deps.Cluster == nil {
+		writeError(w, http.StatusInternalServerError, errNoCluster.Error())
+		return
+	}
+	b, err := s.deps.Cluster.Backlog(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if b == nil {
+		b = []ledger.BacklogEntry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ledger": b})
 }

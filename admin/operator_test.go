@@ -29,6 +29,10 @@ func (f *fakeCluster) Nodes(_ context.Context, _ time.Time, staleAfter, _ time.D
 	return f.nodes, nil
 }
 
+func (f *fakeCluster) Backlog(context.Context) ([]ledger.BacklogEntry, error) {
+	return []ledger.BacklogEntry{{Job: "pg_partition", Due: 2}}, nil
+}
+
 func (f *fakeCluster) RunReport(context.Context, time.Time, int, *time.Location) ([]ledger.ReportDay, error) {
 	return f.rows, nil
 }
