@@ -100,3 +100,25 @@ func (l *Ledger) Nodes(ctx context.Context, now time.Time, staleAfter, keep time
 	sortStable(out, func(a, b NodeInfo) bool { return rank[a.State] < rank[b.State] })
 	return out, nil
 }
+
+// LastSuccess returns when each job's last successful run finished; jobs that never succeeded
+// are absent. One indexed lookup per job (job_runs_job_created), however long the ledger.
+func (l *Ledger) LastSuccess(ctx context.Context, jobs []string) (map[string]time.Time, error) {
+	rows, err := l.db.Query(ctx, `SELECT j, r.finished_at FROM unnest($1::text[]) AS j,
+		LATERAL (SELECT finished_at FROM job_runs WHERE job = j AND status = 'succeeded' AND finished_at IS NOT NULL
+			ORDER BY created_at DESC LIMIT 1) r`, jobs)
+	if err != nil {
+		return nil, fmt.Errorf("last success of %d jobs: %w", len(jobs), err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var j string
+		var at time.Time
+		if err := rows.Scan(&j, &at); err != nil {
+			return nil, fmt.Errorf("last success: %w", err)
+		}
+		out[j] = at
+	}
+	return out, rows.Err()
+}

@@ -67,6 +67,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.Metrics == nil {
 		n.Metrics = metrics.New(n.Cfg.Node)
 	}
+	defer func() {
+		// The ledger collector needs the ledger and the registry, both ready once Start got here.
+		if err == nil && n.Ledger != nil && n.Registry != nil {
+			n.Metrics.WatchLedger(n.Ledger, n.Registry.Kinds)
+		}
+	}()
 	bi := Build()
 	n.Metrics.SetBuildInfo(bi.Version, bi.Revision, bi.GoVersion)
 	if n.Pool == nil {
@@ -115,6 +121,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if n.Alerts, err = alert.New(n.Cfg.Alerts, n.Pool, n.Cfg.Node, n.Log.With("component", "alert"), now); err != nil {
 			return err
 		}
+		n.Alerts.OnDeliveryFailed(n.Metrics.AlertDeliveryFailed)
 		n.Proc.SetAlerter(n.Alerts)
 	}
 	n.Consumer = consumer.New(consumer.Options{
