@@ -287,12 +287,13 @@ func pauseCmd(g *globals, pause bool) *cobra.Command {
 
 func backlogCmd(g *globals) *cobra.Command {
 	var lag bool
-	var script string
+	var script, brokerMetrics string
 	cmd := &cobra.Command{
 		Use:   "backlog",
 		Short: "Runs due but not started, per job (from the ledger), and the RocketMQ consumer-group lag",
 		Long: "Per job, runs scheduled and due but not started and runs waiting for a retry, from the ledger.\n" +
-			"With --lag (default) also the RocketMQ consumer-group lag, read with mqadmin consumerProgress\n" +
+			"With --lag (default) also the RocketMQ consumer-group lag: from the broker's Prometheus exporter\n" +
+			"(--broker-metrics, rocketmq_consumer_lag_messages) when it answers, else mqadmin consumerProgress\n" +
 			"(--mqadmin; the local stack has deploy/local/mqadmin.sh). Where it cannot be read it says unavailable.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -314,7 +315,7 @@ func backlogCmd(g *globals) *cobra.Command {
 			if !lag {
 				script = ""
 			}
-			lr := readLag(cmd.Context(), cfg, script)
+			lr := readLag(cmd.Context(), cfg, script, brokerMetrics)
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), map[string]any{"ledger": b, "rocketmq_lag": lr})
 			}
@@ -337,6 +338,8 @@ func backlogCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&lag, "lag", true, "also read the RocketMQ consumer-group lag (slow: starts mqadmin)")
+	cmd.Flags().StringVar(&brokerMetrics, "broker-metrics", os.Getenv("JOBSVC_RMQ_METRICS"),
+		"the broker's Prometheus exporter URL ($JOBSVC_RMQ_METRICS); read before falling back to mqadmin")
 	cmd.Flags().StringVar(&script, "mqadmin", envOr("JOBSVC_MQADMIN", "deploy/local/mqadmin.sh"), "mqadmin wrapper script ($JOBSVC_MQADMIN)")
 	return cmd
 }
