@@ -19,7 +19,9 @@ type fakeView struct {
 	err  error
 }
 
-func (f fakeView) LastSuccess(context.Context, []string) (map[string]time.Time, error) { return f.last, f.err }
+func (f fakeView) LastSuccess(context.Context, []string) (map[string]time.Time, error) {
+	return f.last, f.err
+}
 
 func (f fakeView) Backlog(context.Context) ([]ledger.BacklogEntry, error) {
 	old := time.Now().Add(-90 * time.Second)

@@ -24,8 +24,8 @@ type lagReport struct {
 	// including its %RETRY% queue. Absent when unavailable.
 	Messages    *int64     `json:"messages,omitempty"`
 	Topics      []TopicLag `json:"topics,omitempty"`
-	Source      string `json:"source,omitempty"`
-	Unavailable string `json:"unavailable,omitempty"`
+	Source      string     `json:"source,omitempty"`
+	Unavailable string     `json:"unavailable,omitempty"`
 }
 
 var diffTotal = regexp.MustCompile(`(?m)^Consume Diff Total:\s*(-?\d+)\s*$`)
