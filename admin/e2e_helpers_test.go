@@ -15,8 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatplat/job-service/admin"
-	"github.com/chatplat/job-service/config"
-	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/internal/app"
 	"github.com/chatplat/job-service/internal/testenv"
 	"github.com/chatplat/job-service/job"
@@ -54,10 +52,10 @@ jobs:
 handlers:
   pg_partition: {premake: 1}
 `, name, s.DSN, m.Config.NameServers[0], m.Config.Topic, m.Config.ConsumerGroup, m.Config.ProducerGroup, token)
-	cfg, err := config.Parse([]byte(raw), nil)
+	cfg, err := app.ParseConfig([]byte(raw), nil)
 	require.NoError(t, err)
 	node := &app.Node{Cfg: cfg, Log: testenv.Logger(t), Instance: name,
-		ExtraRegister: func(r *handlers.Registry) { handlers.Register(r, warmup{}) }}
+		ExtraRegister: func(r *job.Registry) { job.Register(r, warmup{}) }}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	require.NoError(t, node.Start(ctx))

@@ -13,13 +13,13 @@ func TestAdminConfigValidate(t *testing.T) {
 		{"admin: {listen: nonsense}\n", "config: admin.listen"},
 		{"admin: {protect_reads: true}\n", "config: admin.protect_reads"},
 	} {
-		_, err := Parse([]byte(base+c.yaml), nil)
+		_, err := parse([]byte(base+c.yaml), nil)
 		require.ErrorContains(t, err, c.want, c.yaml)
 	}
-	cfg, err := Parse([]byte(base+"admin: {listen: '0.0.0.0:9090', token: abc, protect_reads: true}\n"), nil)
+	cfg, err := parse([]byte(base+"admin: {listen: '0.0.0.0:9090', token: abc, protect_reads: true}\n"), nil)
 	require.NoError(t, err)
 	require.True(t, cfg.Admin.ProtectReads)
-	cfg, err = Parse([]byte(base), nil)
+	cfg, err = parse([]byte(base), nil)
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:8080", cfg.Admin.Listen, "loopback by default")
 }

@@ -10,13 +10,13 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/chatplat/job-service/alert"
 	"github.com/chatplat/job-service/consumer"
 	"github.com/chatplat/job-service/filegc"
-	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/mq"
 	"github.com/chatplat/job-service/ticker"
@@ -38,9 +38,19 @@ type Config struct {
 	// Elasticsearch and Neo4j are optional: a node without them starts, and their jobs fail.
 	Elasticsearch ElasticsearchConfig `yaml:"elasticsearch"`
 	Neo4j         Neo4jConfig         `yaml:"neo4j"`
-	// Jobs maps a job kind to its schedule and run policy.
-	Jobs     map[string]job.Spec `yaml:"jobs"`
-	Handlers HandlersConfig      `yaml:"handlers"`
+	// TimeZone is the platform's zone (IANA name, default UTC): job schedules and the report
+	// days of daily_stats and group_activity follow it unless a job (jobs.<kind>.time_zone) or
+	// a handler section (handlers.<kind>.time_zone) names its own.
+	TimeZone string `yaml:"time_zone"`
+	// Jobs maps a job kind to its schedule and run policy. In the file it only overrides: every
+	// job of the table (handlers.Table) runs on its own default policy unless jobs.<kind> says
+	// otherwise, and enabled: false turns a job's schedule off. After Parse it holds every
+	// job's resolved policy.
+	Jobs map[string]job.Spec `yaml:"jobs"`
+	// Handlers holds each handler's own section as written (handlers.<kind>); Sections holds
+	// them decoded, defaults filled and validated, by kind (read them with job.SectionOf).
+	Handlers map[string]yaml.Node `yaml:"handlers"`
+	Sections map[string]any       `yaml:"-"`
 	// S3 is the object store of the file GC.
 	S3 S3Config `yaml:"s3"`
 	// FileGC is the event-driven file GC (ref_count=0 events).
@@ -81,30 +91,19 @@ func (a AdminConfig) Validate() error {
 	return nil
 }
 
-// HandlersConfig holds each handler's own settings.
-type HandlersConfig struct {
-	Partition        handlers.PartitionConfig        `yaml:"pg_partition"`
-	DailyStats       handlers.DailyStatsConfig       `yaml:"daily_stats"`
-	GroupActivity    handlers.GroupActivityConfig    `yaml:"group_activity"`
-	TokenBlacklist   handlers.TokenBlacklistConfig   `yaml:"token_blacklist"`
-	MsgGap           handlers.MsgGapConfig           `yaml:"msg_gap_check"`
-	ESForceMerge     handlers.ESForceMergeConfig     `yaml:"es_forcemerge"`
-	GraphConsistency handlers.GraphConsistencyConfig `yaml:"graph_consistency"`
-	FileGC           handlers.FileGCConfig           `yaml:"file_gc"`
-	Retention        handlers.RetentionConfig        `yaml:"ledger_retention"`
-}
-
-// Load reads path, applies JOBSERVICE_* overrides from env, fills defaults and validates.
-func Load(path string, env func(string) string) (*Config, error) {
+// Load reads path, applies JOBSERVICE_* overrides from env, resolves every job of kinds (the
+// table of handlers, handlers.Definitions()) against its default policy, fills defaults and
+// validates. The error lists every problem, each naming its key.
+func Load(path string, env func(string) string, kinds []job.Definition) (*Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(raw, env)
+	return Parse(raw, env, kinds)
 }
 
 // Parse is Load on bytes.
-func Parse(raw []byte, env func(string) string) (*Config, error) {
+func Parse(raw []byte, env func(string) string, kinds []job.Definition) (*Config, error) {
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true) // a misspelt key is an error, not a silently ignored setting
@@ -113,9 +112,15 @@ func Parse(raw []byte, env func(string) string) (*Config, error) {
 		return nil, fmt.Errorf("parse config: %w", err)
 	}
 	c.applyEnv(env)
+	if c.TimeZone == "" {
+		c.TimeZone = "UTC"
+	}
+	c.Jobs = withPolicies(c.Jobs, kinds)
 	c = c.WithDefaults()
-	if err := c.Validate(); err != nil {
-		return nil, err
+	errs := c.loadSections(kinds)
+	errs = append(errs, c.problems()...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return &c, nil
 }
@@ -173,116 +178,111 @@ func (c Config) WithDefaults() Config {
 	if c.Ticker.StaleAfter != c.Consumer.StaleAfter {
 		c.Ticker.StaleAfter = c.Consumer.StaleAfter
 	}
+	if c.TimeZone == "" {
+		c.TimeZone = "UTC"
+	}
 	jobs := make(map[string]job.Spec, len(c.Jobs))
+	zone := c.zone()
 	for name, s := range c.Jobs {
+		if s.TimeZone == "" {
+			s.TimeZone = zone
+		}
 		jobs[name] = s.WithDefaults()
 	}
 	c.Jobs = jobs
-	c.Handlers.Partition = c.Handlers.Partition.WithDefaults()
-	c.Handlers.DailyStats = c.Handlers.DailyStats.WithDefaults()
-	c.Handlers.GroupActivity = c.Handlers.GroupActivity.WithDefaults()
-	c.Handlers.TokenBlacklist = c.Handlers.TokenBlacklist.WithDefaults()
-	c.Handlers.MsgGap = c.Handlers.MsgGap.WithDefaults()
 	c.Redis = c.Redis.WithDefaults()
 	c.Alerts = c.Alerts.WithDefaults()
 	c.Elasticsearch = c.Elasticsearch.WithDefaults()
-	c.Handlers.ESForceMerge = c.Handlers.ESForceMerge.WithDefaults()
-	c.Handlers.GraphConsistency = c.Handlers.GraphConsistency.WithDefaults()
-	c.Handlers.FileGC = c.Handlers.FileGC.WithDefaults()
-	c.Handlers.Retention = c.Handlers.Retention.WithDefaults()
 	c.S3 = c.S3.WithDefaults()
 	c.FileGC = c.FileGC.WithDefaults()
 	return c
 }
 
-// Validate checks every section and names the first bad key by its path in the file.
-func (c Config) Validate() error {
+// validZone accepts IANA names only: "Local" would make schedules depend on the host.
+func validZone(name string) bool {
+	if name == "" || name == "Local" {
+		return false
+	}
+	_, err := time.LoadLocation(name)
+	return err == nil
+}
+
+// zone is the top-level time zone jobs and sections inherit. An invalid one is reported once,
+// as time_zone, rather than again under every job that inherits it.
+func (c Config) zone() string {
+	if !validZone(c.TimeZone) {
+		return "UTC"
+	}
+	return c.TimeZone
+}
+
+// Validate checks every section and returns every problem, each naming its key by its path
+// in the file.
+func (c Config) Validate() error { return errors.Join(c.problems()...) }
+
+func (c Config) problems() []error {
+	var errs []error
+	add := func(format string, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf(format, err))
+		}
+	}
 	if c.Postgres.DSN == "" {
-		return errors.New("config: postgres.dsn: required (or JOBSERVICE_POSTGRES_DSN)")
+		errs = append(errs, errors.New("config: postgres.dsn: required (or JOBSERVICE_POSTGRES_DSN)"))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		return fmt.Errorf("config: log.level: %q is not debug, info, warn or error", c.Log.Level)
+		errs = append(errs, fmt.Errorf("config: log.level: %q is not debug, info, warn or error", c.Log.Level))
 	}
 	switch c.Log.Format {
 	case "json", "text":
 	default:
-		return fmt.Errorf("config: log.format: %q is not json or text", c.Log.Format)
+		errs = append(errs, fmt.Errorf("config: log.format: %q is not json or text", c.Log.Format))
 	}
 	if c.Postgres.MaxConns < 4 {
-		return fmt.Errorf("config: postgres.max_conns: %d is below 4", c.Postgres.MaxConns)
+		errs = append(errs, fmt.Errorf("config: postgres.max_conns: %d is below 4", c.Postgres.MaxConns))
 	}
-	if err := c.Admin.Validate(); err != nil {
-		return fmt.Errorf("config: admin.%w", err)
+	if !validZone(c.TimeZone) {
+		errs = append(errs, fmt.Errorf("config: time_zone: %q is not an IANA zone name (e.g. UTC, Asia/Shanghai)", c.TimeZone))
 	}
-	if err := c.RocketMQ.Validate(); err != nil {
-		return fmt.Errorf("config: rocketmq.%w", err)
-	}
-	if err := c.Ticker.Validate(); err != nil {
-		return fmt.Errorf("config: ticker.%w", err)
-	}
-	if err := c.Consumer.Validate(); err != nil {
-		return fmt.Errorf("config: consumer.%w", err)
-	}
-	for name, s := range c.Jobs {
-		if err := s.Validate(); err != nil {
-			return fmt.Errorf("config: jobs.%s.%w", name, err)
+	add("config: admin.%w", c.Admin.Validate())
+	add("config: rocketmq.%w", c.RocketMQ.Validate())
+	add("config: ticker.%w", c.Ticker.Validate())
+	add("config: consumer.%w", c.Consumer.Validate())
+	for _, name := range sortedKeys(c.Jobs) {
+		if err := c.Jobs[name].Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("config: jobs.%s.%w", name, err))
 		}
 	}
-	if err := c.Handlers.Partition.Validate(); err != nil {
-		return fmt.Errorf("config: handlers.pg_partition.%w", err)
+	for _, kind := range sortedKeys(c.Sections) {
+		if v, ok := c.Sections[kind].(interface{ Validate() error }); ok {
+			add("config: handlers."+kind+".%w", v.Validate())
+		}
 	}
-	if err := c.Handlers.DailyStats.Validate(); err != nil {
-		return fmt.Errorf("config: handlers.daily_stats.%w", err)
-	}
-	if err := c.Handlers.GroupActivity.Validate(); err != nil {
-		return fmt.Errorf("config: handlers.group_activity.%w", err)
-	}
-	if err := c.Handlers.TokenBlacklist.Validate(); err != nil {
-		return fmt.Errorf("config: handlers.token_blacklist.%w", err)
-	}
-	if err := c.Handlers.MsgGap.Validate(); err != nil {
-		return fmt.Errorf("config: handlers.msg_gap_check.%w", err)
-	}
-	if err := c.Redis.Validate(); err != nil {
-		return fmt.Errorf("config: redis.%w", err)
-	}
-	if err := c.Alerts.Validate(); err != nil {
-		return fmt.Errorf("config: alerts.%w", err)
-	}
-	if err := c.validateSearch(); err != nil {
-		return err
-	}
-	if err := c.Handlers.FileGC.Validate(); err != nil {
-		return fmt.Errorf("config: handlers.file_gc.%w", err)
-	}
-	if err := c.Handlers.Retention.Validate(); err != nil {
-		return fmt.Errorf("config: handlers.ledger_retention.%w", err)
-	}
-	if err := c.S3.Validate(); err != nil {
-		return fmt.Errorf("config: s3.%w", err)
-	}
-	if err := c.FileGC.Validate(); err != nil {
-		return fmt.Errorf("config: filegc.%w", err)
-	}
+	add("config: redis.%w", c.Redis.Validate())
+	add("config: alerts.%w", c.Alerts.Validate())
+	errs = append(errs, c.searchProblems()...)
+	add("config: s3.%w", c.S3.Validate())
+	add("config: filegc.%w", c.FileGC.Validate())
 	if c.FileGC.Enabled && c.S3.Endpoint == "" {
-		return errors.New("config: filegc.enabled: needs s3.endpoint")
+		errs = append(errs, errors.New("config: filegc.enabled: needs s3.endpoint"))
 	}
 	if c.FileGC.Enabled && c.FileGC.Topic == c.RocketMQ.Topic {
-		return fmt.Errorf("config: filegc.topic: %q is the job topic; file events need their own", c.FileGC.Topic)
+		errs = append(errs, fmt.Errorf("config: filegc.topic: %q is the job topic; file events need their own", c.FileGC.Topic))
 	}
-	return nil
+	return errs
 }
 
-// CheckJobsKnown refuses schedules for job kinds no handler implements.
+// CheckJobsKnown refuses schedules for job kinds no handler implements, listing every one.
 func (c Config) CheckJobsKnown(known func(string) bool) error {
-	for name := range c.Jobs {
+	var errs []error
+	for _, name := range sortedKeys(c.Jobs) {
 		if !known(name) {
-			return fmt.Errorf("config: jobs.%s: no such job kind", name)
+			errs = append(errs, fmt.Errorf("config: jobs.%s: no such job kind", name))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Spec returns the policy of a job kind, defaults when it has no section.
@@ -290,5 +290,5 @@ func (c Config) Spec(kind string) job.Spec {
 	if s, ok := c.Jobs[kind]; ok {
 		return s
 	}
-	return job.Spec{}.WithDefaults()
+	return job.Spec{TimeZone: c.TimeZone}.WithDefaults()
 }

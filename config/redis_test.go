@@ -7,18 +7,15 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestRedisAlertsAndHandlerSections(t *testing.T) {
+func TestRedisAndAlertsSections(t *testing.T) {
 	t.Parallel()
 	base := "postgres: {dsn: postgres://x@127.0.0.1/db}\n"
 	env := map[string]string{"JOBSERVICE_REDIS_PASSWORD": "r-secret", "JOBSERVICE_SMTP_PASSWORD": "m-secret"}
-	cfg, err := Parse([]byte(base+`
+	cfg, err := parse([]byte(base+`
 redis: {addr: "10.0.0.5:6379", db: 2}
 alerts:
   webhook_url: https://hooks.example/jobs
   smtp: {host: mail.example, port: 587, from: jobs@example.com, to: [oncall@example.com], username: jobs}
-handlers:
-  token_blacklist: {prefix: "auth:block:token:", max_token_lifetime: 24h}
-  msg_gap_check: {window: 2h, settle: 2m}
 `), func(k string) string { return env[k] })
 	require.NoError(t, err)
 	require.Equal(t, "r-secret", cfg.Redis.Password)
@@ -26,26 +23,19 @@ handlers:
 	require.Equal(t, "m-secret", cfg.Alerts.SMTP.Password)
 	require.True(t, cfg.Alerts.Enabled())
 	require.Equal(t, 24*time.Hour, cfg.Alerts.Window)
-	require.Equal(t, 24*time.Hour, cfg.Handlers.TokenBlacklist.MaxTokenLifetime)
-	require.Equal(t, 2*time.Hour, cfg.Handlers.MsgGap.Window)
-	require.Equal(t, "chat_messages", cfg.Handlers.MsgGap.Table)
 
 	// Defaults: alerts off, Redis on its usual port.
-	cfg, err = Parse([]byte(base), noEnv)
+	cfg, err = parse([]byte(base), noEnv)
 	require.NoError(t, err)
 	require.False(t, cfg.Alerts.Enabled())
 	require.Equal(t, "127.0.0.1:6379", cfg.Redis.Addr)
 
 	for yaml, want := range map[string]string{
-		"redis: {addr: nohost}\n":                                     "redis.addr",
-		"alerts: {webhook_url: 'not a url'}\n":                        "alerts.webhook_url",
-		"alerts: {smtp: {host: m, from: a@b.c}}\n":                    "alerts.smtp.to",
-		"handlers: {msg_gap_check: {table: 'm; DROP TABLE users'}}\n": "handlers.msg_gap_check.table",
-		"handlers: {msg_gap_check: {seq_column: 'seq\"'}}\n":          "handlers.msg_gap_check.seq_column",
-		"handlers: {token_blacklist: {safety_margin: 1s}}\n":          "handlers.token_blacklist.safety_margin",
-		"handlers: {token_blacklist: {batch_size: 1000000}}\n":        "handlers.token_blacklist.batch_size",
+		"redis: {addr: nohost}\n":                  "redis.addr",
+		"alerts: {webhook_url: 'not a url'}\n":     "alerts.webhook_url",
+		"alerts: {smtp: {host: m, from: a@b.c}}\n": "alerts.smtp.to",
 	} {
-		_, err := Parse([]byte(base+yaml), noEnv)
+		_, err := parse([]byte(base+yaml), noEnv)
 		require.ErrorContains(t, err, want, yaml)
 	}
 }

@@ -98,19 +98,14 @@ func (c *Config) applySearchEnv(env func(string) string) {
 	}
 }
 
-// validateSearch checks the Elasticsearch and Neo4j sections and their handlers' sections.
-func (c Config) validateSearch() error {
+// searchProblems checks the Elasticsearch and Neo4j sections.
+func (c Config) searchProblems() []error {
+	var errs []error
 	if err := c.Elasticsearch.Validate(); err != nil {
-		return fmt.Errorf("config: elasticsearch.%w", err)
+		errs = append(errs, fmt.Errorf("config: elasticsearch.%w", err))
 	}
 	if err := c.Neo4j.Validate(); err != nil {
-		return fmt.Errorf("config: neo4j.%w", err)
+		errs = append(errs, fmt.Errorf("config: neo4j.%w", err))
 	}
-	if err := c.Handlers.ESForceMerge.Validate(); err != nil {
-		return fmt.Errorf("config: handlers.es_forcemerge.%w", err)
-	}
-	if err := c.Handlers.GraphConsistency.Validate(); err != nil {
-		return fmt.Errorf("config: handlers.graph_consistency.%w", err)
-	}
-	return nil
+	return errs
 }

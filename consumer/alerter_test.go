@@ -11,7 +11,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
 )
@@ -46,7 +45,7 @@ func (f *fakeLedger) RecordSkipped(context.Context, job.Envelope, string, any) e
 type fakeRegistry struct{ err error }
 
 func (fakeRegistry) Known(string) bool { return true }
-func (r fakeRegistry) Prepare(job.Envelope) (handlers.Prepared, error) {
+func (r fakeRegistry) Prepare(job.Envelope) (job.Prepared, error) {
 	return func(context.Context, int64, int) (any, error) { return map[string]int{"found": 3}, r.err }, nil
 }
 

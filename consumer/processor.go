@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
 )
@@ -30,7 +29,7 @@ type Ledger interface {
 // Registry finds the handler of a job kind.
 type Registry interface {
 	Known(kind string) bool
-	Prepare(env job.Envelope) (handlers.Prepared, error)
+	Prepare(env job.Envelope) (job.Prepared, error)
 }
 
 // Publisher re-publishes a message that arrived before its time.
@@ -239,7 +238,7 @@ func (p *Processor) Process(ctx context.Context, d Delivery) Decision {
 	defer p.wg.Done()
 
 	env, err := job.Decode(d.Body, p.now(), p.registry.Known)
-	var prepared handlers.Prepared
+	var prepared job.Prepared
 	if err == nil {
 		prepared, err = p.registry.Prepare(env)
 	}
@@ -322,7 +321,7 @@ func (p *Processor) reject(ctx context.Context, d Delivery, env job.Envelope, ca
 }
 
 func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope, spec job.Spec,
-	claim ledger.Claim, prepared handlers.Prepared) Decision {
+	claim ledger.Claim, prepared job.Prepared) Decision {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	p.mu.Lock()
@@ -419,7 +418,7 @@ func (p *Processor) finish(ctx context.Context, c ledger.Claim, o ledger.Outcome
 
 // invoke runs the handler under the job's timeout and turns a panic into an error: a
 // panicking handler would otherwise block its queue's offset in the client for 15 minutes.
-func (p *Processor) invoke(ctx context.Context, timeout time.Duration, claim ledger.Claim, prepared handlers.Prepared) (result any, err error) {
+func (p *Processor) invoke(ctx context.Context, timeout time.Duration, claim ledger.Claim, prepared job.Prepared) (result any, err error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	defer func() {

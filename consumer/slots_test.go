@@ -11,7 +11,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
 )
@@ -35,7 +34,7 @@ type gateRegistry struct {
 }
 
 func (*gateRegistry) Known(string) bool { return true }
-func (g *gateRegistry) Prepare(job.Envelope) (handlers.Prepared, error) {
+func (g *gateRegistry) Prepare(job.Envelope) (job.Prepared, error) {
 	return func(ctx context.Context, _ int64, _ int) (any, error) {
 		g.started.Add(1)
 		n := g.running.Add(1)

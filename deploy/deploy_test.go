@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/chatplat/job-service/config"
+	"github.com/chatplat/job-service/internal/app"
 )
 
 // fakeSecrets stands in for the Secret/env a real deployment provides.
@@ -139,7 +140,7 @@ func TestCompose(t *testing.T) {
 // loadWithEnv loads a config file with env (compose's ${VAR:?…} values replaced by a stand-in).
 func loadWithEnv(t *testing.T, path string, env map[string]string) *config.Config {
 	t.Helper()
-	cfg, err := config.Load(path, func(k string) string {
+	cfg, err := app.LoadConfig(path, func(k string) string {
 		v := env[k]
 		if strings.HasPrefix(v, "${") {
 			return fakeSecrets(k)
@@ -295,7 +296,7 @@ func TestKubernetes(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, cfgFile, "args --config names a file of the ConfigMap: %v", c.Args)
-	cfg, err := config.Parse([]byte(cm.Data[cfgFile]), fakeSecrets)
+	cfg, err := app.ParseConfig([]byte(cm.Data[cfgFile]), fakeSecrets)
 	require.NoError(t, err, "the ConfigMap's config validates")
 
 	grace := time.Duration(dep.Template.Spec.TerminationGracePeriodSeconds) * time.Second

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/chatplat/job-service/handlers"
+	"github.com/chatplat/job-service/filereap"
 )
 
 // Config is the filegc section: the event-driven GC's subscription and pace. The file table
@@ -39,7 +39,7 @@ type Config struct {
 	// CheckMissing stats each object first so missing objects are counted (one HEAD each).
 	CheckMissing bool `yaml:"check_missing"`
 	// ReaperOptions: lock_timeout, s3_timeout (default 30s), s3_parallel, shared with file_gc.
-	handlers.ReaperOptions `yaml:",inline"`
+	filereap.ReaperOptions `yaml:",inline"`
 }
 
 // WithDefaults fills unset fields.

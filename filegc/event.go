@@ -1,7 +1,7 @@
 // Package filegc is the near-real-time file GC: it consumes ref_count=0 events from the file
 // service on their own topic and consumer group, waits out the grace period with RocketMQ
 // timer messages, and removes objects and rows in batches with the same locked re-check as
-// the daily file_gc sweep (handlers.Reaper).
+// the daily file_gc sweep (filereap.Reaper).
 package filegc
 
 import (

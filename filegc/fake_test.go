@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/chatplat/job-service/handlers"
+	"github.com/chatplat/job-service/filereap"
 	"github.com/chatplat/job-service/ledger"
 )
 
@@ -22,15 +22,15 @@ func (f *fakePub) PublishRaw(_ context.Context, _, tag string, _ []string, body 
 }
 
 type fakeReaper struct {
-	got [][]handlers.Candidate
+	got [][]filereap.Candidate
 	err error
-	res handlers.ReapResult
+	res filereap.ReapResult
 }
 
-func (f *fakeReaper) Reap(ctx context.Context, c []handlers.Candidate, o handlers.ReapOptions) (handlers.ReapResult, error) {
+func (f *fakeReaper) Reap(ctx context.Context, c []filereap.Candidate, o filereap.ReapOptions) (filereap.ReapResult, error) {
 	f.got = append(f.got, c)
 	if f.err != nil {
-		return handlers.ReapResult{}, f.err
+		return filereap.ReapResult{}, f.err
 	}
 	return f.res, nil
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/filegc"
 	"github.com/chatplat/job-service/internal/app"
 	"github.com/chatplat/job-service/internal/testenv"
@@ -51,7 +50,7 @@ s3: {endpoint: %q, access_key: %q, secret_key: %q}
 filegc: {enabled: true, topic: %s, group: g%s, %s}
 `, s.DSN, m.Config.NameServers[0], m.Config.Topic, m.Config.ConsumerGroup, m.Config.ProducerGroup, testenv.Broker(),
 		b.Endpoint, testenv.S3AccessKey(), testenv.S3SecretKey(), e.topic, e.topic, filegcYAML)
-	cfg, err := config.Parse([]byte(raw), nil)
+	cfg, err := app.ParseConfig([]byte(raw), nil)
 	require.NoError(t, err)
 	e.node = &app.Node{Cfg: cfg, Log: testenv.Logger(t), Instance: "gc-" + testenv.Suffix()}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/chatplat/job-service/handlers"
+	"github.com/chatplat/job-service/filereap"
 	"github.com/chatplat/job-service/ledger"
 )
 
@@ -30,9 +30,9 @@ type Publisher interface {
 	PublishRaw(ctx context.Context, topic, tag string, keys []string, body []byte, deliverAt time.Time) (string, error)
 }
 
-// Reaper collects files; *handlers.Reaper.
+// Reaper collects files; *filereap.Reaper.
 type Reaper interface {
-	Reap(ctx context.Context, cands []handlers.Candidate, opts handlers.ReapOptions) (handlers.ReapResult, error)
+	Reap(ctx context.Context, cands []filereap.Candidate, opts filereap.ReapOptions) (filereap.ReapResult, error)
 }
 
 // Recorder records what never reaches a batch's own record: malformed events and batches
@@ -67,9 +67,9 @@ type BatchResult struct {
 	BytesFreed     int64                    `json:"bytes_freed"`
 	MissingObjects int                      `json:"missing_objects"`
 	Skipped        map[string]int           `json:"skipped,omitempty"` // reason -> files
-	SkipSamples    []handlers.Skip          `json:"skip_samples,omitempty"`
+	SkipSamples    []filereap.Skip          `json:"skip_samples,omitempty"`
 	Failures       int                      `json:"failures"`
-	FailureSamples []handlers.ObjectFailure `json:"failure_samples,omitempty"`
+	FailureSamples []filereap.ObjectFailure `json:"failure_samples,omitempty"`
 	Reconsume      int                      `json:"reconsume"` // how often this batch was redelivered
 	LockMs         int64                    `json:"lock_ms"`   // re-checking and locking the rows
 	S3Ms           int64                    `json:"s3_ms"`     // the multi-delete
@@ -108,7 +108,7 @@ func NewProcessor(cfg Config, reaper Reaper, pub Publisher, rej Recorder, node s
 func (p *Processor) Process(ctx context.Context, batch []Delivery) Verdict {
 	now := p.now()
 	res := BatchResult{Skipped: map[string]int{}}
-	var cands []handlers.Candidate
+	var cands []filereap.Candidate
 	var later []deferred
 	for _, d := range batch {
 		res.MsgIDs = append(res.MsgIDs, d.MsgID)
@@ -141,7 +141,7 @@ func (p *Processor) Process(ctx context.Context, batch []Delivery) Verdict {
 				continue
 			}
 			res.Due++
-			cands = append(cands, handlers.Candidate{ID: ev.FileID, NotAfter: ev.EventTime, Bucket: ev.Bucket, ObjectPath: ev.ObjectPath})
+			cands = append(cands, filereap.Candidate{ID: ev.FileID, NotAfter: ev.EventTime, Bucket: ev.Bucket, ObjectPath: ev.ObjectPath})
 		}
 	}
 	// Not yet due: the broker holds them until the grace period ends. A consumer never
@@ -178,10 +178,10 @@ func (p *Processor) Process(ctx context.Context, batch []Delivery) Verdict {
 // maxReap is the most files one Reap (one transaction, one multi-delete request) takes.
 const maxReap = 1000
 
-func (p *Processor) reap(ctx context.Context, now time.Time, cands []handlers.Candidate, res BatchResult) Verdict {
+func (p *Processor) reap(ctx context.Context, now time.Time, cands []filereap.Candidate, res BatchResult) Verdict {
 	runKey := batchRunKey(now)
-	_, err := p.reaper.Reap(ctx, cands, handlers.ReapOptions{CheckMissing: p.cfg.CheckMissing,
-		RunID: func(ctx context.Context, tx pgx.Tx, rr *handlers.ReapResult) (int64, error) {
+	_, err := p.reaper.Reap(ctx, cands, filereap.ReapOptions{CheckMissing: p.cfg.CheckMissing,
+		RunID: func(ctx context.Context, tx pgx.Tx, rr *filereap.ReapResult) (int64, error) {
 			p.fill(&res, rr)
 			status, errText := ledger.StatusSucceeded, ""
 			if res.Failures > 0 {
@@ -202,7 +202,7 @@ func (p *Processor) reap(ctx context.Context, now time.Time, cands []handlers.Ca
 	return Verdict{}
 }
 
-func (p *Processor) fill(res *BatchResult, rr *handlers.ReapResult) {
+func (p *Processor) fill(res *BatchResult, rr *filereap.ReapResult) {
 	res.DeletedRows = len(rr.Removed)
 	res.DeletedObjects = len(rr.Removed) - rr.Missing
 	res.MissingObjects = rr.Missing

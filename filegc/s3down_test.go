@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatplat/job-service/filegc"
-	"github.com/chatplat/job-service/handlers"
+	"github.com/chatplat/job-service/filereap"
 	"github.com/chatplat/job-service/internal/testenv"
 	"github.com/chatplat/job-service/ledger"
 	"github.com/chatplat/job-service/mq"
@@ -85,12 +85,12 @@ func TestS3StoppedMidBatchLosesNothingAndCompletesAfterS3Returns(t *testing.T) {
 		require.NoError(t, err)
 	}
 	cfg := filegc.Config{Enabled: true, Topic: topic, Group: "g" + topic, Grace: time.Second, BatchSize: 32,
-		ReaperOptions: handlers.ReaperOptions{S3Timeout: 2 * time.Second}}.WithDefaults()
+		ReaperOptions: filereap.ReaperOptions{S3Timeout: 2 * time.Second}}.WithDefaults()
 	require.NoError(t, cfg.Validate())
 	testenv.NewRetryTopic(t, m.Config, cfg.Group)
 	store := &dyingStore{Client: b.Client, after: n / 2, stop: s3.Stop}
-	reaper := handlers.NewReaper(s.Pool, store, handlers.FileTable{}.WithDefaults(),
-		handlers.ReaperOptions{LockTimeout: time.Second, S3Timeout: cfg.S3Timeout}, log)
+	reaper := filereap.NewReaper(s.Pool, store, filereap.FileTable{}.WithDefaults(),
+		filereap.ReaperOptions{LockTimeout: time.Second, S3Timeout: cfg.S3Timeout}, log)
 	prod, err := mq.NewProducer(m.Config, "s3down-"+testenv.Suffix())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = prod.Close() })

@@ -18,6 +18,14 @@ import (
 // DailyStatsKind is the job kind of DailyStats.
 const DailyStatsKind = "daily_stats"
 
+// DailyStatsPolicy is daily_stats' default run policy: the design's daily 01:00 (in the
+// config's time_zone, whose midnights also bound the day it reports); a night missed while no
+// node ran is caught up within 12 hours.
+func DailyStatsPolicy() job.Spec {
+	return job.Spec{Schedule: "0 0 1 * * *", Timeout: 10 * time.Minute,
+		Misfire: job.MisfireFireOnce, MisfireBound: 12 * time.Hour}
+}
+
 // ValidateColumnName accepts one plain identifier. Column names come from config and are
 // spliced into SQL (quoted), so anything else is refused.
 func ValidateColumnName(name string) error {
@@ -116,6 +124,15 @@ func (c DailyStatsConfig) WithDefaults() DailyStatsConfig {
 	def(&c.Files.Table, "file_metadata")
 	def(&c.Files.SizeColumn, "size_bytes")
 	def(&c.Files.CreatedAtColumn, "created_at")
+	return c
+}
+
+// WithTimeZone sets the zone whose midnights bound a day, unless the section names one: the
+// report day follows the config's top-level time_zone.
+func (c DailyStatsConfig) WithTimeZone(zone string) DailyStatsConfig {
+	if c.TimeZone == "" {
+		c.TimeZone = zone
+	}
 	return c
 }
 

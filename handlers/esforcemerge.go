@@ -23,6 +23,23 @@ import (
 // ESForceMergeKind is the job kind of ESForceMerge.
 const ESForceMergeKind = "es_forcemerge"
 
+// ESForceMergePolicy is es_forcemerge's default run policy: the design's daily 03:00, with a
+// timeout well above the section's index_timeout (1h) so one slow index stops the run by its
+// own limit, not by the job's.
+func ESForceMergePolicy() job.Spec {
+	return job.Spec{Schedule: "0 0 3 * * *", Timeout: 6 * time.Hour,
+		Misfire: job.MisfireFireOnce, MisfireBound: 6 * time.Hour}
+}
+
+// CheckSpec refuses a job timeout that does not exceed index_timeout: the run would be
+// cancelled while waiting for one merge instead of stopping cleanly at its own limit.
+func (c ESForceMergeConfig) CheckSpec(s job.Spec) error {
+	if s.Timeout <= c.IndexTimeout {
+		return fmt.Errorf("timeout: %s must be above handlers.es_forcemerge.index_timeout (%s)", s.Timeout, c.IndexTimeout)
+	}
+	return nil
+}
+
 // Reasons an index is skipped by es_forcemerge.
 const (
 	SkipTooYoung      = "too_young"      // created less than min_age_days before the run's clock

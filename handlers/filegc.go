@@ -11,15 +11,23 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/chatplat/job-service/filereap"
 	"github.com/chatplat/job-service/job"
 )
 
 // FileGCKind is the job kind of FileGC, the daily sweep.
 const FileGCKind = "file_gc"
 
+// FileGCPolicy is file_gc's default run policy: the design's daily 04:00 sharding broadcast
+// over 3 shards (shard i takes the files with id % 3 = i).
+func FileGCPolicy() job.Spec {
+	return job.Spec{Schedule: "0 0 4 * * *", Shards: 3, Timeout: time.Hour,
+		Misfire: job.MisfireFireOnce, MisfireBound: 6 * time.Hour}
+}
+
 // FileGCConfig configures the daily sweep; File is shared with the event-driven GC.
 type FileGCConfig struct {
-	File FileTable `yaml:"file_table"`
+	File filereap.FileTable `yaml:"file_table"`
 	// Grace: a row deleted by its user (status=2, ref_count=0) less than this long ago is left
 	// alone; the file service may still re-reference it.
 	Grace time.Duration `yaml:"grace"`
@@ -34,7 +42,7 @@ type FileGCConfig struct {
 	// bytes not reported as freed (S3 multi-delete does not tell).
 	CheckMissing *bool `yaml:"check_missing"`
 	// ReaperOptions: lock_timeout, s3_timeout (default 1m), s3_parallel.
-	ReaperOptions `yaml:",inline"`
+	filereap.ReaperOptions `yaml:",inline"`
 }
 
 // WithDefaults fills unset fields.
@@ -65,7 +73,7 @@ func (c FileGCConfig) Validate() error {
 	if err := c.File.Validate(); err != nil {
 		return fmt.Errorf("file_table.%w", err)
 	}
-	if err := validateGrace("grace", c.Grace, time.Minute); err != nil {
+	if err := filereap.ValidateGrace("grace", c.Grace, time.Minute); err != nil {
 		return err
 	}
 	switch {
@@ -102,8 +110,8 @@ func (a *FileGCArgs) Validate() error {
 type FileGC struct {
 	db     *pgxpool.Pool
 	cfg    FileGCConfig
-	sql    fileSQL
-	reaper *Reaper
+	sql    filereap.SQL
+	reaper *filereap.Reaper
 	now    func() time.Time
 	log    *slog.Logger
 
@@ -112,13 +120,13 @@ type FileGC struct {
 }
 
 // NewFileGC returns the file_gc handler. s3 may be nil on a node without S3; runs then fail.
-func NewFileGC(db *pgxpool.Pool, s3 ObjectStore, cfg FileGCConfig, now func() time.Time, log *slog.Logger) (*FileGC, error) {
+func NewFileGC(db *pgxpool.Pool, s3 filereap.ObjectStore, cfg FileGCConfig, now func() time.Time, log *slog.Logger) (*FileGC, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("file_gc config: %w", err)
 	}
-	return &FileGC{db: db, cfg: cfg, sql: cfg.File.quoted(), now: now, log: log,
-		reaper: NewReaper(db, s3, cfg.File, cfg.ReaperOptions, log)}, nil
+	return &FileGC{db: db, cfg: cfg, sql: cfg.File.Quoted(), now: now, log: log,
+		reaper: filereap.NewReaper(db, s3, cfg.File, cfg.ReaperOptions, log)}, nil
 }
 
 // Kind implements Handler.
@@ -126,20 +134,20 @@ func (g *FileGC) Kind() string { return FileGCKind }
 
 // FileGCResult is the run's result JSON.
 type FileGCResult struct {
-	Shard          string          `json:"shard"`
-	DryRun         bool            `json:"dry_run"`
-	Cutoff         time.Time       `json:"cutoff"` // rows updated after this were not considered
-	Scanned        int             `json:"scanned"`
-	DeletedObjects int             `json:"deleted_objects"` // objects we removed (dry run: would remove)
-	DeletedRows    int             `json:"deleted_rows"`
-	BytesFreed     int64           `json:"bytes_freed"`
-	MissingObjects int             `json:"missing_objects"` // rows whose object was already gone
-	Survived       int             `json:"survived"`        // re-referenced or changed between scan and delete
-	Failures       int             `json:"failures"`
-	FailureSamples []ObjectFailure `json:"failure_samples,omitempty"`
-	Capped         bool            `json:"capped"`
-	MaxDeletes     int             `json:"max_deletes"`
-	StoppedReason  string          `json:"stopped_reason,omitempty"`
+	Shard          string                   `json:"shard"`
+	DryRun         bool                     `json:"dry_run"`
+	Cutoff         time.Time                `json:"cutoff"` // rows updated after this were not considered
+	Scanned        int                      `json:"scanned"`
+	DeletedObjects int                      `json:"deleted_objects"` // objects we removed (dry run: would remove)
+	DeletedRows    int                      `json:"deleted_rows"`
+	BytesFreed     int64                    `json:"bytes_freed"`
+	MissingObjects int                      `json:"missing_objects"` // rows whose object was already gone
+	Survived       int                      `json:"survived"`        // re-referenced or changed between scan and delete
+	Failures       int                      `json:"failures"`
+	FailureSamples []filereap.ObjectFailure `json:"failure_samples,omitempty"`
+	Capped         bool                     `json:"capped"`
+	MaxDeletes     int                      `json:"max_deletes"`
+	StoppedReason  string                   `json:"stopped_reason,omitempty"`
 }
 
 const maxFailureSamples = 20
@@ -158,7 +166,7 @@ func (g *FileGC) Run(ctx context.Context, run *job.Run[FileGCArgs]) (any, error)
 		Cutoff: g.now().Add(-g.cfg.Grace).UTC(), MaxDeletes: maxDeletes}
 	s := g.sql
 	page := fmt.Sprintf(`SELECT %s FROM %s WHERE %s AND %s < $1 AND %s > $2 AND mod(%s, $3) = $4 ORDER BY %s LIMIT $5`,
-		s.id, s.table, s.eligible(), s.updatedAt, s.id, s.id, s.id)
+		s.ID, s.Table, s.Eligible(), s.UpdatedAt, s.ID, s.ID, s.ID)
 	last := int64(math.MinInt64)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -214,20 +222,20 @@ func (g *FileGC) reapBatch(ctx context.Context, run *job.Run[FileGCArgs], batch 
 		res.Capped = true
 		return nil
 	}
-	cands := make([]Candidate, len(batch))
+	cands := make([]filereap.Candidate, len(batch))
 	for i, id := range batch {
-		cands[i] = Candidate{ID: id, NotAfter: res.Cutoff}
+		cands[i] = filereap.Candidate{ID: id, NotAfter: res.Cutoff}
 	}
-	out, err := g.reaper.Reap(ctx, cands, ReapOptions{DryRun: run.Args.DryRun, CheckMissing: *g.cfg.CheckMissing,
-		Limit: remaining, RunID: func(context.Context, pgx.Tx, *ReapResult) (int64, error) { return run.RunID, nil }})
+	out, err := g.reaper.Reap(ctx, cands, filereap.ReapOptions{DryRun: run.Args.DryRun, CheckMissing: *g.cfg.CheckMissing,
+		Limit: remaining, RunID: func(context.Context, pgx.Tx, *filereap.ReapResult) (int64, error) { return run.RunID, nil }})
 	if err != nil {
-		if errors.Is(err, errNoS3) {
+		if errors.Is(err, filereap.ErrNoS3) {
 			return job.Discard("no S3", err)
 		}
 		return fmt.Errorf("collect files %d..%d: %w", batch[0], batch[len(batch)-1], err)
 	}
 	for _, sk := range out.Skips {
-		if sk.Reason == SkipCapped {
+		if sk.Reason == filereap.SkipCapped {
 			res.Capped = true
 		} else {
 			res.Survived++

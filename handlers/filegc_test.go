@@ -193,7 +193,7 @@ func TestFileGCReReferenceDuringDeleteNeverLeavesDanglingRow(t *testing.T) {
 	var wg sync.WaitGroup
 	var updated int64 = -1
 	var updErr error
-	g.reaper.afterLock = func(ctx context.Context, ids []int64) {
+	g.reaper.OnLocked(func(ctx context.Context, ids []int64) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -202,7 +202,7 @@ func TestFileGCReReferenceDuringDeleteNeverLeavesDanglingRow(t *testing.T) {
 		}()
 		// Give the writer time to block on our row lock; the outcome does not depend on it.
 		time.Sleep(200 * time.Millisecond)
-	}
+	})
 	_, err := g.Run(ctx, f.runRow(t, job.Shard{Index: 0, Total: 1}))
 	require.NoError(t, err)
 	wg.Wait()

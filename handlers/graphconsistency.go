@@ -20,6 +20,12 @@ import (
 // GraphConsistencyKind is the job kind of GraphConsistency.
 const GraphConsistencyKind = "graph_consistency"
 
+// GraphConsistencyPolicy is graph_consistency's default run policy: the design's daily 05:00.
+func GraphConsistencyPolicy() job.Spec {
+	return job.Spec{Schedule: "0 0 5 * * *", Timeout: 30 * time.Minute,
+		Misfire: job.MisfireFireOnce, MisfireBound: 6 * time.Hour}
+}
+
 // Neo4j database names: a letter, then letters, digits, dots and dashes, 3..63 in all.
 var neo4jDatabasePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9.-]{2,62}$`)
 

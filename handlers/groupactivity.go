@@ -18,6 +18,13 @@ import (
 // GroupActivityKind is the job kind of GroupActivity.
 const GroupActivityKind = "group_activity"
 
+// GroupActivityPolicy is group_activity's default run policy: the design's Mondays 02:00 (in
+// the config's time_zone, whose Monday midnights also bound the week it ranks).
+func GroupActivityPolicy() job.Spec {
+	return job.Spec{Schedule: "0 0 2 * * MON", Timeout: 20 * time.Minute,
+		Misfire: job.MisfireFireOnce, MisfireBound: 24 * time.Hour}
+}
+
 // GroupMessagesSource names the chat messages table and the columns the ranking reads.
 type GroupMessagesSource struct {
 	Table           string `yaml:"table"`
@@ -72,6 +79,15 @@ func (c GroupActivityConfig) WithDefaults() GroupActivityConfig {
 	def(&c.Channels.KindColumn, "kind")
 	if c.Channels.GroupKind == 0 {
 		c.Channels.GroupKind = 2
+	}
+	return c
+}
+
+// WithTimeZone sets the zone whose Monday midnights bound a week, unless the section names
+// one: the ranked week follows the config's top-level time_zone.
+func (c GroupActivityConfig) WithTimeZone(zone string) GroupActivityConfig {
+	if c.TimeZone == "" {
+		c.TimeZone = zone
 	}
 	return c
 }

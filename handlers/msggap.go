@@ -19,6 +19,12 @@ import (
 // MsgGapKind is the job kind of MsgGap.
 const MsgGapKind = "msg_gap_check"
 
+// MsgGapPolicy is msg_gap_check's default run policy: the design's every 10 minutes. A missed
+// occurrence is skipped: the next one looks at the same window.
+func MsgGapPolicy() job.Spec {
+	return job.Spec{Schedule: "0 */10 * * * *", Timeout: 2 * time.Minute, Misfire: job.MisfireSkip}
+}
+
 // MsgGapConfig configures the msg_gap_check job.
 type MsgGapConfig struct {
 	// Table holds the messages, "table" or "schema.table"; range-partitioned by TimeColumn

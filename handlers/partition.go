@@ -19,6 +19,13 @@ import (
 // PartitionKind is the job kind of Partition.
 const PartitionKind = "pg_partition"
 
+// PartitionPolicy is pg_partition's default run policy: the design's daily 02:00. Partitions
+// are made months ahead, so a missed day is caught up within 24 hours.
+func PartitionPolicy() job.Spec {
+	return job.Spec{Schedule: "0 0 2 * * *", Timeout: 10 * time.Minute,
+		Misfire: job.MisfireFireOnce, MisfireBound: 24 * time.Hour}
+}
+
 var identPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
 // ValidateTableName accepts "table" or "schema.table" made of plain identifiers. Names come

@@ -13,6 +13,13 @@ import (
 // RetentionKind is the job kind of Retention.
 const RetentionKind = "ledger_retention"
 
+// RetentionPolicy is the default run policy of ledger_retention: daily at 03:30, one run at a
+// time, a missed day caught up once (what is left simply waits for the next run).
+func RetentionPolicy() job.Spec {
+	return job.Spec{Schedule: "0 30 3 * * *", Timeout: 2 * time.Hour, Misfire: job.MisfireFireOnce,
+		MisfireBound: 24 * time.Hour, Overlap: job.OverlapSkipIfRunning}
+}
+
 // RetentionConfig configures the ledger_retention job: how long each kind of record is kept.
 type RetentionConfig struct {
 	// Runs: finished runs (succeeded, failed, rejected, skipped) older than this are deleted with
@@ -105,7 +112,7 @@ type Retention struct {
 func NewRetention(db Pruner, cfg RetentionConfig, now func() time.Time, log *slog.Logger) (*Retention, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("handlers.%s.%w", RetentionKind, err)
+		return nil, fmt.Errorf("ledger_retention config: %w", err)
 	}
 	return &Retention{db: db, cfg: cfg, now: now, log: log}, nil
 }

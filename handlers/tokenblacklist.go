@@ -20,6 +20,12 @@ import (
 // TokenBlacklistKind is the job kind of TokenBlacklist.
 const TokenBlacklistKind = "token_blacklist"
 
+// TokenBlacklistPolicy is token_blacklist's default run policy: the design's hourly. A missed
+// hour is skipped: the next run does the same work.
+func TokenBlacklistPolicy() job.Spec {
+	return job.Spec{Schedule: "0 0 * * * *", Timeout: 10 * time.Minute, Misfire: job.MisfireSkip}
+}
+
 // TokenBlacklistConfig configures the token_blacklist job.
 type TokenBlacklistConfig struct {
 	// Prefix of the blacklist keys; the job scans Prefix + "*". Glob characters in it are

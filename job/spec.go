@@ -26,14 +26,17 @@ const (
 	OverlapSkipIfRunning OverlapPolicy = "skip_if_running"
 )
 
-// Spec is one job's schedule and run policy, from the jobs section of the config.
+// Spec is one job's schedule and run policy. Each handler declares its default (the Policy of
+// its row in handlers.Table); the jobs section of the config overrides it field by field.
 type Spec struct {
 	// Schedule is a cron spec, with optional seconds field ("0 */10 * * * *" or "*/10 * * * *")
 	// or a descriptor such as "@daily". Empty means the job runs only when forced.
 	Schedule string `yaml:"schedule" json:"schedule"`
-	// TimeZone the schedule is read in (IANA name). Default UTC.
+	// TimeZone the schedule is read in (IANA name). Default: the config's top-level
+	// time_zone, itself UTC by default.
 	TimeZone string `yaml:"time_zone" json:"time_zone"`
-	// Enabled turns the schedule on; forced runs work either way.
+	// Enabled turns the schedule on (default); enabled: false stops scheduled runs of a job
+	// that has a default schedule. Forced runs work either way.
 	Enabled *bool `yaml:"enabled" json:"enabled"`
 	// Shards splits each run into this many messages, spread over the topic's queues.
 	Shards int `yaml:"shards" json:"shards"`
@@ -41,7 +44,8 @@ type Spec struct {
 	Params map[string]any `yaml:"params" json:"params,omitempty"`
 	// Timeout bounds one attempt; the handler's context is cancelled after it.
 	Timeout time.Duration `yaml:"timeout" json:"timeout"`
-	// MaxAttempts is how many attempts a run gets before it is recorded failed.
+	// MaxAttempts is how many attempts a run gets before it is recorded failed: the first
+	// and its retries. Default 4, the design's "retry three times".
 	MaxAttempts int `yaml:"max_attempts" json:"max_attempts"`
 	// Misfire is the policy for occurrences missed while no ticker led.
 	Misfire MisfirePolicy `yaml:"misfire" json:"misfire"`
@@ -49,6 +53,43 @@ type Spec struct {
 	MisfireBound time.Duration `yaml:"misfire_bound" json:"misfire_bound"`
 	// Overlap is the policy when a run starts while another of the same job is running.
 	Overlap OverlapPolicy `yaml:"overlap" json:"overlap"`
+}
+
+// DefaultMaxAttempts is one attempt and three retries: the design's failure retry count 3.
+const DefaultMaxAttempts = 4
+
+// Over returns base with every field s sets replacing base's: s is the jobs.<kind> section
+// of the file, base the handler's default policy. Params, when s has any, replace base's
+// whole.
+func (s Spec) Over(base Spec) Spec {
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&base.Schedule, s.Schedule)
+	set(&base.TimeZone, s.TimeZone)
+	set((*string)(&base.Misfire), string(s.Misfire))
+	set((*string)(&base.Overlap), string(s.Overlap))
+	if s.Enabled != nil {
+		base.Enabled = s.Enabled
+	}
+	if s.Shards != 0 {
+		base.Shards = s.Shards
+	}
+	if s.Params != nil {
+		base.Params = s.Params
+	}
+	if s.Timeout != 0 {
+		base.Timeout = s.Timeout
+	}
+	if s.MaxAttempts != 0 {
+		base.MaxAttempts = s.MaxAttempts
+	}
+	if s.MisfireBound != 0 {
+		base.MisfireBound = s.MisfireBound
+	}
+	return base
 }
 
 // WithDefaults fills unset fields.
@@ -67,7 +108,7 @@ func (s Spec) WithDefaults() Spec {
 		s.Timeout = 10 * time.Minute
 	}
 	if s.MaxAttempts == 0 {
-		s.MaxAttempts = 3
+		s.MaxAttempts = DefaultMaxAttempts
 	}
 	if s.Misfire == "" {
 		s.Misfire = MisfireFireOnce

@@ -5,11 +5,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"strings"
+	_ "time/tzdata" // time_zone must load on an image without a zoneinfo database
 
 	"github.com/spf13/cobra"
 
-	"github.com/chatplat/job-service/config"
+	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/internal/app"
 )
 
@@ -36,32 +39,58 @@ func rootCmd() *cobra.Command {
 	check := &cobra.Command{
 		Use:   "check",
 		Short: "Validate the config file without starting anything",
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(cfgPath, os.Getenv)
-			if err != nil {
-				return err
-			}
-			known := map[string]bool{}
-			for _, k := range app.KnownKinds() {
-				known[k] = true
-			}
-			if err := cfg.CheckJobsKnown(func(k string) bool { return known[k] }); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d jobs)\n", cfgPath, len(cfg.Jobs))
-			return nil
+			return checkConfig(cmd.OutOrStdout(), cfgPath)
 		},
 	}
-	cfgCmd := &cobra.Command{Use: "config", Short: "Config file commands"}
+	cfgCmd := &cobra.Command{Use: "config", Short: "Config file commands", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return errNoSubcommand(cmd) }}
 	cfgCmd.AddCommand(check)
 	root.AddCommand(cfgCmd, probeCmd())
 	return root
 }
 
 func run(ctx context.Context, cfgPath string) error {
-	cfg, err := config.Load(cfgPath, os.Getenv)
+	cfg, err := app.LoadConfig(cfgPath, os.Getenv)
 	if err != nil {
 		return err
 	}
 	return app.Serve(ctx, cfg, nil)
+}
+
+// checkConfig loads the file as a node would, judges every scheduled job against the table of
+// handlers (its kind exists, its params decode and validate by the job's own rules), and
+// prints every problem found, one per line, not just the first.
+func checkConfig(w io.Writer, cfgPath string) error {
+	cfg, err := app.LoadConfig(cfgPath, os.Getenv)
+	if err == nil {
+		known := map[string]bool{}
+		for _, k := range handlers.Kinds() {
+			known[k] = true
+		}
+		err = cfg.CheckJobsKnown(func(k string) bool { return known[k] })
+	}
+	if err != nil {
+		return fmt.Errorf("%s:\n%w", cfgPath, err)
+	}
+	fmt.Fprintf(w, "%s: ok (%d jobs scheduled: %s; time_zone %s)\n", cfgPath, len(cfg.Scheduled()),
+		strings.Join(cfg.Scheduled(), ", "), cfg.TimeZone)
+	return nil
+}
+
+// errNoSubcommand makes a command that only groups others fail when called bare or with an
+// unknown subcommand, instead of printing help and exiting 0.
+func errNoSubcommand(cmd *cobra.Command) error {
+	return fmt.Errorf("%s: want a subcommand (%s)", cmd.CommandPath(), strings.Join(subcommands(cmd), ", "))
+}
+
+func subcommands(cmd *cobra.Command) []string {
+	var out []string
+	for _, c := range cmd.Commands() {
+		if c.IsAvailableCommand() {
+			out = append(out, c.Name())
+		}
+	}
+	return out
 }

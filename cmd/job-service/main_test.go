@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -46,4 +47,33 @@ func TestConfigCheck(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "missing.yaml")
 	_, err = execute("config", "check", "--config", missing)
 	require.ErrorContains(t, err, missing)
+}
+
+// config check judges scheduled params by the job's own rules and lists every problem.
+func TestConfigCheckListsEveryProblem(t *testing.T) {
+	t.Parallel()
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte(`postgres: {dsn: postgres://x@127.0.0.1/db}
+log: {level: loud}
+time_zone: Nowhere/Land
+jobs: {file_gc: {params: {dryrun: true}}, nightly_magic: {schedule: '@daily'}}
+handlers: {pg_partition: {premake: 100}}
+`), 0o600))
+	_, err := execute("config", "check", "--config", bad)
+	require.Error(t, err)
+	for _, want := range []string{"log.level", "config: time_zone", `jobs.file_gc.params: json: unknown field "dryrun"`,
+		"handlers.pg_partition.premake"} {
+		require.ErrorContains(t, err, want)
+	}
+	out, err := execute("config", "check", "--config", filepath.Join("..", "..", "configs", "production.example.yaml"))
+	require.Error(t, err, "the production example needs its secrets from the environment")
+	require.Empty(t, out)
+}
+
+func TestUnknownSubcommandFails(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"frob"}, {"config", "frob"}, {"config"}} {
+		_, err := execute(args...)
+		require.Error(t, err, "%v", args)
+	}
 }

@@ -46,7 +46,7 @@ func exitCode(err error) int {
 }
 
 func (g *globals) config() (*config.Config, error) {
-	return config.Load(g.cfgPath, os.Getenv)
+	return app.LoadConfig(g.cfgPath, os.Getenv)
 }
 
 // ledger opens the database named by the config. The caller closes the pool.

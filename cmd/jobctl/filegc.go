@@ -12,7 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chatplat/job-service/filegc"
+	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/internal/app"
+	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
 )
 
@@ -95,7 +97,7 @@ func fileEventCmd(g *globals) *cobra.Command {
 					return err
 				}
 				defer pool.Close()
-				t := cfg.Handlers.FileGC.File
+				t := job.SectionOf[handlers.FileGCConfig](cfg.Sections, handlers.FileGCKind).File
 				c := t.Columns
 				id := func(s string) string { return pgx.Identifier{s}.Sanitize() }
 				var hash, bucket, path string

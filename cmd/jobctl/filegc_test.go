@@ -11,7 +11,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/internal/app"
 	"github.com/chatplat/job-service/internal/testenv"
 )
@@ -34,7 +33,7 @@ filegc: {enabled: true, topic: %s, group: g%s, grace: 1s}
 		b.Endpoint, testenv.S3AccessKey(), testenv.S3SecretKey(), topic, topic)
 	cfgPath := filepath.Join(t.TempDir(), "jobctl.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(raw), 0o600))
-	cfg, err := config.Load(cfgPath, nil)
+	cfg, err := app.LoadConfig(cfgPath, nil)
 	require.NoError(t, err)
 	node := &app.Node{Cfg: cfg, Log: testenv.Logger(t), Instance: "n-" + testenv.Suffix()}
 	require.NoError(t, node.Start(context.Background()))

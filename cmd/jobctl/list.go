@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/chatplat/job-service/internal/app"
+	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/ledger"
 )
 
@@ -124,7 +124,7 @@ func jobsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer pool.Close()
-			kinds := app.KnownKinds()
+			kinds := handlers.Kinds()
 			sums, err := l.Summaries(cmd.Context(), kinds)
 			if err == nil && next > 0 {
 				fires := map[string][]time.Time{}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/internal/app"
 	"github.com/chatplat/job-service/internal/testenv"
 	"github.com/chatplat/job-service/ledger"
@@ -54,7 +53,7 @@ handlers:
 `, s.DSN, m.Config.NameServers[0], m.Config.Topic, m.Config.ConsumerGroup, m.Config.ProducerGroup)
 	cfgPath := filepath.Join(t.TempDir(), "jobctl.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(raw), 0o600))
-	cfg, err := config.Load(cfgPath, nil)
+	cfg, err := app.LoadConfig(cfgPath, nil)
 	require.NoError(t, err)
 	node := &app.Node{Cfg: cfg, Log: testenv.Logger(t), Instance: "n-" + testenv.Suffix()}
 	require.NoError(t, node.Start(context.Background()))

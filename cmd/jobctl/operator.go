@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chatplat/job-service/admin"
-	"github.com/chatplat/job-service/internal/app"
+	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/ledger"
 )
 
@@ -53,8 +53,8 @@ func withUsageErrors(cmd *cobra.Command) {
 
 // checkJob refuses a job name this build does not know, before anything is sent.
 func checkJob(name string) error {
-	if !slices.Contains(app.KnownKinds(), name) {
-		return usage(fmt.Errorf("unknown job %q (known: %s)", name, strings.Join(app.KnownKinds(), ", ")))
+	if !slices.Contains(handlers.Kinds(), name) {
+		return usage(fmt.Errorf("unknown job %q (known: %s)", name, strings.Join(handlers.Kinds(), ", ")))
 	}
 	return nil
 }
@@ -64,7 +64,7 @@ func completeJobs(_ *cobra.Command, args []string, _ string) ([]string, cobra.Sh
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	return app.KnownKinds(), cobra.ShellCompDirectiveNoFileComp
+	return handlers.Kinds(), cobra.ShellCompDirectiveNoFileComp
 }
 
 func nodesCmd(g *globals) *cobra.Command {

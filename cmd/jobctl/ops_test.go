@@ -76,7 +76,7 @@ postgres: {dsn: %q}
 rocketmq: {name_servers: [%q], topic: %s, consumer_group: %s, producer_group: %s}
 ticker: {enabled: false}
 `, s.DSN, m.Config.NameServers[0], m.Config.Topic, m.Config.ConsumerGroup, m.Config.ProducerGroup))
-	cfg, err := config.Load(cfgPath, nil)
+	cfg, err := app.LoadConfig(cfgPath, nil)
 	require.NoError(t, err)
 	node := &app.Node{Cfg: cfg, Log: testenv.Logger(t), Instance: "lag-" + testenv.Suffix()}
 	require.NoError(t, node.Start(context.Background()))

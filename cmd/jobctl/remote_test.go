@@ -11,6 +11,7 @@ import (
 
 	"github.com/chatplat/job-service/admin"
 	"github.com/chatplat/job-service/config"
+	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/internal/app"
 	"github.com/chatplat/job-service/internal/testenv"
 	"github.com/chatplat/job-service/job"
@@ -34,7 +35,7 @@ func TestServerModeReadsAndWritesThroughTheAPI(t *testing.T) {
 
 	cfg := config.AdminConfig{Token: "tok-for-tests"}
 	srv := admin.New(cfg, admin.Deps{Node: "node-a", Ledger: l, Cluster: l, StaleAfter: 30 * time.Second,
-		Kinds: app.KnownKinds, Spec: func(string) job.Spec { return job.Spec{Schedule: "0 0 3 * * *", TimeZone: "Asia/Tokyo"}.WithDefaults() }})
+		Kinds: handlers.Kinds, Spec: func(string) job.Spec { return job.Spec{Schedule: "0 0 3 * * *", TimeZone: "Asia/Tokyo"}.WithDefaults() }})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	t.Setenv(tokenEnv, "tok-for-tests")

@@ -11,7 +11,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/internal/app"
 	"github.com/chatplat/job-service/internal/demo"
@@ -39,7 +38,7 @@ jobs:
 `, s.DSN, m.Config.NameServers[0], m.Config.Topic, m.Config.ConsumerGroup, m.Config.ProducerGroup)
 	cfgPath := filepath.Join(t.TempDir(), "jobctl.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(raw), 0o600))
-	cfg, err := config.Load(cfgPath, nil)
+	cfg, err := app.LoadConfig(cfgPath, nil)
 	require.NoError(t, err)
 	node := &app.Node{Cfg: cfg, Log: testenv.Logger(t), Instance: "n-" + testenv.Suffix()}
 	require.NoError(t, node.Start(ctx))

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatplat/job-service/alert"
-	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/internal/testenv"
+	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
 )
 
@@ -27,7 +27,7 @@ func TestFailedRunRaisesOneAlert(t *testing.T) {
 	cfg.Alerts = alert.Config{WebhookURL: hook.URL, SMTP: alert.SMTPConfig{Host: sink.Host, Port: sink.Port,
 		From: "jobs@chat.example", To: []string{"oncall@chat.example"}}}.WithDefaults()
 	n := &Node{Cfg: cfg, Log: testenv.Logger(t).With("node", "a"), Instance: "a-" + testenv.Suffix(),
-		ExtraRegister: func(r *handlers.Registry) { handlers.Register(r, &probe{kind: "probe", node: "a", rec: c.rec}) }}
+		ExtraRegister: func(r *job.Registry) { job.Register(r, &probe{kind: "probe", node: "a", rec: c.rec}) }}
 	require.NoError(t, n.Start(context.Background()))
 	t.Cleanup(func() { _ = n.Stop(context.Background()) })
 	ctx := context.Background()

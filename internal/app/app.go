@@ -10,15 +10,11 @@ import (
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/rlog"
-	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/minio/minio-go/v7"
-	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/handlers"
-	"github.com/chatplat/job-service/ledger"
 )
 
 // NewLogger builds the slog logger the config asks for.
@@ -56,81 +52,14 @@ func OpenPool(ctx context.Context, cfg config.PostgresConfig) (*pgxpool.Pool, er
 	return pool, nil
 }
 
-// Deps are the clients handlers use. Nil members belong to systems this node does not reach.
-type Deps struct {
-	DB    *pgxpool.Pool
-	Redis *redis.Client
-	ES    *elasticsearch.Client
-	Neo4j neo4j.DriverWithContext
-	S3    *minio.Client
+// LoadConfig is config.Load with this build's table of jobs (handlers.Table).
+func LoadConfig(path string, env func(string) string) (*config.Config, error) {
+	return config.Load(path, env, handlers.Definitions())
 }
 
-// objectStore turns a nil client into a nil interface (not an interface holding nil).
-func (d Deps) objectStore() handlers.ObjectStore {
-	if d.S3 == nil {
-		return nil
-	}
-	return d.S3
-}
-
-// NewRegistry registers every handler with its config.
-func NewRegistry(cfg *config.Config, deps Deps, log *slog.Logger, now func() time.Time) (*handlers.Registry, error) {
-	reg := handlers.NewRegistry()
-	partition, err := handlers.NewPartition(deps.DB, cfg.Handlers.Partition, now, log.With("handler", handlers.PartitionKind))
-	if err != nil {
-		return nil, err
-	}
-	handlers.Register(reg, partition)
-	dailyStats, err := handlers.NewDailyStats(deps.DB, cfg.Handlers.DailyStats, now, log.With("handler", handlers.DailyStatsKind))
-	if err != nil {
-		return nil, err
-	}
-	handlers.Register(reg, dailyStats)
-	groupActivity, err := handlers.NewGroupActivity(deps.DB, cfg.Handlers.GroupActivity, now, log.With("handler", handlers.GroupActivityKind))
-	if err != nil {
-		return nil, err
-	}
-	handlers.Register(reg, groupActivity)
-	blacklist, err := handlers.NewTokenBlacklist(deps.Redis, cfg.Handlers.TokenBlacklist, now, log.With("handler", handlers.TokenBlacklistKind))
-	if err != nil {
-		return nil, err
-	}
-	handlers.Register(reg, blacklist)
-	gaps, err := handlers.NewMsgGap(deps.DB, cfg.Handlers.MsgGap, now, log.With("handler", handlers.MsgGapKind))
-	if err != nil {
-		return nil, err
-	}
-	handlers.Register(reg, gaps)
-	if err := registerSearch(reg, cfg, deps, log, now); err != nil {
-		return nil, err
-	}
-	fileGC, err := handlers.NewFileGC(deps.DB, deps.objectStore(), cfg.Handlers.FileGC, now, log.With("handler", handlers.FileGCKind))
-	if err != nil {
-		return nil, err
-	}
-	handlers.Register(reg, fileGC)
-	retention, err := handlers.NewRetention(ledger.New(deps.DB), cfg.Handlers.Retention, now, log.With("handler", handlers.RetentionKind))
-	if err != nil {
-		return nil, err
-	}
-	handlers.Register(reg, retention)
-	return reg, nil
-}
-
-// KnownKinds lists the job kinds this build implements, without connecting to anything
-// (jobctl and config check use it).
-func KnownKinds() []string {
-	return []string{
-		handlers.PartitionKind,
-		handlers.DailyStatsKind,
-		handlers.GroupActivityKind,
-		handlers.TokenBlacklistKind,
-		handlers.MsgGapKind,
-		handlers.ESForceMergeKind,
-		handlers.GraphConsistencyKind,
-		handlers.FileGCKind,
-		handlers.RetentionKind,
-	}
+// ParseConfig is config.Parse with this build's table of jobs.
+func ParseConfig(raw []byte, env func(string) string) (*config.Config, error) {
+	return config.Parse(raw, env, handlers.Definitions())
 }
 
 // OpenRedis returns a client for cfg. It does not connect: a Redis that is down fails the

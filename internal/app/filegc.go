@@ -5,7 +5,9 @@ import (
 	"time"
 
 	"github.com/chatplat/job-service/filegc"
+	"github.com/chatplat/job-service/filereap"
 	"github.com/chatplat/job-service/handlers"
+	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/mq"
 )
 
@@ -22,8 +24,8 @@ func (n *Node) startFileGC(ctx context.Context, now func() time.Time) error {
 		return err
 	}
 	log := n.Log.With("component", "filegc")
-	reaper := handlers.NewReaper(n.Pool, Deps{S3: n.S3}.objectStore(), n.Cfg.Handlers.FileGC.File,
-		cfg.ReaperOptions, log)
+	table := job.SectionOf[handlers.FileGCConfig](n.Cfg.Sections, handlers.FileGCKind).File
+	reaper := filereap.NewReaper(n.Pool, objectStore(n.S3), table, cfg.ReaperOptions, log)
 	obs := n.FileGCObserver
 	if obs == nil {
 		obs = n.Metrics // jobservice_gc_objects_deleted_total and _bytes

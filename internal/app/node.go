@@ -15,7 +15,9 @@ import (
 	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/consumer"
 	"github.com/chatplat/job-service/filegc"
+	"github.com/chatplat/job-service/filereap"
 	"github.com/chatplat/job-service/handlers"
+	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
 	"github.com/chatplat/job-service/metrics"
 	"github.com/chatplat/job-service/mq"
@@ -28,7 +30,7 @@ type Node struct {
 	Log      *slog.Logger
 	Pool     *pgxpool.Pool
 	Ledger   *ledger.Ledger
-	Registry *handlers.Registry
+	Registry *job.Registry
 	Producer *mq.Producer
 	Ticker   *ticker.Ticker
 	Consumer *consumer.Consumer
@@ -46,7 +48,7 @@ type Node struct {
 	// Instance distinguishes several nodes in one process (tests); empty in production.
 	Instance string
 	// ExtraRegister, if set, registers more handlers (tests add their own job kinds).
-	ExtraRegister func(*handlers.Registry)
+	ExtraRegister func(*job.Registry)
 
 	ownPool bool
 	// stopBeat ends the node's heartbeat in job_nodes and marks it stopped.
@@ -91,11 +93,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.S3, err = NewS3Client(n.Cfg.S3); err != nil {
 		return err
 	}
-	deps := Deps{DB: n.Pool, Redis: n.Redis, S3: n.S3}
+	deps := handlers.Deps{DB: n.Pool, Redis: n.Redis, S3: objectStore(n.S3), Now: now, Log: n.Log}
 	if n.closeSearch, err = openSearchDeps(n.Cfg, &deps); err != nil {
 		return err
 	}
-	if n.Registry, err = NewRegistry(n.Cfg, deps, n.Log, now); err != nil {
+	if n.Registry, err = handlers.NewRegistry(deps, n.Cfg.Sections); err != nil {
 		return err
 	}
 	if n.ExtraRegister != nil {
@@ -154,6 +156,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.stopBeat = func() { stopBeat(); <-beatDone }
 	n.Log.Info("node started", "node", n.Cfg.Node, "version", Build().Version, "jobs", n.Registry.Kinds())
 	return nil
+}
+
+// objectStore turns a nil client into a nil interface (not an interface holding nil).
+func objectStore(c *minio.Client) filereap.ObjectStore {
+	if c == nil {
+		return nil
+	}
+	return c
 }
 
 func (n *Node) instance(role string) string {

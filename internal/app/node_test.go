@@ -96,8 +96,8 @@ rocketmq: {name_servers: [%q], broker_addrs: [%q], topic: %s, consumer_group: %s
 ticker: {interval: 200ms, lookahead: 5s, misfire_tolerance: 5s, lease_key: %d, repair_interval: 1s}
 consumer: {heartbeat_interval: 500ms, stale_after: 3s, drain_timeout: 5s, retry_backoff: 1s, retry_backoff_max: 2s}
 jobs:
-%s`, node, s.DSN, m.Config.NameServers[0], testenv.Broker(), m.Config.Topic, m.Config.ConsumerGroup, m.Config.ProducerGroup, leaseKey, jobsYAML)
-		cfg, err := config.Parse([]byte(raw), nil)
+%s`, node, s.DSN, m.Config.NameServers[0], testenv.Broker(), m.Config.Topic, m.Config.ConsumerGroup, m.Config.ProducerGroup, leaseKey, testenv.OnlyTheseJobs(jobsYAML, handlers.Kinds()))
+		cfg, err := ParseConfig([]byte(raw), nil)
 		require.NoError(t, err)
 		return cfg
 	}
@@ -109,9 +109,9 @@ func (c *cluster) start(name string, tickerOn bool) *Node {
 	cfg := c.cfg(name)
 	cfg.Ticker.Enabled = &tickerOn
 	n := &Node{Cfg: cfg, Log: testenv.Logger(c.t).With("node", name), Instance: name + "-" + testenv.Suffix(),
-		ExtraRegister: func(r *handlers.Registry) {
-			handlers.Register(r, &probe{kind: "probe", node: name, rec: c.rec})
-			handlers.Register(r, &probe{kind: "probe_tick", node: name, rec: c.rec})
+		ExtraRegister: func(r *job.Registry) {
+			job.Register(r, &probe{kind: "probe", node: name, rec: c.rec})
+			job.Register(r, &probe{kind: "probe_tick", node: name, rec: c.rec})
 		}}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -288,7 +288,7 @@ func TestStopInterruptsLongRunAndAnotherNodeFinishesIt(t *testing.T) {
 	off := false
 	cfg.Ticker.Enabled = &off
 	a := &Node{Cfg: cfg, Log: testenv.Logger(t).With("node", "a"), Instance: "a-" + testenv.Suffix(),
-		ExtraRegister: func(r *handlers.Registry) { handlers.Register(r, &probe{kind: "probe", node: "a", rec: c.rec}) }}
+		ExtraRegister: func(r *job.Registry) { job.Register(r, &probe{kind: "probe", node: "a", rec: c.rec}) }}
 	require.NoError(t, a.Start(context.Background()))
 	env := manual("probe", "manual:interrupt-"+testenv.Suffix(), 1, `{"sleep_ms":4000}`)
 	c.publish(c.producer(), env...)

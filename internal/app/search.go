@@ -3,9 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
@@ -52,34 +50,9 @@ func OpenNeo4j(cfg config.Neo4jConfig) (neo4j.DriverWithContext, error) {
 	return d, nil
 }
 
-// registerSearch registers es_forcemerge and graph_consistency. Both are registered even
-// when this node has no client for them, so a config that schedules them still starts and a
-// forced run fails with a clear, unretried "not configured" instead of being rejected as an
-// unknown job.
-func registerSearch(reg *handlers.Registry, cfg *config.Config, deps Deps, log *slog.Logger, now func() time.Time) error {
-	if deps.ES == nil {
-		log.Warn("no elasticsearch.addresses in config; es_forcemerge runs will fail on this node")
-	}
-	fm, err := handlers.NewESForceMerge(deps.ES, cfg.Handlers.ESForceMerge, now, log.With("handler", handlers.ESForceMergeKind))
-	if err != nil {
-		return err
-	}
-	handlers.Register(reg, fm)
-	if deps.Neo4j == nil {
-		log.Warn("no neo4j.uri in config; graph_consistency runs will fail on this node")
-	}
-	gc, err := handlers.NewGraphConsistency(deps.DB, deps.Neo4j, cfg.Handlers.GraphConsistency, now,
-		log.With("handler", handlers.GraphConsistencyKind))
-	if err != nil {
-		return err
-	}
-	handlers.Register(reg, gc)
-	return nil
-}
-
 // openSearchDeps fills deps with the Elasticsearch and Neo4j clients cfg names and returns a
 // function that closes them.
-func openSearchDeps(cfg *config.Config, deps *Deps) (func(context.Context) error, error) {
+func openSearchDeps(cfg *config.Config, deps *handlers.Deps) (func(context.Context) error, error) {
 	es, err := OpenElasticsearch(cfg.Elasticsearch)
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/internal/testenv"
+	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
 )
 
@@ -64,10 +65,11 @@ func TestSearchJobsRunThroughTheNode(t *testing.T) {
 	n := c.startWith("a", func(cfg *config.Config) {
 		cfg.Elasticsearch.Addresses = []string{testenv.ESURL()}
 		cfg.Neo4j.URI = testenv.Neo4jURI()
-		cfg.Handlers.ESForceMerge.Patterns = []string{es.Prefix + "chat-messages-*"}
-		cfg.Handlers.ESForceMerge.MinAgeDays = &zero
-		cfg.Handlers.ESForceMerge.PollInterval = 50 * time.Millisecond
-		cfg.Handlers.GraphConsistency.Label = neo.Label
+		fm := job.SectionOf[handlers.ESForceMergeConfig](cfg.Sections, handlers.ESForceMergeKind)
+		fm.Patterns = []string{es.Prefix + "chat-messages-*"}
+		fm.MinAgeDays = &zero
+		fm.PollInterval = 50 * time.Millisecond
+		job.SectionOf[handlers.GraphConsistencyConfig](cfg.Sections, handlers.GraphConsistencyKind).Label = neo.Label
 	})
 	p := c.producer()
 

@@ -8,14 +8,14 @@ import (
 	"time"
 
 	"github.com/chatplat/job-service/config"
-	"github.com/chatplat/job-service/handlers"
+	"github.com/chatplat/job-service/job"
 )
 
 // Serve runs one node until SIGTERM or SIGINT: start, serve the admin endpoints, then drain
 // runs in flight within consumer.drain_timeout and stop. extra, when set, registers more
 // handlers (the chaos tests' node binary). It returns nil after a clean shutdown, so the
 // process exits 0.
-func Serve(ctx context.Context, cfg *config.Config, extra func(n *Node, r *handlers.Registry)) error {
+func Serve(ctx context.Context, cfg *config.Config, extra func(n *Node, r *job.Registry)) error {
 	log := NewLogger(cfg.Log, os.Stderr)
 	QuietRocketMQ()
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
@@ -23,7 +23,7 @@ func Serve(ctx context.Context, cfg *config.Config, extra func(n *Node, r *handl
 
 	node := &Node{Cfg: cfg, Log: log}
 	if extra != nil {
-		node.ExtraRegister = func(r *handlers.Registry) { extra(node, r) }
+		node.ExtraRegister = func(r *job.Registry) { extra(node, r) }
 	}
 	if err := node.Start(ctx); err != nil {
 		return err

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatplat/job-service/handlers"
+	"github.com/chatplat/job-service/internal/testenv"
 	"github.com/chatplat/job-service/mq"
 )
 
@@ -99,6 +101,8 @@ func (s Settings) YAML(name string) string {
 	if !strings.HasPrefix(strings.TrimLeft(jobs, "\n"), " ") {
 		jobs = "  " + jobs
 	}
+	// The production jobs' default schedules would fire in the middle of a fault test.
+	jobs = testenv.OnlyTheseJobs(jobs, handlers.Kinds())
 	return fmt.Sprintf(`node: %s
 log: {level: info, format: text}
 postgres: {dsn: %q, max_conns: 20}

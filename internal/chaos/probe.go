@@ -13,7 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/job"
 )
 
@@ -125,13 +124,13 @@ func (Noop) Kind() string { return NoopKind }
 func (Noop) Run(context.Context, *job.Run[NoopArgs]) (any, error) { return nil, nil }
 
 // Register adds the test kinds to reg. db is the node's pool (it must be open by then).
-func Register(reg *handlers.Registry, node string, db *pgxpool.Pool, log *slog.Logger) {
+func Register(reg *job.Registry, node string, db *pgxpool.Pool, log *slog.Logger) {
 	if db == nil {
 		panic(errors.New("chaos: Register needs the node's pool"))
 	}
-	handlers.Register(reg, NewProbe(ProbeKind, node, db, time.Now, log))
-	handlers.Register(reg, handlers.Handler[NoopArgs](Noop{}))
+	job.Register(reg, NewProbe(ProbeKind, node, db, time.Now, log))
+	job.Register(reg, job.Handler[NoopArgs](Noop{}))
 	for i := range TickKinds {
-		handlers.Register(reg, NewProbe(TickKind(i), node, db, time.Now, log))
+		job.Register(reg, NewProbe(TickKind(i), node, db, time.Now, log))
 	}
 }

@@ -9,10 +9,9 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/chatplat/job-service/config"
-	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/internal/app"
 	"github.com/chatplat/job-service/internal/chaos"
+	"github.com/chatplat/job-service/job"
 )
 
 func main() {
@@ -26,11 +25,11 @@ func main() {
 
 // run is cmd/job-service's run with the chaos kinds registered.
 func run(cfgPath string) error {
-	cfg, err := config.Load(cfgPath, os.Getenv)
+	cfg, err := app.LoadConfig(cfgPath, os.Getenv)
 	if err != nil {
 		return err
 	}
-	return app.Serve(context.Background(), cfg, func(n *app.Node, r *handlers.Registry) {
+	return app.Serve(context.Background(), cfg, func(n *app.Node, r *job.Registry) {
 		chaos.Register(r, cfg.Node, n.Pool, n.Log)
 	})
 }

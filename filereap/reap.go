@@ -1,4 +1,4 @@
-package handlers
+package filereap
 
 import (
 	"context"
@@ -96,7 +96,7 @@ type ReapOptions struct {
 type Reaper struct {
 	db          *pgxpool.Pool
 	s3          ObjectStore
-	sql         fileSQL
+	sql         SQL
 	lockTimeout time.Duration
 	s3Timeout   time.Duration
 	s3Parallel  int
@@ -146,12 +146,16 @@ func (o ReaperOptions) Validate() error {
 	return nil
 }
 
+// OnLocked sets a hook run after a batch's rows are locked and before S3 is called. Tests
+// use it to race a writer against the lock; production code leaves it unset.
+func (r *Reaper) OnLocked(fn func(ctx context.Context, ids []int64)) { r.afterLock = fn }
+
 // NewReaper returns a reaper on table.
 func NewReaper(db *pgxpool.Pool, s3 ObjectStore, table FileTable, opts ReaperOptions, log *slog.Logger) *Reaper {
 	if opts.S3Parallel < 1 {
 		opts.S3Parallel = 4
 	}
-	return &Reaper{db: db, s3: s3, sql: table.WithDefaults().quoted(), lockTimeout: opts.LockTimeout,
+	return &Reaper{db: db, s3: s3, sql: table.WithDefaults().Quoted(), lockTimeout: opts.LockTimeout,
 		s3Timeout: opts.S3Timeout, s3Parallel: opts.S3Parallel, statWorkers: 16, log: log}
 }
 
@@ -169,7 +173,7 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 		return res, nil
 	}
 	if r.s3 == nil {
-		return res, errNoS3
+		return res, ErrNoS3
 	}
 	byID := make(map[int64]Candidate, len(cands))
 	ids := make([]int64, 0, len(cands))
@@ -193,7 +197,7 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	t0 := time.Now()
 	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT %s, %s, %s, %s, %s, %s FROM %s
 		WHERE %s = ANY($1) AND %s ORDER BY %s FOR UPDATE`,
-		s.id, s.hash, s.bucket, s.path, s.size, s.updatedAt, s.table, s.id, s.eligible(), s.id), ids)
+		s.ID, s.Hash, s.Bucket, s.Path, s.Size, s.UpdatedAt, s.Table, s.ID, s.Eligible(), s.ID), ids)
 	if err != nil {
 		return res, fmt.Errorf("gc: lock rows: %w", err)
 	}
@@ -264,7 +268,7 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	// id = ANY lets the planner use the primary key; the pair test keeps updated_at = seen.
 	tag, err := tx.Exec(ctx, fmt.Sprintf(`DELETE FROM %s WHERE %s = ANY($1) AND %s
 		AND (%s, %s) IN (SELECT * FROM unnest($1::bigint[], $2::timestamptz[]))`,
-		s.table, s.id, s.eligible(), s.id, s.updatedAt), gids, seenAt)
+		s.Table, s.ID, s.Eligible(), s.ID, s.UpdatedAt), gids, seenAt)
 	if err != nil {
 		return res, fmt.Errorf("gc: delete rows: %w", err)
 	}
@@ -314,7 +318,7 @@ func (r *Reaper) classifyUnseen(ctx context.Context, tx pgx.Tx, ids []int64, see
 	}
 	s := r.sql
 	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT u.id, t.%s IS NOT NULL, EXISTS (SELECT 1 FROM gc_log g WHERE g.file_id = u.id)
-		FROM unnest($1::bigint[]) AS u(id) LEFT JOIN %s t ON t.%s = u.id ORDER BY u.id`, s.id, s.table, s.id), unseen)
+		FROM unnest($1::bigint[]) AS u(id) LEFT JOIN %s t ON t.%s = u.id ORDER BY u.id`, s.ID, s.Table, s.ID), unseen)
 	if err != nil {
 		return fmt.Errorf("gc: classify skipped files: %w", err)
 	}

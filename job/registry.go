@@ -1,6 +1,4 @@
-// Package handlers holds one file per job kind and the registry the consumer looks them up
-// in. A handler knows the system it maintains and nothing of RocketMQ or the ticker.
-package handlers
+package job
 
 import (
 	"bytes"
@@ -8,16 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-
-	"github.com/chatplat/job-service/job"
 )
 
 // Handler runs one kind of job with arguments of type T. T is decoded from the message's
-// params (unknown fields refused) and, when it has a Validate() error method, validated
+// params (unknown fields refused) and, when *T has a Validate() error method, validated
 // before the handler sees it.
 type Handler[T any] interface {
 	Kind() string
-	Run(ctx context.Context, run *job.Run[T]) (any, error)
+	Run(ctx context.Context, run *Run[T]) (any, error)
 }
 
 type validator interface{ Validate() error }
@@ -25,28 +21,39 @@ type validator interface{ Validate() error }
 // Prepared is a message whose args decoded and validated: all that is left is to run it.
 type Prepared func(ctx context.Context, runID int64, attempt int) (any, error)
 
-type entry interface {
-	prepare(env job.Envelope) (Prepared, error)
-}
-
-type typed[T any] struct{ h Handler[T] }
-
-func (t typed[T]) prepare(env job.Envelope) (Prepared, error) {
+// DecodeArgs decodes params as the arguments of a run, the way the consumer does before a
+// handler sees them: unknown fields are refused, {} or nothing is the zero T, and *T's
+// Validate, if it has one, is called. Every failure is a *RejectError on "params".
+func DecodeArgs[T any](params json.RawMessage) (T, error) {
 	var args T
-	if len(env.Params) > 0 && !bytes.Equal(bytes.TrimSpace(env.Params), []byte("{}")) {
-		dec := json.NewDecoder(bytes.NewReader(env.Params))
+	if len(params) > 0 && !bytes.Equal(bytes.TrimSpace(params), []byte("{}")) {
+		dec := json.NewDecoder(bytes.NewReader(params))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&args); err != nil {
-			return nil, &job.RejectError{Field: "params", Reason: err.Error()}
+			return args, &RejectError{Field: "params", Reason: err.Error()}
 		}
 	}
 	if v, ok := any(&args).(validator); ok {
 		if err := v.Validate(); err != nil {
-			return nil, &job.RejectError{Field: "params", Reason: err.Error()}
+			return args, &RejectError{Field: "params", Reason: err.Error()}
 		}
 	}
+	return args, nil
+}
+
+type entry interface {
+	prepare(env Envelope) (Prepared, error)
+}
+
+type typed[T any] struct{ h Handler[T] }
+
+func (t typed[T]) prepare(env Envelope) (Prepared, error) {
+	args, err := DecodeArgs[T](env.Params)
+	if err != nil {
+		return nil, err
+	}
 	return func(ctx context.Context, runID int64, attempt int) (any, error) {
-		return t.h.Run(ctx, &job.Run[T]{Envelope: env, Args: args, Attempt: attempt, RunID: runID})
+		return t.h.Run(ctx, &Run[T]{Envelope: env, Args: args, Attempt: attempt, RunID: runID})
 	}, nil
 }
 
@@ -62,7 +69,7 @@ func NewRegistry() *Registry { return &Registry{entries: map[string]entry{}} }
 func Register[T any](r *Registry, h Handler[T]) {
 	kind := h.Kind()
 	if _, dup := r.entries[kind]; dup {
-		panic(fmt.Sprintf("handlers: kind %q registered twice", kind))
+		panic(fmt.Sprintf("job: kind %q registered twice", kind))
 	}
 	r.entries[kind] = typed[T]{h: h}
 }
@@ -83,12 +90,12 @@ func (r *Registry) Kinds() []string {
 	return out
 }
 
-// Prepare decodes and validates env's params for its handler. A *job.RejectError means the
+// Prepare decodes and validates env's params for its handler. A *RejectError means the
 // message can never run.
-func (r *Registry) Prepare(env job.Envelope) (Prepared, error) {
+func (r *Registry) Prepare(env Envelope) (Prepared, error) {
 	e, ok := r.entries[env.Job]
 	if !ok {
-		return nil, &job.RejectError{Field: "job", Reason: fmt.Sprintf("unknown job %q", env.Job)}
+		return nil, &RejectError{Field: "job", Reason: fmt.Sprintf("unknown job %q", env.Job)}
 	}
 	return e.prepare(env)
 }

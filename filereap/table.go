@@ -1,8 +1,10 @@
-package handlers
+package filereap
 
 import (
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,7 +57,7 @@ func (t FileTable) WithDefaults() FileTable {
 
 // Validate names the first bad key.
 func (t FileTable) Validate() error {
-	if err := ValidateTableName(t.Table); err != nil {
+	if err := validateTableName(t.Table); err != nil {
 		return fmt.Errorf("table: %w", err)
 	}
 	c := t.Columns
@@ -73,27 +75,46 @@ func (t FileTable) Validate() error {
 	return nil
 }
 
-// sql holds the quoted identifiers, built once.
-type fileSQL struct {
-	table, id, hash, bucket, path, size, refCount, status, updatedAt string
-	deleted                                                          int
+// SQL holds the table's quoted identifiers, built once, for the queries of the reaper and of
+// the sweep that finds its candidates.
+type SQL struct {
+	Table, ID, Hash, Bucket, Path, Size, RefCount, Status, UpdatedAt string
+	Deleted                                                          int
 }
 
-func (t FileTable) quoted() fileSQL {
+// Quoted returns t's identifiers quoted for SQL; t must have validated.
+func (t FileTable) Quoted() SQL {
 	c := t.Columns
 	q := func(s string) string { return pgx.Identifier{s}.Sanitize() }
-	return fileSQL{
-		table: pgx.Identifier(splitTable(t.Table)).Sanitize(),
-		id:    q(c.ID), hash: q(c.FileHash), bucket: q(c.Bucket), path: q(c.ObjectPath), size: q(c.Size),
-		refCount: q(c.RefCount), status: q(c.Status), updatedAt: q(c.UpdatedAt), deleted: t.DeletedStatus,
+	return SQL{
+		Table: pgx.Identifier(splitTable(t.Table)).Sanitize(),
+		ID:    q(c.ID), Hash: q(c.FileHash), Bucket: q(c.Bucket), Path: q(c.ObjectPath), Size: q(c.Size),
+		RefCount: q(c.RefCount), Status: q(c.Status), UpdatedAt: q(c.UpdatedAt), Deleted: t.DeletedStatus,
 	}
 }
 
-// eligible is the predicate of a collectable row. The deleted status is a validated integer
+// Eligible is the predicate of a collectable row. The deleted status is a validated integer
 // written as a literal so the planner can match the partial index on (status = 2 AND
 // ref_count = 0), which a placeholder would hide from generic plans.
-func (s fileSQL) eligible() string {
-	return fmt.Sprintf("%s = %d AND %s = 0", s.status, s.deleted, s.refCount)
+func (s SQL) Eligible() string {
+	return fmt.Sprintf("%s = %d AND %s = 0", s.Status, s.Deleted, s.RefCount)
+}
+
+var identPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+// validateTableName accepts "table" or "schema.table" made of plain identifiers (the rule of
+// handlers.ValidateTableName): the name becomes SQL.
+func validateTableName(name string) error {
+	parts := strings.Split(name, ".")
+	if len(parts) > 2 {
+		return fmt.Errorf("table %q: at most schema.table", name)
+	}
+	for _, p := range parts {
+		if !identPattern.MatchString(p) {
+			return fmt.Errorf("table %q: %q is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63)", name, p)
+		}
+	}
+	return nil
 }
 
 func splitTable(name string) []string {
@@ -105,12 +126,13 @@ func splitTable(name string) []string {
 	return []string{name}
 }
 
-// validateGrace refuses grace periods too short to be safe.
-func validateGrace(key string, d, minimum time.Duration) error {
+// ValidateGrace refuses grace periods too short to be safe.
+func ValidateGrace(key string, d, minimum time.Duration) error {
 	if d < minimum {
 		return fmt.Errorf("%s: %s is below %s", key, d, minimum)
 	}
 	return nil
 }
 
-var errNoS3 = errors.New("no S3 client: set s3.endpoint")
+// ErrNoS3 fails a reap on a node without an S3 client.
+var ErrNoS3 = errors.New("no S3 client: set s3.endpoint")
