@@ -46,13 +46,20 @@ func BenchmarkRetention(b *testing.B) {
 	writerDone := make(chan time.Duration)
 	go func() {
 		var worst time.Duration
+		var failed error
 		for i := 0; wctx.Err() == nil; i++ {
 			t0 := time.Now()
 			_, err := s.Pool.Exec(wctx, `INSERT INTO job_runs (job, run_key, trigger, scheduled_at, status)
-				VALUES ('noop', 'live-' || $1::text, 'manual', now(), 'running')`, i)
-			if err == nil {
+				VALUES ('noop', $1, 'manual', now(), 'running')`, "live-"+strconv.Itoa(i))
+			switch {
+			case err == nil:
 				worst = max(worst, time.Since(t0))
+			case wctx.Err() == nil && failed == nil:
+				failed = err
 			}
+		}
+		if failed != nil {
+			b.Errorf("concurrent insert failed: %v", failed)
 		}
 		writerDone <- worst
 	}()
