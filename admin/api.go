@@ -125,7 +125,7 @@ func validStatus(st ledger.Status) bool {
 	switch st {
 	case ledger.StatusScheduled, ledger.StatusRunning, ledger.StatusRetrying, ledger.StatusSucceeded,
 		ledger.StatusFailed, ledger.StatusRejected, ledger.StatusSkipped, ledger.StatusInterrupted,
-		ledger.StatusAbandoned:
+		ledger.StatusAbandoned, ledger.StatusCancelled:
 		return true
 	}
 	return false
@@ -189,6 +189,8 @@ func (s *Server) apiRuns(w http.ResponseWriter, r *http.Request) {
 type RunDetail struct {
 	Run      ledger.Run       `json:"run"`
 	Attempts []ledger.Attempt `json:"attempts"`
+	// Control holds the cancel request and the retry links, when the server has run control.
+	Control *ledger.RunControl `json:"control,omitempty"`
 }
 
 func (s *Server) runDetail(ctx context.Context, idText string) (RunDetail, error) {
@@ -210,7 +212,15 @@ func (s *Server) runDetail(ctx context.Context, idText string) (RunDetail, error
 	if attempts == nil {
 		attempts = []ledger.Attempt{}
 	}
-	return RunDetail{Run: run, Attempts: attempts}, nil
+	d := RunDetail{Run: run, Attempts: attempts}
+	if s.deps.Runs != nil {
+		c, err := s.deps.Runs.Control(ctx, id)
+		if err != nil {
+			return RunDetail{}, err
+		}
+		d.Control = &c
+	}
+	return d, nil
 }
 
 func (s *Server) apiRun(w http.ResponseWriter, r *http.Request) {
@@ -284,6 +294,9 @@ func (s *Server) apiForceRun(w http.ResponseWriter, r *http.Request) error {
 	mr, err := job.NewManualRun(name, req.Params, req.Shards, requester(r, req.RequestedBy), s.deps.Now(), s.known)
 	if err != nil {
 		return badRequest("%v", err)
+	}
+	if err := s.checkParams(mr.Envelopes[0]); err != nil {
+		return err
 	}
 	resp := ForceResponse{Job: name, RunKey: mr.RunKey, Shards: len(mr.Envelopes)}
 	for _, env := range mr.Envelopes {

@@ -25,12 +25,16 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"prettyJS": prettyJSON,
 	"short":    func(s string, n int) string { return oneLine(s, n) },
 	"list": func() []string {
-		return []string{"scheduled", "running", "retrying", "succeeded", "failed", "rejected", "skipped", "interrupted", "abandoned"}
+		return []string{"scheduled", "running", "retrying", "succeeded", "failed", "rejected", "skipped", "interrupted", "abandoned", "cancelled"}
 	},
 }).ParseFS(templateFS, "templates/*.html"))
 
 // chartDays is how far back the console's duration charts reach.
 const chartDays = 7
+
+// maxPageRows caps the runs (and attempts) one console page renders, whatever the query
+// string asks: a page is HTML built in memory, and the API pages through more (limit ≤ 1000).
+const maxPageRows = 100
 
 func (s *Server) consoleRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /{$}", s.read(s.pageIndex))
@@ -113,7 +117,7 @@ func (s *Server) pageIndex(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, err)
 		return
 	}
-	f.Limit = min(f.Limit, 100)
+	f.Limit = min(f.Limit, maxPageRows)
 	p := s.newPage("job-service")
 	p.Filter = f
 	if p.Jobs, err = s.jobViews(ctx); err == nil {
@@ -143,6 +147,7 @@ func (s *Server) pageJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.Job = name
+	f.Limit = min(f.Limit, maxPageRows)
 	p := s.newPage(name)
 	p.Filter = f
 	jobs, err := s.jobViews(ctx)
@@ -176,6 +181,9 @@ func (s *Server) pageRun(w http.ResponseWriter, r *http.Request) {
 		}
 		s.fail(w, code, err)
 		return
+	}
+	if len(d.Attempts) > maxPageRows {
+		d.Attempts = d.Attempts[len(d.Attempts)-maxPageRows:] // the latest; jobctl show has them all
 	}
 	p := s.newPage("run " + strconv.FormatInt(d.Run.ID, 10))
 	p.Detail = &d

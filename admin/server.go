@@ -62,8 +62,13 @@ type Deps struct {
 	Cluster Cluster
 	// StaleAfter: a node without a heartbeat for longer is shown as gone (consumer.stale_after).
 	StaleAfter time.Duration
-	Log        *slog.Logger
-	Now        func() time.Time
+	// Runs serves run logs, cancel and retry; nil leaves those endpoints out.
+	Runs RunController
+	// Prepare decodes and validates a message's params by its job's rules (the handler
+	// registry's); nil skips the check before a forced run is published.
+	Prepare func(env job.Envelope) error
+	Log     *slog.Logger
+	Now     func() time.Time
 }
 
 // Server is the admin HTTP server.
@@ -104,6 +109,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/jobs/{job}/run", s.write("run", s.apiForceRun))
 	m.HandleFunc("POST /api/jobs/{job}/pause", s.write("pause", s.apiPause(true)))
 	m.HandleFunc("POST /api/jobs/{job}/resume", s.write("resume", s.apiPause(false)))
+	s.runControlRoutes(m)
 	s.consoleRoutes(m)
 	s.operatorRoutes(m)
 }
@@ -118,7 +124,11 @@ func (s *Server) Start() error {
 		return fmt.Errorf("admin.listen %s: %w", s.cfg.Listen, err)
 	}
 	s.ln = ln
-	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second}
+	// Every phase of a connection is bounded: the port may face untrusted clients, and one
+	// that trickles bytes or parks idle connections must not hold the node's resources.
+	cfg := s.cfg.WithDefaults()
+	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: min(5*time.Second, cfg.ReadTimeout),
+		ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.deps.Log.Error("admin server", "err", err)

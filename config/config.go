@@ -78,12 +78,44 @@ type AdminConfig struct {
 	Token string `yaml:"token"`
 	// ProtectReads requires the token on read endpoints too.
 	ProtectReads bool `yaml:"protect_reads"`
+	// ReadTimeout bounds reading one request, headers and body (default 10s), so a client
+	// that sends slowly cannot hold a connection open.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing one response (default 30s).
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout closes a keep-alive connection idle this long (default 60s).
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+}
+
+// WithDefaults fills unset fields.
+func (a AdminConfig) WithDefaults() AdminConfig {
+	if a.Listen == "" {
+		a.Listen = "127.0.0.1:8080"
+	}
+	if a.ReadTimeout == 0 {
+		a.ReadTimeout = 10 * time.Second
+	}
+	if a.WriteTimeout == 0 {
+		a.WriteTimeout = 30 * time.Second
+	}
+	if a.IdleTimeout == 0 {
+		a.IdleTimeout = time.Minute
+	}
+	return a
 }
 
 // Validate names the first bad key.
 func (a AdminConfig) Validate() error {
 	if _, _, err := net.SplitHostPort(a.Listen); err != nil {
 		return fmt.Errorf("listen: %q is not host:port: %w", a.Listen, err)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"read_timeout", a.ReadTimeout}, {"write_timeout", a.WriteTimeout}, {"idle_timeout", a.IdleTimeout}} {
+		if d.v < 100*time.Millisecond || d.v > 10*time.Minute {
+			return fmt.Errorf("%s: %s is outside 100ms..10m", d.key, d.v)
+		}
 	}
 	if a.ProtectReads && a.Token == "" {
 		return errors.New("protect_reads: needs admin.token (or JOBSERVICE_ADMIN_TOKEN); without one nothing could read")
@@ -167,9 +199,7 @@ func (c Config) WithDefaults() Config {
 	if c.Postgres.MaxConns == 0 {
 		c.Postgres.MaxConns = 20
 	}
-	if c.Admin.Listen == "" {
-		c.Admin.Listen = "127.0.0.1:8080"
-	}
+	c.Admin = c.Admin.WithDefaults()
 	c.RocketMQ = c.RocketMQ.WithDefaults()
 	c.Ticker = c.Ticker.WithDefaults()
 	c.Consumer.Node = c.Node

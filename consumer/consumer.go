@@ -90,7 +90,7 @@ func (c *Consumer) handle(ctx context.Context, msgs ...*primitive.MessageExt) (r
 	result := rmqconsumer.ConsumeSuccess
 	for _, m := range msgs {
 		d := c.proc.Process(c.baseCtx, Delivery{Body: m.Body, MsgID: m.MsgId, Tag: m.GetTags(),
-			ReconsumeTimes: int(m.ReconsumeTimes)})
+			ReconsumeTimes: int(m.ReconsumeTimes), Topic: m.Topic})
 		switch d.Action {
 		case RetryLater:
 			result = rmqconsumer.ConsumeRetryLater

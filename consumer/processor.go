@@ -14,6 +14,7 @@ import (
 
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
+	"github.com/chatplat/job-service/runlog"
 )
 
 // Ledger is what the processor needs of the ledger.
@@ -55,6 +56,8 @@ type Delivery struct {
 	MsgID          string
 	Tag            string
 	ReconsumeTimes int
+	// Topic is where the message came from: %DLQ%<group> when an operator resent a dead letter.
+	Topic string
 }
 
 // Action is what the broker should do with a message after processing.
@@ -171,7 +174,9 @@ var errDraining = errors.New("node is shutting down")
 
 type inflight struct {
 	claim  ledger.Claim
+	env    job.Envelope
 	cancel context.CancelCauseFunc
+	logs   *runlog.Buffer // what the handler logs; flushed on heartbeat and at the end
 }
 
 // Processor decides what happens to each delivery. It is safe for concurrent use.
@@ -267,7 +272,9 @@ func (p *Processor) Process(ctx context.Context, d Delivery) Decision {
 		}
 	}
 
-	if spec.Overlap == job.OverlapSkipIfRunning {
+	// A resent dead letter is an operator's request about its own run, not a new occurrence
+	// that could overlap: it goes to the claim (see retryDeadLetter).
+	if spec.Overlap == job.OverlapSkipIfRunning && !fromDLQ(d) {
 		busy, err := p.ledger.OtherRunning(ctx, env.Job, env.RunKey, p.cfg.StaleAfter)
 		if err != nil {
 			log.WarnContext(ctx, "overlap check failed, will retry", "err", err)
@@ -289,13 +296,16 @@ func (p *Processor) Process(ctx context.Context, d Delivery) Decision {
 	}
 	switch claim.Outcome {
 	case ledger.AlreadyDone:
+		if fromDLQ(d) && (claim.Status == ledger.StatusFailed || claim.Status == ledger.StatusCancelled) {
+			return p.retryDeadLetter(ctx, log, d, claim)
+		}
 		log.InfoContext(ctx, "duplicate delivery of a finished run, acknowledged", "status", claim.Status)
 		return Decision{Action: Ack, Reason: "already " + string(claim.Status)}
 	case ledger.HeldElsewhere:
 		// Keep the copy alive: if the holder dies, this delivery takes over once its heartbeat is stale.
 		return Decision{Action: RetryLater, After: p.cfg.StaleAfter, Reason: "held by another node"}
 	}
-	return p.run(ctx, log.With("attempt", claim.Attempt), env, spec, claim, prepared)
+	return p.run(ctx, log.With("run_id", claim.RunID, "attempt", claim.Attempt), env, spec, claim, prepared)
 }
 
 func (p *Processor) reject(ctx context.Context, d Delivery, env job.Envelope, cause error) Decision {
@@ -316,7 +326,13 @@ func (p *Processor) reject(ctx context.Context, d Delivery, env job.Envelope, ca
 		// Never drop a message we could not record: let the broker bring it back.
 		return Decision{Action: RetryLater, After: p.backoff(d.ReconsumeTimes + 1), Reason: err.Error()}
 	}
-	p.obs.MessageRejected(name)
+	// The metric's label is the kind only when it is a registered one: anyone may publish,
+	// and a label per made-up name would grow the registry without bound.
+	label := name
+	if !p.registry.Known(name) {
+		label = "unknown"
+	}
+	p.obs.MessageRejected(label)
 	return Decision{Action: Ack, Reason: "rejected"}
 }
 
@@ -324,8 +340,9 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 	claim ledger.Claim, prepared job.Prepared) Decision {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	logs := newRunBuffer(env, claim)
 	p.mu.Lock()
-	p.running[claim.RunID] = inflight{claim: claim, cancel: cancel}
+	p.running[claim.RunID] = inflight{claim: claim, env: env, cancel: cancel, logs: logs}
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
@@ -340,7 +357,7 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 	case p.slots <- struct{}{}:
 		start = p.now()
 		log.InfoContext(ctx, "run started", "schedule_delay", start.Sub(env.ScheduledAt))
-		result, runErr = p.invoke(runCtx, spec.Timeout, claim, prepared)
+		result, runErr = p.invoke(runlog.WithBuffer(runCtx, logs), spec.Timeout, claim, prepared)
 		<-p.slots
 	case <-p.drained:
 		// Claimed but never started: hand it back rather than start it during shutdown.
@@ -353,10 +370,15 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 
 	var status ledger.Status
 	var decision Decision
+	var cancelled *ledger.CancelledError
 	cause := context.Cause(runCtx)
 	switch {
 	case runErr == nil:
 		status, decision = ledger.StatusSucceeded, Decision{Action: Ack}
+	case errors.As(cause, &cancelled):
+		// An operator asked: the run ends here, no retry.
+		runErr = cancelled
+		status, decision = ledger.StatusCancelled, Decision{Action: Ack, Reason: cancelled.Error()}
 	case errors.Is(cause, ledger.ErrLostClaim):
 		log.WarnContext(ctx, "run taken over by another node; outcome dropped", "err", runErr)
 		return Decision{Action: Ack, Reason: "taken over"}
@@ -375,6 +397,7 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 	// The outcome must reach the ledger even if the node is being torn down.
 	finishCtx, cancelFinish := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancelFinish()
+	p.flushLogs(finishCtx, log, claim, logs)
 	if err := p.finish(finishCtx, claim, ledger.Outcome{Status: status, Result: result, Err: runErr}); err != nil {
 		if errors.Is(err, ledger.ErrLostClaim) {
 			log.WarnContext(ctx, "run was taken over while it ran; outcome dropped", "status", status)
@@ -391,7 +414,7 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 	if status != ledger.StatusSucceeded {
 		level = slog.LevelWarn
 	}
-	attrs := []any{"status", status, "duration", elapsed}
+	attrs := []any{"status", status, "duration_ms", elapsed.Milliseconds()}
 	if runErr != nil {
 		attrs = append(attrs, "err", runErr.Error())
 	}
@@ -446,13 +469,13 @@ func (p *Processor) Heartbeat(ctx context.Context) error {
 		return err
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for _, id := range lost {
 		if f, ok := p.running[id]; ok {
 			f.cancel(ledger.ErrLostClaim)
 		}
 	}
-	return nil
+	p.mu.Unlock()
+	return p.syncRuns(ctx)
 }
 
 // HeartbeatLoop calls Heartbeat every interval until ctx ends.

@@ -133,6 +133,7 @@ func TestCompose(t *testing.T) {
 		require.NoError(t, err, "%s stop_grace_period", name)
 		require.Greater(t, grace, cfg.Consumer.DrainTimeout, "%s: stop_grace_period longer than consumer.drain_timeout", name)
 		require.Equal(t, "0.0.0.0:8080", cfg.Admin.Listen, "reachable from the health check and the host")
+		require.True(t, cfg.Admin.ProtectReads, "%s: the published admin port must not serve run data without the token", name)
 	}
 	require.Equal(t, 2, nodes, "two job-service nodes")
 }

@@ -204,7 +204,7 @@ func (p *Processor) reap(ctx context.Context, now time.Time, cands []filereap.Ca
 
 func (p *Processor) fill(res *BatchResult, rr *filereap.ReapResult) {
 	res.DeletedRows = len(rr.Removed)
-	res.DeletedObjects = len(rr.Removed) - rr.Missing
+	res.DeletedObjects = len(rr.Removed) - rr.Missing - rr.Shared
 	res.MissingObjects = rr.Missing
 	res.BytesFreed = rr.Bytes
 	res.LockMs, res.S3Ms, res.DeleteMs = rr.LockTime.Milliseconds(), rr.S3Time.Milliseconds(), rr.DeleteTime.Milliseconds()

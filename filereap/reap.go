@@ -65,7 +65,9 @@ type ReapResult struct {
 	Missing     int              // of Removed, objects that were already gone
 	Bytes       int64            // bytes of Removed whose objects we deleted
 	Skips       []Skip           // candidates left alone
-	Failures    []ObjectFailure  // objects that could not be deleted; rows kept
+	Failures    []ObjectFailure  // objects that could not be deleted; rows kept as tombstones
+	Resumed     int              // tombstones an earlier run left, finished by this one
+	Shared      int              // of Removed, rows whose object another live row names: object kept
 	WouldRemove []ledger.GCEntry // dry run: what would have been removed
 	// Where the time went, for the batch record: waiting for and re-checking the rows, S3,
 	// deleting the rows.
@@ -89,10 +91,14 @@ type ReapOptions struct {
 // Reaper removes collectable files: object first, then row, never a row whose object is still
 // there and never an object whose row is referenced.
 //
-// Safety comes from a row lock held across the S3 call: the rows are re-checked with SELECT
-// ... FOR UPDATE, so a writer that re-references a file (ref_count+1) either commits before
-// the re-check (the file is skipped) or waits until the row is deleted (it then finds no row
-// and must upload again). Between our check and our delete nobody can re-reference it.
+// The rows are re-checked under a row lock (SELECT ... FOR UPDATE), so a writer that
+// re-references a file (ref_count+1) either commits before the re-check (the file is skipped)
+// or waits. In that same transaction the rows move to the collecting status (a tombstone the
+// file service must not re-reference) and the transaction commits before S3 is called. So
+// whatever ends the run afterwards (cancel, timeout, kill -9, an S3 call that deleted and then
+// timed out), no re-referenceable row points at a deleted object: the rows left behind are
+// tombstones, finished by the next run. An object that another live row (same bucket and
+// path) names is never deleted; only the collected row goes.
 type Reaper struct {
 	db          *pgxpool.Pool
 	s3          ObjectStore
@@ -160,13 +166,17 @@ func NewReaper(db *pgxpool.Pool, s3 ObjectStore, table FileTable, opts ReaperOpt
 }
 
 type lockedRow struct {
-	entry     ledger.GCEntry
-	updatedAt time.Time
+	entry      ledger.GCEntry
+	updatedAt  time.Time
+	collecting bool // a tombstone left by an earlier run
+	shared     bool // another live row names the same object: it is kept
 }
 
-// Reap collects cands in one transaction. An error means nothing was deleted from the
-// database (objects already deleted stay deleted; their rows are found again next time and
-// count as missing then). Objects S3 refused are in Failures, their rows kept.
+// Reap collects cands: one transaction re-checks, locks and tombstones them, then S3 removes
+// their objects, then a second transaction deletes the rows. An error leaves rows either
+// untouched or tombstoned (never re-referenceable without their object); the next Reap or
+// sweep finishes the tombstones. Objects S3 refused are in Failures, their rows kept as
+// tombstones.
 func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) (ReapResult, error) {
 	var res ReapResult
 	if len(cands) == 0 {
@@ -195,15 +205,18 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	}
 	s := r.sql
 	t0 := time.Now()
-	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT %s, %s, %s, %s, %s, %s FROM %s
-		WHERE %s = ANY($1) AND %s ORDER BY %s FOR UPDATE`,
-		s.ID, s.Hash, s.Bucket, s.Path, s.Size, s.UpdatedAt, s.Table, s.ID, s.Eligible(), s.ID), ids)
+	// Rows already in the collecting status are tombstones a run left behind: they are
+	// finished without the checks, nobody can have re-referenced them.
+	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT %s, %s, %s, %s, %s, %s, %s = %d FROM %s
+		WHERE %s = ANY($1) AND (%s OR %s = %d) ORDER BY %s FOR UPDATE`,
+		s.ID, s.Hash, s.Bucket, s.Path, s.Size, s.UpdatedAt, s.Status, s.Collecting, s.Table,
+		s.ID, s.Eligible(), s.Status, s.Collecting, s.ID), ids)
 	if err != nil {
 		return res, fmt.Errorf("gc: lock rows: %w", err)
 	}
 	locked, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (lockedRow, error) {
 		var l lockedRow
-		err := row.Scan(&l.entry.FileID, &l.entry.FileHash, &l.entry.Bucket, &l.entry.ObjectPath, &l.entry.Bytes, &l.updatedAt)
+		err := row.Scan(&l.entry.FileID, &l.entry.FileHash, &l.entry.Bucket, &l.entry.ObjectPath, &l.entry.Bytes, &l.updatedAt, &l.collecting)
 		return l, err
 	})
 	if err != nil {
@@ -215,12 +228,15 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 		seen[l.entry.FileID] = true
 		c := byID[l.entry.FileID]
 		switch {
-		case l.updatedAt.After(c.NotAfter):
+		case !l.collecting && l.updatedAt.After(c.NotAfter):
 			res.Skips = append(res.Skips, Skip{FileID: c.ID, Reason: SkipChanged})
-		case c.Bucket != "" && (c.Bucket != l.entry.Bucket || c.ObjectPath != l.entry.ObjectPath):
+		case !l.collecting && c.Bucket != "" && (c.Bucket != l.entry.Bucket || c.ObjectPath != l.entry.ObjectPath):
 			res.Skips = append(res.Skips, Skip{FileID: c.ID, Reason: SkipMismatch})
 		case opts.Limit > 0 && len(keep) >= opts.Limit:
 			res.Skips = append(res.Skips, Skip{FileID: c.ID, Reason: SkipCapped})
+		case l.collecting:
+			res.Resumed++
+			keep = append(keep, l)
 		default:
 			keep = append(keep, l)
 		}
@@ -240,51 +256,38 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 		}
 		r.afterLock(ctx, keptIDs)
 	}
+	if err := r.markShared(ctx, tx, keep, &res); err != nil {
+		return res, err
+	}
+	if opts.DryRun {
+		s3ctx, cancel := context.WithTimeout(ctx, r.s3Timeout)
+		defer cancel()
+		if opts.CheckMissing {
+			r.statAll(s3ctx, keep)
+		}
+		for _, k := range keep {
+			res.WouldRemove = append(res.WouldRemove, k.entry)
+		}
+		return res, nil // the deferred rollback releases the locks
+	}
+	// Commit the tombstones before S3 is called: from here on no row of the batch can be
+	// re-referenced, so whatever happens to this process, its S3 call or its context, no
+	// re-referenceable row ever points at a deleted object.
+	if err := r.tombstone(ctx, tx, keep); err != nil {
+		return res, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return res, fmt.Errorf("gc: commit tombstones: %w", err)
+	}
 	t1 := time.Now()
 	s3ctx, cancel := context.WithTimeout(ctx, r.s3Timeout)
 	defer cancel()
 	if opts.CheckMissing {
 		r.statAll(s3ctx, keep)
 	}
-	if opts.DryRun {
-		for _, k := range keep {
-			res.WouldRemove = append(res.WouldRemove, k.entry)
-		}
-		return res, nil // the deferred rollback releases the locks
-	}
 	gone := r.removeObjects(s3ctx, keep, &res)
 	res.S3Time = time.Since(t1)
-	t2 := time.Now()
-	if len(gone) == 0 {
-		return res, r.finish(ctx, tx, opts, &res)
-	}
-	gids := make([]int64, len(gone))
-	seenAt := make([]time.Time, len(gone))
-	for i, g := range gone {
-		gids[i], seenAt[i] = g.entry.FileID, g.updatedAt
-	}
-	// The rows are locked, so the condition holds; it is repeated so this statement alone
-	// can never delete a referenced or changed row.
-	// id = ANY lets the planner use the primary key; the pair test keeps updated_at = seen.
-	tag, err := tx.Exec(ctx, fmt.Sprintf(`DELETE FROM %s WHERE %s = ANY($1) AND %s
-		AND (%s, %s) IN (SELECT * FROM unnest($1::bigint[], $2::timestamptz[]))`,
-		s.Table, s.ID, s.Eligible(), s.ID, s.UpdatedAt), gids, seenAt)
-	if err != nil {
-		return res, fmt.Errorf("gc: delete rows: %w", err)
-	}
-	if int(tag.RowsAffected()) != len(gone) {
-		return res, fmt.Errorf("gc: deleted %d rows of %d locked ones; rolled back", tag.RowsAffected(), len(gone))
-	}
-	res.DeleteTime = time.Since(t2)
-	for _, g := range gone {
-		res.Removed = append(res.Removed, g.entry)
-		if g.entry.ObjectMissing {
-			res.Missing++
-		} else {
-			res.Bytes += g.entry.Bytes
-		}
-	}
-	return res, r.finish(ctx, tx, opts, &res)
+	return res, r.deleteCollected(ctx, gone, opts, &res)
 }
 
 // finish records the run and the gc_log rows in tx and commits.
@@ -340,7 +343,13 @@ func (r *Reaper) classifyUnseen(ctx context.Context, tx pgx.Tx, ids []int64, see
 		return fmt.Errorf("gc: classify skipped files: %w", err)
 	}
 	res.Skips = append(res.Skips, skips...)
-	return nil
+	var vanished []int64
+	for _, sk := range skips {
+		if sk.Reason != SkipReferenced {
+			vanished = append(vanished, sk.FileID)
+		}
+	}
+	return dropVanishedTombstones(ctx, tx, vanished)
 }
 
 // statAll marks rows whose object is already gone. Any other error leaves the row to the
@@ -353,6 +362,9 @@ func (r *Reaper) statAll(ctx context.Context, rows []lockedRow) {
 		sem <- struct{}{}
 		go func(l *lockedRow) {
 			defer func() { <-sem; wg.Done() }()
+			if l.shared {
+				return
+			}
 			_, err := r.s3.StatObject(ctx, l.entry.Bucket, l.entry.ObjectPath, minio.StatObjectOptions{})
 			if isMissing(err) {
 				l.entry.ObjectMissing = true
@@ -368,7 +380,7 @@ func (r *Reaper) removeObjects(ctx context.Context, rows []lockedRow, res *ReapR
 	byBucket := map[string][]int{}
 	var gone []lockedRow
 	for i, l := range rows {
-		if l.entry.ObjectMissing {
+		if l.entry.ObjectMissing || l.shared {
 			gone = append(gone, l)
 			continue
 		}

@@ -16,8 +16,12 @@ type FileTable struct {
 	// Table is "file_metadata" or "schema.table".
 	Table string `yaml:"table"`
 	// DeletedStatus is the status value meaning "deleted by the user" (2).
-	DeletedStatus int           `yaml:"deleted_status"`
-	Columns       FileTableCols `yaml:"columns"`
+	DeletedStatus int `yaml:"deleted_status"`
+	// CollectingStatus (3) marks a row the GC has committed to removing, before its object is
+	// deleted. The file service must not re-reference such a row (see README, "The file GC's
+	// contract"): that is what makes a cancelled or killed GC safe.
+	CollectingStatus int           `yaml:"collecting_status"`
+	Columns          FileTableCols `yaml:"columns"`
 }
 
 // FileTableCols are the column names the GC reads.
@@ -42,6 +46,9 @@ func (t FileTable) WithDefaults() FileTable {
 	def(&t.Table, "file_metadata")
 	if t.DeletedStatus == 0 {
 		t.DeletedStatus = 2
+	}
+	if t.CollectingStatus == 0 {
+		t.CollectingStatus = 3
 	}
 	c := &t.Columns
 	def(&c.ID, "id")
@@ -72,6 +79,9 @@ func (t FileTable) Validate() error {
 	if t.DeletedStatus < -32768 || t.DeletedStatus > 32767 {
 		return fmt.Errorf("deleted_status: %d is not a smallint", t.DeletedStatus)
 	}
+	if t.CollectingStatus < -32768 || t.CollectingStatus > 32767 || t.CollectingStatus == t.DeletedStatus {
+		return fmt.Errorf("collecting_status: %d is not a smallint other than deleted_status", t.CollectingStatus)
+	}
 	return nil
 }
 
@@ -79,7 +89,7 @@ func (t FileTable) Validate() error {
 // the sweep that finds its candidates.
 type SQL struct {
 	Table, ID, Hash, Bucket, Path, Size, RefCount, Status, UpdatedAt string
-	Deleted                                                          int
+	Deleted, Collecting                                              int
 }
 
 // Quoted returns t's identifiers quoted for SQL; t must have validated.
@@ -90,6 +100,7 @@ func (t FileTable) Quoted() SQL {
 		Table: pgx.Identifier(splitTable(t.Table)).Sanitize(),
 		ID:    q(c.ID), Hash: q(c.FileHash), Bucket: q(c.Bucket), Path: q(c.ObjectPath), Size: q(c.Size),
 		RefCount: q(c.RefCount), Status: q(c.Status), UpdatedAt: q(c.UpdatedAt), Deleted: t.DeletedStatus,
+		Collecting: t.CollectingStatus,
 	}
 }
 

@@ -142,6 +142,8 @@ type FileGCResult struct {
 	DeletedRows    int                      `json:"deleted_rows"`
 	BytesFreed     int64                    `json:"bytes_freed"`
 	MissingObjects int                      `json:"missing_objects"` // rows whose object was already gone
+	SharedObjects  int                      `json:"shared_objects"`  // rows removed whose object another row names: kept
+	Resumed        int                      `json:"resumed"`         // tombstones an interrupted run left, finished
 	Survived       int                      `json:"survived"`        // re-referenced or changed between scan and delete
 	Failures       int                      `json:"failures"`
 	FailureSamples []filereap.ObjectFailure `json:"failure_samples,omitempty"`
@@ -167,6 +169,11 @@ func (g *FileGC) Run(ctx context.Context, run *job.Run[FileGCArgs]) (any, error)
 	s := g.sql
 	page := fmt.Sprintf(`SELECT %s FROM %s WHERE %s AND %s < $1 AND %s > $2 AND mod(%s, $3) = $4 ORDER BY %s LIMIT $5`,
 		s.ID, s.Table, s.Eligible(), s.UpdatedAt, s.ID, s.ID, s.ID)
+	if !run.Args.DryRun {
+		if err := g.finishTombstones(ctx, run, shard, maxDeletes, &res); err != nil {
+			return res, err
+		}
+	}
 	last := int64(math.MinInt64)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -259,8 +266,10 @@ func (g *FileGC) reapBatch(ctx context.Context, run *job.Run[FileGCArgs], batch 
 		return nil
 	}
 	res.DeletedRows += len(out.Removed)
-	res.DeletedObjects += len(out.Removed) - out.Missing
+	res.DeletedObjects += len(out.Removed) - out.Missing - out.Shared
 	res.MissingObjects += out.Missing
+	res.SharedObjects += out.Shared
+	res.Resumed += out.Resumed
 	res.BytesFreed += out.Bytes
 	return nil
 }

@@ -22,6 +22,7 @@ func TestFileGCConfigValidate(t *testing.T) {
 		"file_table.table":             func(c *FileGCConfig) { c.File.Table = "file_metadata; DROP TABLE users" },
 		"file_table.columns.ref_count": func(c *FileGCConfig) { c.File.Columns.RefCount = `"x"` },
 		"grace":                        func(c *FileGCConfig) { c.Grace = time.Second },
+		"file_table.collecting_status": func(c *FileGCConfig) { c.File.CollectingStatus = 2 },
 		"batch_size":                   func(c *FileGCConfig) { c.BatchSize = 5000 },
 		"max_deletes":                  func(c *FileGCConfig) { c.MaxDeletes = -1 },
 	} {
@@ -184,7 +185,7 @@ func TestFileGCReReferencedBetweenScanAndDeleteSurvives(t *testing.T) {
 }
 
 // A re-reference that arrives while the batch holds its rows waits for the GC and then finds
-// no row: it never leaves a referenced row whose object is gone.
+// the row tombstoned (or gone): it never leaves a referenced row whose object is gone.
 func TestFileGCReReferenceDuringDeleteNeverLeavesDanglingRow(t *testing.T) {
 	f := newGCFixture(t)
 	ctx := context.Background()
@@ -197,7 +198,10 @@ func TestFileGCReReferenceDuringDeleteNeverLeavesDanglingRow(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tag, err := f.s.Pool.Exec(ctx, `UPDATE file_metadata SET ref_count = ref_count + 1, status = 1 WHERE id = 1`)
+			// The file service's re-reference, as the README's contract writes it: never a
+			// row in the collecting status (3).
+			tag, err := f.s.Pool.Exec(ctx, `UPDATE file_metadata SET ref_count = ref_count + 1, status = 1
+				WHERE id = 1 AND status <> 3`)
 			updated, updErr = tag.RowsAffected(), err
 		}()
 		// Give the writer time to block on our row lock; the outcome does not depend on it.

@@ -128,8 +128,9 @@ func (l *Ledger) claimDistinct(ctx context.Context, staleAfter time.Duration, re
 				status = 'running', attempt = j.attempt + 1, node = EXCLUDED.node,
 				msg_id = CASE WHEN EXCLUDED.msg_id <> '' THEN EXCLUDED.msg_id ELSE j.msg_id END,
 				started_at = now(), heartbeat_at = now(), finished_at = NULL, error = '', updated_at = now()
-			WHERE j.status IN ('scheduled', 'retrying', 'interrupted', 'abandoned')
-			   OR (j.status = 'running' AND j.heartbeat_at < now() - $11::interval)
+			WHERE (j.status IN ('scheduled', 'retrying', 'interrupted', 'abandoned')
+			   OR (j.status = 'running' AND j.heartbeat_at < now() - $11::interval))
+			  AND j.cancel_requested_at IS NULL -- cancelled while its node vanished: never rerun
 			RETURNING j.id, j.attempt, j.job, j.run_key, j.shard_index),
 		abandoned AS (
 			UPDATE job_attempts a SET outcome = 'abandoned', finished_at = now()
@@ -317,7 +318,7 @@ func (l *Ledger) FinishRuns(ctx context.Context, reqs []FinishRequest) ([]error,
 				AS r(id, attempt, status, result, error)),
 		run AS (
 			UPDATE job_runs j SET status = req.status, result = req.result::jsonb, error = req.error, updated_at = now(),
-				finished_at = CASE WHEN req.status IN ('succeeded', 'failed', 'skipped') THEN now() ELSE NULL END
+				finished_at = CASE WHEN req.status IN ('succeeded', 'failed', 'skipped', 'cancelled') THEN now() ELSE NULL END
 			FROM req WHERE j.id = req.id AND j.attempt = req.attempt AND j.status = 'running'
 			RETURNING j.id, j.attempt, req.status, req.error),
 		att AS (
@@ -422,8 +423,12 @@ func (l *Ledger) ReapStale(ctx context.Context, staleAfter time.Duration, limit 
 			   -- an abandoned run nobody claimed since it was republished: publish it again
 			   OR (status = 'abandoned' AND updated_at < now() - $1::interval)
 			ORDER BY heartbeat_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-		UPDATE job_runs r SET status = 'abandoned', updated_at = now(),
-			error = 'node ' || r.node || ' stopped heartbeating'
+		UPDATE job_runs r SET updated_at = now(),
+			-- a cancel request its node never saw (it vanished): the run ends cancelled, unpublished
+			status = CASE WHEN r.cancel_requested_at IS NULL THEN 'abandoned' ELSE 'cancelled' END,
+			finished_at = CASE WHEN r.cancel_requested_at IS NULL THEN NULL ELSE now() END,
+			error = CASE WHEN r.cancel_requested_at IS NULL THEN 'node ' || r.node || ' stopped heartbeating'
+				ELSE 'cancelled by ' || r.cancel_requested_by END
 		FROM stale WHERE r.id = stale.id
 		RETURNING `+prefixed("r.", runColumns), staleAfter.String(), limit)
 	if err != nil {
@@ -433,11 +438,15 @@ func (l *Ledger) ReapStale(ctx context.Context, staleAfter time.Duration, limit 
 	if err != nil {
 		return nil, fmt.Errorf("reap stale runs: %w", err)
 	}
+	republish := reaped[:0:0]
 	for _, r := range reaped {
-		if _, err := l.db.Exec(ctx, `UPDATE job_attempts SET outcome = 'abandoned', finished_at = now()
-			WHERE run_id = $1 AND attempt = $2 AND outcome = 'running'`, r.ID, r.Attempt); err != nil {
+		if _, err := l.db.Exec(ctx, `UPDATE job_attempts SET outcome = $3, finished_at = now()
+			WHERE run_id = $1 AND attempt = $2 AND outcome = 'running'`, r.ID, r.Attempt, string(r.Status)); err != nil {
 			return reaped, fmt.Errorf("reap stale run %d: attempt row: %w", r.ID, err)
 		}
+		if r.Status == StatusAbandoned {
+			republish = append(republish, r)
+		}
 	}
-	return reaped, nil
+	return republish, nil
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/chatplat/job-service/ledger"
 )
 
-func newLedger(t *testing.T) (*ledger.Ledger, *testenv.Schema) {
+func newLedger(t testing.TB) (*ledger.Ledger, *testenv.Schema) {
 	t.Helper()
 	s := testenv.NewSchema(t)
 	require.NoError(t, ledger.Migrate(context.Background(), s.Pool))

@@ -33,7 +33,7 @@ const (
 // Terminal reports whether no further attempt will change the run.
 func (s Status) Terminal() bool {
 	switch s {
-	case StatusSucceeded, StatusFailed, StatusRejected, StatusSkipped:
+	case StatusSucceeded, StatusFailed, StatusRejected, StatusSkipped, StatusCancelled:
 		return true
 	}
 	return false

@@ -53,7 +53,7 @@ func runsCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&f.Job, "job", "", "only this job")
-	cmd.Flags().StringVar(&status, "status", "", "only this status (scheduled, running, retrying, succeeded, failed, rejected, skipped, interrupted, abandoned)")
+	cmd.Flags().StringVar(&status, "status", "", "only this status (scheduled, running, retrying, succeeded, failed, rejected, skipped, interrupted, abandoned, cancelled)")
 	cmd.Flags().StringVar(&since, "since", "", "only runs created since: a duration (24h) or a date (2026-11-01)")
 	cmd.Flags().IntVar(&f.Limit, "limit", 50, "at most this many")
 	return cmd

@@ -222,3 +222,62 @@ func remoteBacklog(cmd *cobra.Command, g *globals) error {
 	_, err = fmt.Fprint(cmd.OutOrStdout(), b.String())
 	return err
 }
+
+// remoteControl posts cancel or retry for a run and prints the server's answer.
+func remoteControl(cmd *cobra.Command, g *globals, id int64, action string) error {
+	c, err := newAPIClient(g.server)
+	if err != nil {
+		return err
+	}
+	var out map[string]any
+	if err := c.do(cmd.Context(), "POST", "/api/runs/"+strconv.FormatInt(id, 10)+"/"+action,
+		admin.ControlRequest{RequestedBy: requester()}, &out); err != nil {
+		return err
+	}
+	if g.json {
+		return printJSON(cmd.OutOrStdout(), out)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "run %d: %s requested:", id, action)
+	for _, k := range []string{"status", "pending", "retry_run_id", "run_key", "requested_by"} {
+		if v, ok := out[k]; ok {
+			fmt.Fprintf(cmd.OutOrStdout(), " %s=%v", k, v)
+		}
+	}
+	fmt.Fprintln(cmd.OutOrStdout())
+	return nil
+}
+
+// remoteLogs prints a run's log lines through GET /api/runs/{id}/logs; with follow it polls
+// for new lines until the run is done.
+func remoteLogs(cmd *cobra.Command, g *globals, id int64, follow bool, interval time.Duration) error {
+	c, err := newAPIClient(g.server)
+	if err != nil {
+		return err
+	}
+	var after int64
+	for {
+		var page admin.LogsResponse
+		path := "/api/runs/" + strconv.FormatInt(id, 10) + "/logs?after=" + strconv.FormatInt(after, 10)
+		if err := c.do(cmd.Context(), "GET", path, nil, &page); err != nil {
+			return err
+		}
+		for _, ln := range page.Lines {
+			if g.json {
+				if err := printJSON(cmd.OutOrStdout(), ln); err != nil {
+					return err
+				}
+			} else {
+				printLogLine(cmd.OutOrStdout(), ln)
+			}
+			after = max(after, ln.ID)
+		}
+		if !follow || page.Done {
+			return nil
+		}
+		select {
+		case <-cmd.Context().Done():
+			return cmd.Context().Err()
+		case <-time.After(interval):
+		}
+	}
+}

@@ -18,8 +18,13 @@ func NewAdmin(n *Node) *admin.Server {
 		Spec:      func(kind string) job.Spec { return n.Cfg.Spec(kind) },
 		Ping:      n.Pool.Ping,
 		InFlight:  n.Proc.InFlight,
-		Log:       n.Log.With("component", "admin"),
-		Cluster:   n.Ledger,
+		Runs:      n.Ledger,
+		Prepare: func(env job.Envelope) error {
+			_, err := n.Registry.Prepare(env)
+			return err
+		},
+		Log:     n.Log.With("component", "admin"),
+		Cluster: n.Ledger,
 		// Nodes beat on the consumer's heartbeat, so they go stale on the same clock as runs.
 		StaleAfter: n.Cfg.Consumer.WithDefaults().StaleAfter,
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/chatplat/job-service/ledger"
 	"github.com/chatplat/job-service/metrics"
 	"github.com/chatplat/job-service/mq"
+	"github.com/chatplat/job-service/runlog"
 	"github.com/chatplat/job-service/ticker"
 )
 
@@ -66,6 +67,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 	}()
 	now := time.Now
+	if _, wrapped := n.Log.Handler().(*runlog.Handler); !wrapped {
+		// What handlers log with their run's context is kept with the run (see runlog).
+		n.Log = slog.New(runlog.Wrap(n.Log.Handler()))
+	}
 	if n.Metrics == nil {
 		n.Metrics = metrics.New(n.Cfg.Node)
 	}

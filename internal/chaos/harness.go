@@ -56,6 +56,8 @@ type Settings struct {
 	MaxRunning int
 	// Jobs is the YAML body of the jobs section, indented by two spaces.
 	Jobs string
+	// Extra is appended to the config file as is: more top-level sections (s3, handlers).
+	Extra string
 }
 
 // withDefaults fills unset knobs with the fast settings the fault tests use: a small
@@ -112,9 +114,10 @@ consumer: {heartbeat_interval: %s, stale_after: %s, drain_timeout: %s, retry_bac
 admin: {listen: "127.0.0.1:0"}
 jobs:
 %s
+%s
 `, name, s.DSN, s.MQ.NameServers[0], s.MQ.Topic, s.MQ.ConsumerGroup, s.MQ.ProducerGroup, brokers, queues,
 		s.Ticker, s.Interval, s.Lookahead, s.Misfire, s.LeaseKey, s.Repair,
-		s.Heartbeat, s.StaleAfter, s.Drain, s.Backoff, 4*s.Backoff, s.Goroutines, s.MaxRunning, jobs)
+		s.Heartbeat, s.StaleAfter, s.Drain, s.Backoff, 4*s.Backoff, s.Goroutines, s.MaxRunning, jobs, s.Extra)
 }
 
 // Proc is one running node process.

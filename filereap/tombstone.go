@@ -1,0 +1,157 @@
+package filereap
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// finishTimeout bounds the transaction that deletes collected rows. It runs on a context the
+// run's cancellation does not cut: a drain, a job timeout or a lost claim after S3 deleted the
+// objects must not leave the rows behind (they would be harmless tombstones, but the next run
+// would redo the batch).
+const finishTimeout = 30 * time.Second
+
+// markShared flags rows whose object another row still names (same bucket and path) that is
+// not a tombstone of this batch: that object stays, only the row goes. Rows in the collecting
+// status elsewhere are not live (nobody can re-reference them).
+func (r *Reaper) markShared(ctx context.Context, tx pgx.Tx, keep []lockedRow, res *ReapResult) error {
+	s := r.sql
+	ids := make([]int64, len(keep))
+	buckets := make([]string, len(keep))
+	paths := make([]string, len(keep))
+	for i, k := range keep {
+		ids[i], buckets[i], paths[i] = k.entry.FileID, k.entry.Bucket, k.entry.ObjectPath
+	}
+	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT DISTINCT t.%s, t.%s FROM %s t
+		JOIN unnest($2::text[], $3::text[]) AS k(bucket, path) ON t.%s = k.bucket AND t.%s = k.path
+		WHERE t.%s <> ALL($1) AND t.%s <> %d`,
+		s.Bucket, s.Path, s.Table, s.Bucket, s.Path, s.ID, s.Status, s.Collecting), ids, buckets, paths)
+	if err != nil {
+		return fmt.Errorf("gc: look for rows sharing the objects: %w", err)
+	}
+	type obj struct{ bucket, path string }
+	shared := map[obj]bool{}
+	for rows.Next() {
+		var o obj
+		if err := rows.Scan(&o.bucket, &o.path); err != nil {
+			rows.Close()
+			return fmt.Errorf("gc: look for rows sharing the objects: %w", err)
+		}
+		shared[o] = true
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("gc: look for rows sharing the objects: %w", err)
+	}
+	for i := range keep {
+		if shared[obj{keep[i].entry.Bucket, keep[i].entry.ObjectPath}] {
+			keep[i].shared = true
+		}
+	}
+	return nil
+}
+
+// tombstone moves the rows to the collecting status and records them in gc_tombstones, in tx.
+// updated_at is left alone: it is the file service's column.
+func (r *Reaper) tombstone(ctx context.Context, tx pgx.Tx, keep []lockedRow) error {
+	s := r.sql
+	ids := make([]int64, len(keep))
+	buckets := make([]string, len(keep))
+	paths := make([]string, len(keep))
+	for i, k := range keep {
+		ids[i], buckets[i], paths[i] = k.entry.FileID, k.entry.Bucket, k.entry.ObjectPath
+	}
+	if _, err := tx.Exec(ctx, fmt.Sprintf(`UPDATE %s SET %s = %d WHERE %s = ANY($1)`,
+		s.Table, s.Status, s.Collecting, s.ID), ids); err != nil {
+		return fmt.Errorf("gc: tombstone %d rows: %w", len(ids), err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO gc_tombstones (file_id, bucket, object_path)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) ON CONFLICT (file_id) DO NOTHING`,
+		ids, buckets, paths); err != nil {
+		return fmt.Errorf("gc: record %d tombstones: %w", len(ids), err)
+	}
+	return nil
+}
+
+// deleteCollected deletes the tombstoned rows whose objects are gone (or kept for another
+// row), with their gc_tombstones entries, writes gc_log and the run record, and commits. It
+// runs on a context detached from ctx's cancellation, bounded by finishTimeout. A row another
+// run finished meanwhile is simply not counted here.
+func (r *Reaper) deleteCollected(ctx context.Context, gone []lockedRow, opts ReapOptions, res *ReapResult) error {
+	dbctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	t0 := time.Now()
+	tx, err := r.db.Begin(dbctx)
+	if err != nil {
+		return fmt.Errorf("gc: begin delete (rows stay tombstoned): %w", err)
+	}
+	defer tx.Rollback(dbctx) //nolint:errcheck // a no-op after Commit
+	gids := make([]int64, len(gone))
+	for i, g := range gone {
+		gids[i] = g.entry.FileID
+	}
+	s := r.sql
+	var deleted []int64
+	if len(gids) > 0 {
+		rows, err := tx.Query(dbctx, fmt.Sprintf(`DELETE FROM %s WHERE %s = ANY($1) AND %s = %d RETURNING %s`,
+			s.Table, s.ID, s.Status, s.Collecting, s.ID), gids)
+		if err != nil {
+			return fmt.Errorf("gc: delete rows (they stay tombstoned): %w", err)
+		}
+		if deleted, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
+			return fmt.Errorf("gc: delete rows (they stay tombstoned): %w", err)
+		}
+		if _, err := tx.Exec(dbctx, `DELETE FROM gc_tombstones WHERE file_id = ANY($1)`, deleted); err != nil {
+			return fmt.Errorf("gc: drop tombstones: %w", err)
+		}
+	}
+	res.DeleteTime = time.Since(t0)
+	done := make(map[int64]bool, len(deleted))
+	for _, id := range deleted {
+		done[id] = true
+	}
+	for _, g := range gone {
+		if !done[g.entry.FileID] {
+			continue
+		}
+		res.Removed = append(res.Removed, g.entry)
+		switch {
+		case g.shared:
+			res.Shared++
+		case g.entry.ObjectMissing:
+			res.Missing++
+		default:
+			res.Bytes += g.entry.Bytes
+		}
+	}
+	return r.finish(dbctx, tx, opts, res)
+}
+
+// dropVanishedTombstones forgets tombstones whose row is gone (deleted by someone else).
+func dropVanishedTombstones(ctx context.Context, tx pgx.Tx, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM gc_tombstones WHERE file_id = ANY($1)`, ids); err != nil {
+		return fmt.Errorf("gc: drop tombstones of vanished rows: %w", err)
+	}
+	return nil
+}
+
+// StaleTombstones lists up to limit tombstones of shard (file_id % total = index) older than
+// age, above after: work a cancelled, timed-out or killed run left behind.
+func (r *Reaper) StaleTombstones(ctx context.Context, index, total int, age time.Duration, after int64, limit int) ([]int64, error) {
+	rows, err := r.db.Query(ctx, `SELECT file_id FROM gc_tombstones
+		WHERE tombstoned_at < now() - make_interval(secs => $1) AND mod(file_id, $2) = $3 AND file_id > $4
+		ORDER BY file_id LIMIT $5`, age.Seconds(), total, index, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("gc: read tombstones: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("gc: read tombstones: %w", err)
+	}
+	return ids, nil
+}

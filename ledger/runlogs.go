@@ -1,0 +1,139 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// LogLine is one line a handler logged during a run.
+type LogLine struct {
+	ID      int64     `json:"id"` // cursor: lines come in id order within a run
+	RunID   int64     `json:"run_id"`
+	Attempt int       `json:"attempt"`
+	Seq     int       `json:"seq"` // 1.. within the attempt
+	At      time.Time `json:"at"`
+	Level   string    `json:"level"`
+	Msg     string    `json:"msg"`
+	Attrs   string    `json:"attrs,omitempty"`
+}
+
+// LogBatch is what one run's buffer holds that the ledger has not seen yet.
+type LogBatch struct {
+	RunID   int64
+	Attempt int
+	// FirstSeq is the oldest line the buffer still keeps: older lines of the attempt, flushed
+	// earlier, were pushed out by the bound and are deleted.
+	FirstSeq int
+	Lines    []LogLine
+}
+
+// SyncRuns is called once per heartbeat by a node: it writes the log lines its runs logged
+// since the last call (every run's in one statement, however many lines) and returns the
+// cancel requests (run id → who asked) among running. Nothing is written per log line.
+func (l *Ledger) SyncRuns(ctx context.Context, running []int64, logs []LogBatch) (map[int64]string, error) {
+	var (
+		runIDs, trimRuns                       []int64
+		attempts, seqs, trimAttempts, trimSeqs []int32
+		ats                                    []time.Time
+		levels, msgs, attrs                    []string
+	)
+	for _, b := range logs {
+		if b.FirstSeq > 1 {
+			trimRuns, trimAttempts, trimSeqs = append(trimRuns, b.RunID), append(trimAttempts, int32(b.Attempt)), append(trimSeqs, int32(b.FirstSeq))
+		}
+		for _, ln := range b.Lines {
+			runIDs, attempts, seqs = append(runIDs, b.RunID), append(attempts, int32(b.Attempt)), append(seqs, int32(ln.Seq))
+			ats, levels = append(ats, ln.At), append(levels, ln.Level)
+			msgs, attrs = append(msgs, pgText(ln.Msg)), append(attrs, pgText(ln.Attrs))
+		}
+	}
+	if len(running) == 0 && len(runIDs) == 0 && len(trimRuns) == 0 {
+		return nil, nil
+	}
+	// The data-modifying CTEs see one snapshot: the DELETE never touches lines inserted here,
+	// and the buffer only sends lines at or after FirstSeq.
+	rows, err := l.db.Query(ctx, `
+		WITH ins AS (
+			INSERT INTO job_run_logs (run_id, attempt, seq, at, level, msg, attrs)
+			SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])),
+		trim AS (
+			DELETE FROM job_run_logs l USING unnest($8::bigint[], $9::int[], $10::int[]) AS k(run_id, attempt, first_seq)
+			WHERE l.run_id = k.run_id AND l.attempt = k.attempt AND l.seq < k.first_seq)
+		SELECT id, cancel_requested_by FROM job_runs
+		WHERE id = ANY($11::bigint[]) AND status = 'running' AND cancel_requested_by IS NOT NULL`,
+		runIDs, attempts, seqs, ats, levels, msgs, attrs, trimRuns, trimAttempts, trimSeqs, running)
+	if err != nil {
+		return nil, fmt.Errorf("sync %d runs (%d log lines): %w", len(running), len(runIDs), err)
+	}
+	out := map[int64]string{}
+	var id int64
+	var by string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &by}, func() error { out[id] = by; return nil }); err != nil {
+		return nil, fmt.Errorf("sync %d runs: %w", len(running), err)
+	}
+	return out, nil
+}
+
+// Dropped says how many of an attempt's first lines were pushed out by the per-run bound.
+type Dropped struct {
+	Attempt int `json:"attempt"`
+	Lines   int `json:"lines"`
+}
+
+// RunLogPage is a page of one run's log lines.
+type RunLogPage struct {
+	RunID   int64     `json:"run_id"`
+	Lines   []LogLine `json:"lines"`
+	Dropped []Dropped `json:"dropped,omitempty"`
+	// Next is the after= of the next call (the last line's id, or the after given).
+	Next int64 `json:"next"`
+}
+
+// RunLogs returns up to limit lines of run id with an id above after, oldest first, and the
+// truncation of each attempt.
+func (l *Ledger) RunLogs(ctx context.Context, id, after int64, limit int) (RunLogPage, error) {
+	if limit <= 0 || limit > 5000 {
+		limit = 5000
+	}
+	p := RunLogPage{RunID: id, Lines: []LogLine{}, Next: after}
+	rows, err := l.db.Query(ctx, `SELECT id, run_id, attempt, seq, at, level, msg, attrs FROM job_run_logs
+		WHERE run_id = $1 AND id > $2 ORDER BY id LIMIT $3`, id, after, limit)
+	if err != nil {
+		return p, fmt.Errorf("logs of run %d: %w", id, err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowToStructByPos[LogLine])
+	if err != nil {
+		return p, fmt.Errorf("logs of run %d: %w", id, err)
+	}
+	if len(lines) > 0 {
+		p.Lines, p.Next = lines, lines[len(lines)-1].ID
+	}
+	rows, err = l.db.Query(ctx, `SELECT attempt, min(seq) - 1 FROM job_run_logs WHERE run_id = $1
+		GROUP BY attempt HAVING min(seq) > 1 ORDER BY attempt`, id)
+	if err != nil {
+		return p, fmt.Errorf("logs of run %d: truncation: %w", id, err)
+	}
+	if p.Dropped, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Dropped]); err != nil {
+		return p, fmt.Errorf("logs of run %d: truncation: %w", id, err)
+	}
+	return p, nil
+}
+
+// TrimRunLogs applies the per-run bound across attempts: each attempt's buffer bounds its own
+// lines, so a retried run could keep max_attempts times as much; this keeps the newest
+// maxLines / maxBytes of the whole run. Called when a later attempt ends, which is rare.
+func (l *Ledger) TrimRunLogs(ctx context.Context, runID int64, maxLines, maxBytes int) error {
+	_, err := l.db.Exec(ctx, `
+		DELETE FROM job_run_logs WHERE id IN (
+			SELECT id FROM (
+				SELECT id, row_number() OVER w AS n, sum(octet_length(msg) + octet_length(attrs) + 32) OVER w AS b
+				FROM job_run_logs WHERE run_id = $1 WINDOW w AS (ORDER BY id DESC)) x
+			WHERE n > $2 OR b > $3)`, runID, maxLines, maxBytes)
+	if err != nil {
+		return fmt.Errorf("trim logs of run %d: %w", runID, err)
+	}
+	return nil
+}
