@@ -19,14 +19,16 @@ import (
 
 // JobView is one job as the API and the console show it.
 type JobView struct {
-	Job          string        `json:"job"`
-	Schedule     string        `json:"schedule"`
-	TimeZone     string        `json:"time_zone"`
-	Enabled      bool          `json:"enabled"`
-	Paused       bool          `json:"paused"`
-	Shards       int           `json:"shards"`
-	MaxAttempts  int           `json:"max_attempts"`
-	NextFire     *time.Time    `json:"next_fire,omitempty"`
+	Job         string     `json:"job"`
+	Schedule    string     `json:"schedule"`
+	TimeZone    string     `json:"time_zone"`
+	Enabled     bool       `json:"enabled"`
+	Paused      bool       `json:"paused"`
+	Shards      int        `json:"shards"`
+	MaxAttempts int        `json:"max_attempts"`
+	NextFire    *time.Time `json:"next_fire,omitempty"`
+	// NextFires are the next few fire times in the job's zone (GET /api/jobs/{job}/next?n= for more).
+	NextFires    []time.Time   `json:"next_fires,omitempty"`
 	LastRunID    int64         `json:"last_run_id,omitempty"`
 	LastStatus   string        `json:"last_status,omitempty"`
 	LastRunAt    *time.Time    `json:"last_run_at,omitempty"`
@@ -60,6 +62,7 @@ func (s *Server) jobViews(ctx context.Context) ([]JobView, error) {
 			Failed24h: sum.FailedLast}
 		if next, ok := spec.NextFire(now); ok && !v.Paused {
 			v.NextFire = &next
+			v.NextFires = spec.NextFires(now, nextFiresShown)
 		}
 		if lr := sum.LastRun; lr != nil {
 			v.LastRunID, v.LastStatus, v.LastError = lr.ID, string(lr.Status), lr.Error

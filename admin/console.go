@@ -19,6 +19,7 @@ var templateFS embed.FS
 
 var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"when":     fmtWhen,
+	"inZone":   func(t time.Time) string { return t.Format("2006-01-02 15:04:05 MST (Mon)") },
 	"dur":      fmtDuration,
 	"runDur":   func(r ledger.Run) string { return fmtDuration(r.Duration()) },
 	"prettyJS": prettyJSON,
@@ -56,6 +57,8 @@ type page struct {
 	Detail   *RunDetail
 	Job      *JobView
 	Error    string
+	Nodes    *NodesView
+	Report   *ReportChart
 }
 
 func (s *Server) newPage(title string) page {
@@ -121,7 +124,9 @@ func (s *Server) pageIndex(w http.ResponseWriter, r *http.Request) {
 	p.Filter = f
 	if p.Jobs, err = s.jobViews(ctx); err == nil {
 		if p.Runs, p.NextURL, err = s.runsWithNext(ctx, r, f); err == nil {
-			p.Charts, err = s.charts(ctx, s.kinds())
+			if p.Charts, err = s.charts(ctx, s.kinds()); err == nil {
+				p.Report, err = s.reportChart(ctx, "")
+			}
 		}
 	}
 	if err != nil {
@@ -156,7 +161,9 @@ func (s *Server) pageJob(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if p.Runs, p.NextURL, err = s.runsWithNext(ctx, r, f); err == nil {
-			p.Charts, err = s.charts(ctx, []string{name})
+			if p.Charts, err = s.charts(ctx, []string{name}); err == nil {
+				p.Report, err = s.reportChart(ctx, name)
+			}
 		}
 	}
 	if err != nil {

@@ -60,6 +60,10 @@ type Deps struct {
 	// Metrics serves /metrics; nil disables the endpoint.
 	Metrics http.Handler
 	Writes  WriteCounter
+	// Cluster reads nodes and the run report; nil hides those pages.
+	Cluster Cluster
+	// StaleAfter: a node without a heartbeat for longer is shown as gone (consumer.stale_after).
+	StaleAfter time.Duration
 	// Runs serves run logs, cancel and retry; nil leaves those endpoints out.
 	Runs RunController
 	// Prepare decodes and validates a message's params by its job's rules (the handler
@@ -111,6 +115,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/jobs/{job}/resume", s.write("resume", s.apiPause(false)))
 	s.runControlRoutes(m)
 	s.consoleRoutes(m)
+	s.operatorRoutes(m)
 }
 
 // Handler is the server's routes, for tests and for embedding.

@@ -161,7 +161,13 @@ type Notifier struct {
 	wg     sync.WaitGroup
 	// retryDelays are the pauses between delivery attempts.
 	retryDelays []time.Duration
+	// failed, when set, is told of each delivery that failed after its retries (metrics).
+	failed func(channel string)
 }
+
+// OnDeliveryFailed sets a function told of each delivery that failed after its retries, by
+// channel (the node counts them in jobservice_alert_deliveries_failed_total). Call before use.
+func (n *Notifier) OnDeliveryFailed(f func(channel string)) { n.failed = f }
 
 // New returns a notifier for cfg (defaults applied, validated). The job_alerts table must
 // exist (ledger.Migrate). node names this process in the alerts.
@@ -247,6 +253,9 @@ func (n *Notifier) Notify(ctx context.Context, a *Alert) error {
 			continue
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", s.Channel(), err))
+		if n.failed != nil {
+			n.failed(s.Channel())
+		}
 		relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		if rerr := n.store.release(relCtx, c); rerr != nil {
 			errs = append(errs, rerr)

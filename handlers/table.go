@@ -13,6 +13,7 @@ import (
 	"github.com/chatplat/job-service/archive"
 	"github.com/chatplat/job-service/filereap"
 	"github.com/chatplat/job-service/job"
+	"github.com/chatplat/job-service/ledger"
 )
 
 // Deps are what handlers are built from. Nil clients belong to systems this node does not
@@ -68,6 +69,9 @@ func Table() []Row {
 		Define(PartitionArchiveKind, PartitionArchivePolicy(), func(d Deps, c PartitionArchiveConfig) (job.Handler[PartitionArchiveArgs], error) {
 			s3, _ := d.S3.(archive.ObjectStore) // the node's *minio.Client; nil without s3.endpoint
 			return NewPartitionArchive(d.DB, s3, c, d.Now, d.Log)
+		}),
+		Define(RetentionKind, RetentionPolicy(), func(d Deps, c RetentionConfig) (job.Handler[RetentionArgs], error) {
+			return NewRetention(ledger.New(d.DB), c, d.Now, d.Log)
 		}),
 	}
 }

@@ -25,8 +25,8 @@ func TestDefaultPoliciesAreTheDesigns(t *testing.T) {
 	t.Parallel()
 	cfg, err := parse(base+"time_zone: Asia/Shanghai\n", nil)
 	require.NoError(t, err)
-	require.ElementsMatch(t, handlers.Kinds(), cfg.Scheduled(), "all nine jobs run without a jobs section")
-	require.Len(t, cfg.Scheduled(), 9)
+	require.ElementsMatch(t, handlers.Kinds(), cfg.Scheduled(), "the eight jobs of the design, partition_archive and ledger_retention run without a jobs section")
+	require.Len(t, cfg.Scheduled(), 10)
 	sh, err := time.LoadLocation("Asia/Shanghai")
 	require.NoError(t, err)
 	from := time.Date(2026, 12, 6, 23, 30, 0, 0, sh) // a Sunday, 23:30 Shanghai
@@ -40,6 +40,7 @@ func TestDefaultPoliciesAreTheDesigns(t *testing.T) {
 		handlers.TokenBlacklistKind:   time.Date(2026, 12, 7, 0, 0, 0, 0, sh),
 		handlers.MsgGapKind:           time.Date(2026, 12, 6, 23, 40, 0, 0, sh),
 		handlers.PartitionArchiveKind: time.Date(2026, 12, 7, 4, 30, 0, 0, sh),
+		handlers.RetentionKind:        time.Date(2026, 12, 7, 3, 30, 0, 0, sh),
 	}
 	for kind, at := range want {
 		s := cfg.Jobs[kind]
@@ -74,7 +75,7 @@ func TestJobCanBeDisabled(t *testing.T) {
 	cfg, err := parse(base+"jobs: {es_forcemerge: {enabled: false}, msg_gap_check: {schedule: '0 */5 * * * *'}}\n", nil)
 	require.NoError(t, err)
 	require.NotContains(t, cfg.Scheduled(), handlers.ESForceMergeKind)
-	require.Len(t, cfg.Scheduled(), 7)
+	require.Len(t, cfg.Scheduled(), 8)
 	require.Equal(t, "0 */5 * * * *", cfg.Jobs[handlers.MsgGapKind].Schedule)
 	require.Equal(t, 2*time.Minute, cfg.Jobs[handlers.MsgGapKind].Timeout, "the rest of the policy stays")
 }
@@ -152,7 +153,7 @@ func TestExampleConfigsLoad(t *testing.T) {
 			_, ok := cfg.Sections[k]
 			return ok
 		}), e.Name())
-		require.Len(t, cfg.Scheduled(), 8, e.Name())
+		require.Len(t, cfg.Scheduled(), 9, e.Name())
 		n++
 	}
 	require.Positive(t, n)

@@ -33,6 +33,8 @@ type Metrics struct {
 	batchSize   *prometheus.HistogramVec
 	batchTime   *prometheus.HistogramVec
 	batchErrors *prometheus.CounterVec
+	op          operatorMetrics
+	node        string
 }
 
 // New registers every metric, plus the Go runtime and process collectors, on a new registry.
@@ -42,11 +44,17 @@ func New(node string) *Metrics {
 	reg := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	constLabels := prometheus.Labels{"node": node}
-	m := &Metrics{reg: reg}
+	m := &Metrics{reg: reg, node: node}
+	m.op = newOperatorMetrics(reg, constLabels)
 	m.runs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "runs_total", ConstLabels: constLabels,
+		Help: "Runs that ended for good on this node (their last attempt), by job and final status (succeeded, failed).",
+	}, []string{"job", "status"})
+	m.op.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "attempts_total", ConstLabels: constLabels,
 		Help: "Attempts that ended on this node, by job and the status they recorded (succeeded, failed, retrying, interrupted).",
 	}, []string{"job", "status"})
+	reg.MustRegister(m.op.attempts)
 	// Jobs range from a second (a partition check) to an hour (a full GC sweep).
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: Namespace, Name: "run_duration_seconds", ConstLabels: constLabels,
@@ -117,7 +125,11 @@ func (m *Metrics) Handler() http.Handler {
 
 // RunFinished records one attempt's outcome (consumer.Observer).
 func (m *Metrics) RunFinished(jobName string, status ledger.Status, duration, scheduleDelay time.Duration) {
-	m.runs.WithLabelValues(jobName, string(status)).Inc()
+	m.op.attempts.WithLabelValues(jobName, string(status)).Inc()
+	// A retried or interrupted attempt is not the end of its run: only final outcomes count.
+	if status.Terminal() {
+		m.runs.WithLabelValues(jobName, string(status)).Inc()
+	}
 	m.duration.WithLabelValues(jobName, string(status)).Observe(duration.Seconds())
 	// A negative delay (a clock a little behind the publisher's) is noise, not an early start.
 	m.delay.WithLabelValues(jobName).Observe(max(scheduleDelay, 0).Seconds())

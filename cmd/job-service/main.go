@@ -28,6 +28,7 @@ func rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "job-service",
 		Short:         "Maintenance, consistency and report jobs of the chat platform, driven by RocketMQ",
+		Version:       app.Build().String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -20,6 +20,8 @@ import (
 type globals struct {
 	cfgPath string
 	json    bool
+	// server, when set, sends every command through that node's admin API.
+	server string
 }
 
 // exitError carries a specific exit code (run --wait exits 2 when the run did not succeed).
@@ -36,7 +38,11 @@ func exitCode(err error) int {
 	if errors.As(err, &e) {
 		return e.code
 	}
-	return 1
+	// cobra reports a mistyped command before any of ours runs.
+	if strings.HasPrefix(err.Error(), "unknown command") {
+		return exitUsage
+	}
+	return exitFailed
 }
 
 func (g *globals) config() (*config.Config, error) {

@@ -22,9 +22,10 @@ type lagReport struct {
 	Group string `json:"group"`
 	// Messages is "Consume Diff Total": messages on the broker the group has not consumed,
 	// including its %RETRY% queue. Absent when unavailable.
-	Messages    *int64 `json:"messages,omitempty"`
-	Source      string `json:"source,omitempty"`
-	Unavailable string `json:"unavailable,omitempty"`
+	Messages    *int64     `json:"messages,omitempty"`
+	Topics      []TopicLag `json:"topics,omitempty"`
+	Source      string     `json:"source,omitempty"`
+	Unavailable string     `json:"unavailable,omitempty"`
 }
 
 var diffTotal = regexp.MustCompile(`(?m)^Consume Diff Total:\s*(-?\d+)\s*$`)
@@ -40,8 +41,27 @@ func parseConsumerProgress(out string) (int64, error) {
 
 // readLag runs script consumerProgress for the config's group. Every failure becomes an
 // "unavailable" report: lag is extra information, never a reason for backlog to fail.
-func readLag(ctx context.Context, cfg *config.Config, script string) lagReport {
-	r := lagReport{Group: cfg.RocketMQ.ConsumerGroup}
+func readLag(ctx context.Context, cfg *config.Config, script, brokerMetrics string) (r lagReport) {
+	r = lagReport{Group: cfg.RocketMQ.ConsumerGroup}
+	if script == "" {
+		r.Unavailable = "not requested"
+		return r
+	}
+	// The broker's own exporter is cheap and exact; mqadmin (a JVM start) is the fallback.
+	var exporterErr error
+	if brokerMetrics != "" {
+		n, topics, err := readLagExporter(ctx, brokerMetrics, r.Group)
+		if err == nil {
+			r.Messages, r.Topics, r.Source = &n, topics, "broker metrics "+brokerMetrics
+			return r
+		}
+		exporterErr = err
+	}
+	defer func() {
+		if exporterErr != nil && r.Messages == nil {
+			r.Unavailable += "; " + exporterErr.Error()
+		}
+	}()
 	if script == "" {
 		r.Unavailable = "not requested"
 		return r
@@ -83,5 +103,9 @@ func (r lagReport) String() string {
 	if r.Messages == nil {
 		return fmt.Sprintf("RocketMQ lag of group %s: unavailable (%s)", r.Group, r.Unavailable)
 	}
-	return fmt.Sprintf("RocketMQ lag of group %s: %d message(s) not yet consumed (%s)", r.Group, *r.Messages, r.Source)
+	s := fmt.Sprintf("RocketMQ lag of group %s: %d message(s) not yet consumed (%s)", r.Group, *r.Messages, r.Source)
+	for _, t := range r.Topics {
+		s += fmt.Sprintf("\n  %s: %d", t.Topic, t.Messages)
+	}
+	return s
 }

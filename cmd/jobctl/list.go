@@ -33,6 +33,9 @@ func runsCmd(g *globals) *cobra.Command {
 				}
 				f.Since = t
 			}
+			if g.server != "" {
+				return remoteRuns(cmd, g, f)
+			}
 			_, l, pool, err := g.ledger(cmd.Context())
 			if err != nil {
 				return err
@@ -104,11 +107,18 @@ func oneLine(s string, n int) string {
 }
 
 func jobsCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var next int
+	cmd := &cobra.Command{
 		Use:   "jobs",
-		Short: "List jobs with schedule, next fire time and last outcome",
+		Short: "List jobs with schedule, next fire time and last outcome (--next N: the next N fire times, in each job's zone)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if next < 0 || next > 100 {
+				return usage(fmt.Errorf("--next %d: want 0..100", next))
+			}
+			if g.server != "" {
+				return remoteJobs(cmd, g, next)
+			}
 			cfg, l, pool, err := g.ledger(cmd.Context())
 			if err != nil {
 				return err
@@ -116,6 +126,19 @@ func jobsCmd(g *globals) *cobra.Command {
 			defer pool.Close()
 			kinds := handlers.Kinds()
 			sums, err := l.Summaries(cmd.Context(), kinds)
+			if err == nil && next > 0 {
+				fires := map[string][]time.Time{}
+				for _, k := range kinds {
+					if !sums[k].Paused {
+						fires[k] = cfg.Spec(k).NextFires(time.Now(), next)
+					}
+				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), fires)
+				}
+				printNextFires(cmd, fires, kinds)
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -171,6 +194,8 @@ func jobsCmd(g *globals) *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	cmd.Flags().IntVar(&next, "next", 0, "instead of the table, the next N fire times of each job in its time zone")
+	return cmd
 }
 
 func orDash(s string) string {
@@ -188,7 +213,10 @@ func showCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := strconv.ParseInt(args[0], 10, 64)
 			if err != nil {
-				return fmt.Errorf("run id %q: not a number", args[0])
+				return usage(fmt.Errorf("run id %q: not a number", args[0]))
+			}
+			if g.server != "" {
+				return remoteShow(cmd, g, id)
 			}
 			_, l, pool, err := g.ledger(cmd.Context())
 			if err != nil {
@@ -223,10 +251,18 @@ func pauseCmd(g *globals, pause bool) *cobra.Command {
 		use, short = "pause JOB", "Stop the ticker from publishing JOB (forced runs still work)"
 	}
 	return &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  cobra.ExactArgs(1),
+		Use:               use,
+		Short:             short,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// A typo would otherwise pause nothing and say it paused it.
+			if err := checkJob(args[0]); err != nil {
+				return err
+			}
+			if g.server != "" {
+				return remotePause(cmd, g, args[0], pause)
+			}
 			_, l, pool, err := g.ledger(cmd.Context())
 			if err != nil {
 				return err
@@ -251,15 +287,19 @@ func pauseCmd(g *globals, pause bool) *cobra.Command {
 
 func backlogCmd(g *globals) *cobra.Command {
 	var lag bool
-	var script string
+	var script, brokerMetrics string
 	cmd := &cobra.Command{
 		Use:   "backlog",
 		Short: "Runs due but not started, per job (from the ledger), and the RocketMQ consumer-group lag",
 		Long: "Per job, runs scheduled and due but not started and runs waiting for a retry, from the ledger.\n" +
-			"With --lag (default) also the RocketMQ consumer-group lag, read with mqadmin consumerProgress\n" +
+			"With --lag (default) also the RocketMQ consumer-group lag: from the broker's Prometheus exporter\n" +
+			"(--broker-metrics, rocketmq_consumer_lag_messages) when it answers, else mqadmin consumerProgress\n" +
 			"(--mqadmin; the local stack has deploy/local/mqadmin.sh). Where it cannot be read it says unavailable.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if g.server != "" {
+				return remoteBacklog(cmd, g)
+			}
 			cfg, l, pool, err := g.ledger(cmd.Context())
 			if err != nil {
 				return err
@@ -275,7 +315,7 @@ func backlogCmd(g *globals) *cobra.Command {
 			if !lag {
 				script = ""
 			}
-			lr := readLag(cmd.Context(), cfg, script)
+			lr := readLag(cmd.Context(), cfg, script, brokerMetrics)
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), map[string]any{"ledger": b, "rocketmq_lag": lr})
 			}
@@ -298,6 +338,8 @@ func backlogCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&lag, "lag", true, "also read the RocketMQ consumer-group lag (slow: starts mqadmin)")
+	cmd.Flags().StringVar(&brokerMetrics, "broker-metrics", os.Getenv("JOBSVC_RMQ_METRICS"),
+		"the broker's Prometheus exporter URL ($JOBSVC_RMQ_METRICS); read before falling back to mqadmin")
 	cmd.Flags().StringVar(&script, "mqadmin", envOr("JOBSVC_MQADMIN", "deploy/local/mqadmin.sh"), "mqadmin wrapper script ($JOBSVC_MQADMIN)")
 	return cmd
 }

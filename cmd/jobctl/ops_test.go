@@ -61,7 +61,7 @@ func TestParseConsumerProgress(t *testing.T) {
 
 	cfg := &config.Config{}
 	cfg.RocketMQ.ConsumerGroup = "g"
-	r := readLag(context.Background(), cfg, filepath.Join(t.TempDir(), "missing.sh"))
+	r := readLag(context.Background(), cfg, filepath.Join(t.TempDir(), "missing.sh"), "")
 	require.Nil(t, r.Messages)
 	require.Contains(t, r.String(), "RocketMQ lag of group g: unavailable")
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/chatplat/job-service/handlers"
+	"github.com/chatplat/job-service/admin"
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
 )
@@ -25,21 +25,22 @@ func runCmd(g *globals) *cobra.Command {
 		Short: "Force a run: publish a manual message on the job topic",
 		Long: "Publishes the same envelope any RocketMQ producer could, with trigger=manual and a fresh run key.\n" +
 			"With --wait it follows the ledger until every shard ends and exits 0 only if all succeeded.",
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cfg, err := g.config()
-			if err != nil {
+			if err := checkJob(args[0]); err != nil {
 				return err
 			}
-			known := false
-			for _, k := range handlers.Kinds() {
-				known = known || k == args[0]
-			}
-			if !known {
-				return fmt.Errorf("unknown job %q (known: %v)", args[0], handlers.Kinds())
-			}
 			p, err := parseParams(params)
+			if err != nil {
+				return usage(err)
+			}
+			if g.server != "" {
+				return remoteRun(ctx, cmd, g, admin.ForceRequest{Params: p, Shards: shards, RequestedBy: requester()},
+					args[0], wait, waitTimeout)
+			}
+			cfg, err := g.config()
 			if err != nil {
 				return err
 			}

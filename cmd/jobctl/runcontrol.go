@@ -46,6 +46,9 @@ func logsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
+			if g.server != "" {
+				return remoteLogs(cmd, g, id, follow, interval)
+			}
 			_, l, pool, err := g.ledger(ctx)
 			if err != nil {
 				return err
@@ -119,6 +122,9 @@ func cancelCmd(g *globals) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
+			if g.server != "" {
+				return remoteControl(cmd, g, id, "cancel")
+			}
 			_, l, pool, err := g.ledger(ctx)
 			if err != nil {
 				return err
@@ -180,6 +186,9 @@ func retryCmd(g *globals) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
+			if g.server != "" {
+				return remoteControl(cmd, g, id, "retry")
+			}
 			cfg, l, pool, err := g.ledger(ctx)
 			if err != nil {
 				return err

@@ -95,6 +95,7 @@ rocketmq_start() {
   printf 'listenPort=%s\nbindAddress=%s\n' "$RMQ_NS_PORT" "$RMQ_NS_HOST" >"$RMQ_DIR/conf/namesrv.conf"
   sed -e "s|@BROKER_HOST@|$RMQ_BROKER_HOST|g" -e "s|@BROKER_PORT@|$RMQ_BROKER_PORT|g" \
     -e "s|@NAMESRV@|$JOBSVC_RMQ_NAMESRV|g" -e "s|@STORE_DIR@|$RMQ_DIR/store|g" \
+    -e "s|@METRICS_PORT@|${JOBSVC_RMQ_METRICS_PORT:-55557}|g" \
     "$LOCAL_DIR/rocketmq/broker.conf" >"$RMQ_DIR/conf/broker.conf"
 
   if ! pid_alive "$RMQ_DIR/namesrv.pid" NamesrvStartup; then

@@ -28,7 +28,10 @@ func NewAdmin(n *Node) *admin.Server {
 		Archives: func(ctx context.Context, f archive.ListFilter) ([]*archive.Entry, error) {
 			return archive.List(ctx, n.Pool, f)
 		},
-		Log: n.Log.With("component", "admin"),
+		Log:     n.Log.With("component", "admin"),
+		Cluster: n.Ledger,
+		// Nodes beat on the consumer's heartbeat, so they go stale on the same clock as runs.
+		StaleAfter: n.Cfg.Consumer.WithDefaults().StaleAfter,
 	}
 	if n.Ticker != nil {
 		deps.Ticker = func() ticker.State { return n.Ticker.State() }

@@ -58,6 +58,8 @@ type Node struct {
 
 	ownPool   bool
 	stopClock context.CancelFunc
+	// stopBeat ends the node's heartbeat in job_nodes and marks it stopped.
+	stopBeat func()
 	// closeSearch closes the Elasticsearch and Neo4j clients Start opened.
 	closeSearch func(context.Context) error
 }
@@ -78,6 +80,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.Metrics == nil {
 		n.Metrics = metrics.New(n.Cfg.Node)
 	}
+	defer func() {
+		// The ledger collector needs the ledger and the registry, both ready once Start got here.
+		if err == nil && n.Ledger != nil && n.Registry != nil {
+			n.Metrics.WatchLedger(n.Ledger, n.Registry.Kinds)
+		}
+	}()
+	bi := Build()
+	n.Metrics.SetBuildInfo(bi.Version, bi.Revision, bi.GoVersion)
 	if n.Pool == nil {
 		if n.Pool, err = OpenPool(ctx, n.Cfg.Postgres); err != nil {
 			return err
@@ -147,6 +157,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if n.Alerts, err = alert.New(n.Cfg.Alerts, n.Pool, n.Cfg.Node, n.Log.With("component", "alert"), now); err != nil {
 			return err
 		}
+		n.Alerts.OnDeliveryFailed(n.Metrics.AlertDeliveryFailed)
 		n.Proc.SetAlerter(n.Alerts)
 	}
 	n.Consumer = consumer.New(consumer.Options{
@@ -175,7 +186,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	n.Log.Info("node started", "node", n.Cfg.Node, "jobs", n.Registry.Kinds())
+	beatCtx, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
+	beatDone := make(chan struct{})
+	go func() {
+		defer close(beatDone)
+		n.beatNode(beatCtx, now(), now)
+	}()
+	n.stopBeat = func() { stopBeat(); <-beatDone }
+	n.Log.Info("node started", "node", n.Cfg.Node, "version", Build().Version, "jobs", n.Registry.Kinds())
 	return nil
 }
 
@@ -201,6 +219,10 @@ func (n *Node) Stop(ctx context.Context) error {
 	// First of all, no new message and no new handler: the rest of the shutdown takes time.
 	if n.Consumer != nil {
 		n.Consumer.Pause()
+	}
+	if n.stopBeat != nil {
+		n.stopBeat()
+		n.stopBeat = nil
 	}
 	if n.Ticker != nil {
 		n.Ticker.Stop()

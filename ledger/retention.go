@@ -1,0 +1,57 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// PruneTarget names what a retention batch deletes.
+type PruneTarget string
+
+// What the retention job prunes. Runs take their attempts (and any per-run rows declared ON
+// DELETE CASCADE, such as run logs) with them; gc_log rows that pointed at a pruned run keep
+// their record with run_id set to NULL.
+const (
+	PruneRuns   PruneTarget = "runs"   // finished job_runs rows (and their attempts), by created_at
+	PruneAlerts PruneTarget = "alerts" // job_alerts rows last seen before the cutoff
+	PruneGCLog  PruneTarget = "gc_log" // gc_log rows, by deleted_at
+	PruneNodes  PruneTarget = "nodes"  // job_nodes rows whose last heartbeat is before the cutoff
+)
+
+// pruneSQL deletes at most $2 rows older than $1. Each statement picks its victims through an
+// index on the age column and SKIP LOCKED, so it never waits on a row a node is working on and
+// holds its row locks only for one small batch.
+var pruneSQL = map[PruneTarget]string{
+	// Only terminal statuses: a run still scheduled, running or retrying is never pruned, however
+	// old (the reaper and the operator deal with those).
+	PruneRuns: `DELETE FROM job_runs WHERE id IN (
+		SELECT id FROM job_runs WHERE created_at < $1 AND status IN ('succeeded', 'failed', 'rejected', 'skipped')
+		ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+	PruneAlerts: `DELETE FROM job_alerts WHERE (dedupe_key, channel) IN (
+		SELECT dedupe_key, channel FROM job_alerts WHERE last_seen_at < $1
+		ORDER BY last_seen_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+	PruneGCLog: `DELETE FROM gc_log WHERE id IN (
+		SELECT id FROM gc_log WHERE deleted_at < $1 ORDER BY deleted_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+	PruneNodes: `DELETE FROM job_nodes WHERE node IN (
+		SELECT node FROM job_nodes WHERE heartbeat_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+}
+
+// PruneTargets lists every target in the order the retention job visits them.
+func PruneTargets() []PruneTarget {
+	return []PruneTarget{PruneRuns, PruneAlerts, PruneGCLog, PruneNodes}
+}
+
+// PruneBatch deletes at most limit rows of target older than cutoff in one short transaction
+// and returns how many it deleted (fewer than limit: nothing older is left).
+func (l *Ledger) PruneBatch(ctx context.Context, target PruneTarget, cutoff time.Time, limit int) (int64, error) {
+	q, ok := pruneSQL[target]
+	if !ok {
+		return 0, fmt.Errorf("prune %q: not a retention target", target)
+	}
+	tag, err := l.db.Exec(ctx, q, cutoff, limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune %s older than %s: %w", target, cutoff.UTC().Format(time.RFC3339), err)
+	}
+	return tag.RowsAffected(), nil
+}
