@@ -174,6 +174,10 @@ type MsgGapResult struct {
 	Pending   int64         `json:"pending"`
 	Channels  []ChannelGaps `json:"channels,omitempty"`
 	Truncated bool          `json:"truncated,omitempty"`
+	// TimeIndex names the index whose first column is the time column, the one the window
+	// scan relies on; empty when the table has none (then IndexWarning says what to create).
+	TimeIndex    string `json:"time_index,omitempty"`
+	IndexWarning string `json:"index_warning,omitempty"`
 }
 
 // ChannelGaps lists the missing ranges of one channel.
@@ -257,6 +261,15 @@ func (h *MsgGap) Run(ctx context.Context, run *job.Run[MsgGapArgs]) (any, error)
 	}
 	var raw []byte
 	err := pgx.BeginTxFunc(ctx, h.db, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		idx, err := timeIndex(ctx, tx, h.cfg.Table, h.cfg.TimeColumn)
+		if err != nil {
+			return err
+		}
+		res.TimeIndex = idx
+		if idx == "" {
+			res.IndexWarning = missingIndexWarning(h.cfg.Table, h.cfg.TimeColumn)
+			h.log.WarnContext(ctx, "message table has no time index", "table", h.cfg.Table, "column", h.cfg.TimeColumn)
+		}
 		if _, err := tx.Exec(ctx, `SELECT set_config('work_mem', $1, true)`, h.cfg.WorkMem); err != nil {
 			return err
 		}

@@ -1,0 +1,47 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// timeIndexSQL finds an index of the table whose first key column is the time column. On a
+// partitioned table it finds the partitioned index, which Postgres creates on every partition,
+// present and future. Any access method counts: btree and BRIN both turn the window's range
+// into a scan of the window's rows instead of the whole month's partition.
+const timeIndexSQL = `
+SELECT i.indexrelid::regclass::text
+FROM pg_index i
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+WHERE i.indrelid = to_regclass($1) AND a.attname = $2
+ORDER BY 1 LIMIT 1`
+
+// timeIndex returns the name of the index msg_gap_check relies on, or "" when the table
+// has none.
+func timeIndex(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, table, column string) (string, error) {
+	rows, err := q.Query(ctx, timeIndexSQL, pgx.Identifier(strings.Split(table, ".")).Sanitize(), column)
+	if err != nil {
+		return "", fmt.Errorf("look for an index on %s(%s): %w", table, column, err)
+	}
+	name, err := pgx.CollectOneRow(rows, pgx.RowTo[string])
+	if err == pgx.ErrNoRows {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("look for an index on %s(%s): %w", table, column, err)
+	}
+	return name, nil
+}
+
+// missingIndexWarning says what the platform must create. Without it every run reads the
+// whole current month's partition (its primary key leads with id, not the time).
+func missingIndexWarning(table, column string) string {
+	return fmt.Sprintf("no index leads with %s on %s: every run reads the whole partition; create one: "+
+		"CREATE INDEX ON %s (%s)", column, table, pgx.Identifier(strings.Split(table, ".")).Sanitize(),
+		pgx.Identifier{column}.Sanitize())
+}
