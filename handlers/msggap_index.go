@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -44,4 +45,14 @@ func missingIndexWarning(table, column string) string {
 	return fmt.Sprintf("no index leads with %s on %s: every run reads the whole partition; create one: "+
 		"CREATE INDEX ON %s (%s)", column, table, pgx.Identifier(strings.Split(table, ".")).Sanitize(),
 		pgx.Identifier{column}.Sanitize())
+}
+
+// MsgGapQueryForExplain returns the statement a run at now with cfg executes and its
+// arguments, and the work_mem it sets, so benchmarks can EXPLAIN exactly what the job runs.
+func MsgGapQueryForExplain(cfg MsgGapConfig, now time.Time) (query string, args []any, workMem string) {
+	cfg = cfg.WithDefaults()
+	h := &MsgGap{cfg: cfg}
+	now = now.UTC()
+	from := now.Add(-cfg.Window)
+	return h.query(), []any{from, now, from.Add(-cfg.BoundaryLookback), now.Add(-cfg.Settle), cfg.MaxChannels, cfg.MaxRanges}, cfg.WorkMem
 }
