@@ -270,8 +270,10 @@ func (h *MsgGap) Run(ctx context.Context, run *job.Run[MsgGapArgs]) (any, error)
 			res.IndexWarning = missingIndexWarning(h.cfg.Table, h.cfg.TimeColumn)
 			h.log.WarnContext(ctx, "message table has no time index", "table", h.cfg.Table, "column", h.cfg.TimeColumn)
 		}
-		if _, err := tx.Exec(ctx, `SELECT set_config('work_mem', $1, true)`, h.cfg.WorkMem); err != nil {
-			return err
+		for _, kv := range msgGapSettings(h.cfg) {
+			if _, err := tx.Exec(ctx, `SELECT set_config($1, $2, true)`, kv[0], kv[1]); err != nil {
+				return fmt.Errorf("set %s: %w", kv[0], err)
+			}
 		}
 		return tx.QueryRow(ctx, h.query(), res.From, res.To, res.From.Add(-h.cfg.BoundaryLookback),
 			res.SettledBefore, h.cfg.MaxChannels, h.cfg.MaxRanges).Scan(

@@ -47,12 +47,23 @@ func missingIndexWarning(table, column string) string {
 		pgx.Identifier{column}.Sanitize())
 }
 
-// MsgGapQueryForExplain returns the statement a run at now with cfg executes and its
-// arguments, and the work_mem it sets, so benchmarks can EXPLAIN exactly what the job runs.
-func MsgGapQueryForExplain(cfg MsgGapConfig, now time.Time) (query string, args []any, workMem string) {
+// msgGapSettings are the settings the query runs under, for its transaction only. work_mem
+// lets the window's rows sort in memory. Bitmap scans are off because the boundary probe
+// (the predecessor of each channel's first message in the window) is a LIMIT 1 walk down the
+// (channel, seq) index: with a bitmap scan Postgres fetches every earlier message of the
+// channel in the partition, then sorts, and at production volume (hundreds of messages per
+// channel per month, tens of thousands of channels per hour) that alone read gigabytes per
+// run (BENCHMARKS.md, issue 14 item 3).
+func msgGapSettings(cfg MsgGapConfig) [][2]string {
+	return [][2]string{{"work_mem", cfg.WorkMem}, {"enable_bitmapscan", "off"}}
+}
+
+// MsgGapQueryForExplain returns the statement a run at now with cfg executes, its arguments
+// and the settings it runs under, so benchmarks can EXPLAIN exactly what the job runs.
+func MsgGapQueryForExplain(cfg MsgGapConfig, now time.Time) (query string, args []any, settings [][2]string) {
 	cfg = cfg.WithDefaults()
 	h := &MsgGap{cfg: cfg}
 	now = now.UTC()
 	from := now.Add(-cfg.Window)
-	return h.query(), []any{from, now, from.Add(-cfg.BoundaryLookback), now.Add(-cfg.Settle), cfg.MaxChannels, cfg.MaxRanges}, cfg.WorkMem
+	return h.query(), []any{from, now, from.Add(-cfg.BoundaryLookback), now.Add(-cfg.Settle), cfg.MaxChannels, cfg.MaxRanges}, msgGapSettings(cfg)
 }

@@ -86,14 +86,19 @@ func BenchmarkVolumeMsgGap(b *testing.B) {
 // blocks it hit or read.
 func queryBuffers(b *testing.B, s *testenv.Schema, clock time.Time) int64 {
 	ctx := context.Background()
-	q, args, workMem := handlers.MsgGapQueryForExplain(handlers.MsgGapConfig{}, clock)
+	q, args, settings := handlers.MsgGapQueryForExplain(handlers.MsgGapConfig{}, clock)
 	tx, err := s.Pool.Begin(ctx)
 	require.NoError(b, err)
 	defer tx.Rollback(ctx) //nolint:errcheck // read-only
-	_, err = tx.Exec(ctx, `SELECT set_config('work_mem', $1, true)`, workMem)
-	require.NoError(b, err)
+	for _, kv := range settings {
+		_, err = tx.Exec(ctx, `SELECT set_config($1, $2, true)`, kv[0], kv[1])
+		require.NoError(b, err)
+	}
 	var raw []byte
 	require.NoError(b, tx.QueryRow(ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+q, args...).Scan(&raw))
+	if os.Getenv("EXPLAIN") != "" {
+		require.NoError(b, os.WriteFile(os.Getenv("EXPLAIN"), raw, 0o644))
+	}
 	var plan []struct {
 		Plan struct {
 			Hit  int64 `json:"Shared Hit Blocks"`
