@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -115,8 +116,9 @@ func SeedAuditVolume(ctx context.Context, pool *pgxpool.Pool, v Volume, end time
 // as pg_partition names them) unless it exists.
 func monthPartition(ctx context.Context, pool *pgxpool.Pool, table string, m time.Time) error {
 	name := fmt.Sprintf("%s_%04d_%02d", table, m.Year(), int(m.Month()))
+	// Partition bounds cannot be parameters; they are formatted timestamps, not input.
 	_, err := pool.Exec(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s')`,
-		name, table, m.Format(time.RFC3339), m.AddDate(0, 1, 0).Format(time.RFC3339)))
+		pgx.Identifier{name}.Sanitize(), pgx.Identifier{table}.Sanitize(), m.Format(time.RFC3339), m.AddDate(0, 1, 0).Format(time.RFC3339)))
 	if err != nil {
 		return fmt.Errorf("create partition %s: %w", name, err)
 	}
