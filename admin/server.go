@@ -53,6 +53,8 @@ type Deps struct {
 	Ping func(ctx context.Context) error
 	// InFlight counts runs executing on this node.
 	InFlight func() int
+	// Draining reports that the node is shutting down: /readyz answers 503.
+	Draining func() bool
 	// Ticker reports the ticker's state; nil when this node runs no ticker.
 	Ticker func() ticker.State
 	// Metrics serves /metrics; nil disables the endpoint.
@@ -63,8 +65,10 @@ type Deps struct {
 	// Prepare decodes and validates a message's params by its job's rules (the handler
 	// registry's); nil skips the check before a forced run is published.
 	Prepare func(env job.Envelope) error
-	Log     *slog.Logger
-	Now     func() time.Time
+	// Archives lists the partition_archive manifest for /archives; nil hides the page.
+	Archives ArchiveLister
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 // Server is the admin HTTP server.
@@ -162,6 +166,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	body["consumer"] = "started"
+	if s.deps.Draining != nil && s.deps.Draining() {
+		body["consumer"] = "draining"
+		code = http.StatusServiceUnavailable
+	}
 	if s.deps.InFlight != nil {
 		body["in_flight"] = s.deps.InFlight()
 	}

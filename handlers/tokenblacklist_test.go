@@ -174,9 +174,17 @@ func TestTokenBlacklistRacesWithOtherWriters(t *testing.T) {
 		require.NoError(t, rdb.Set(ctx, p+k, "1", 0).Err())
 	}
 	h := newBlacklist(t, r, time.Now(), TokenBlacklistConfig{})
-	h.beforeExpire = func() {
-		require.NoError(t, rdb.Del(ctx, p+"deleted").Err())
-		require.NoError(t, rdb.Expire(ctx, p+"ttl-set", 90*time.Second).Err())
+	// The race is staged on the batch that is about to EXPIRE each key: SCAN may return the
+	// keys over several pages when the shared Redis holds many other keys.
+	h.beforeExpire = func(keys []string) {
+		for _, k := range keys {
+			switch k {
+			case p + "deleted":
+				require.NoError(t, rdb.Del(ctx, k).Err())
+			case p + "ttl-set":
+				require.NoError(t, rdb.Expire(ctx, k, 90*time.Second).Err())
+			}
+		}
 	}
 	res, err := handlertest.Run(ctx, h, blacklistRun(false))
 	require.NoError(t, err)
