@@ -8,7 +8,7 @@ STACK := deploy/local/stack.sh
 COMPONENTS ?= postgres redis rocketmq s3 neo4j elasticsearch
 ENV   := source deploy/local/env.sh &&
 
-.PHONY: chromium all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench bench-archive bench-peers chaos lint fuzz fmt vet clean
+.PHONY: chromium all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench bench-archive bench-peers bench-volume chaos lint fuzz fmt vet clean
 
 all: build
 
@@ -62,6 +62,12 @@ FUZZTIME ?= 2m
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./job/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./config/
+
+## bench-volume: msg_gap_check over a month of chat_messages, without and with the created_at
+## index (issue 14 item 3). VOLUME_MESSAGES=20000000 is production size (seeds ~4 min here).
+VOLUME_MESSAGES ?= 1000000
+bench-volume: stack-up
+	$(ENV) VOLUME_MESSAGES=$(VOLUME_MESSAGES) nice $(GO) test -run='^$$' -bench='Volume' -benchtime=1x -v -timeout 60m ./internal/demo/
 
 ## bench: every benchmark once (figures in BENCHMARKS.md); BENCH=Scaling runs one.
 BENCH ?= .

@@ -184,6 +184,10 @@ type MsgGapResult struct {
 	Truncated bool          `json:"truncated,omitempty"`
 	// EventsPublished counts the repair events sent (repair_events.enabled).
 	EventsPublished int `json:"events_published,omitempty"`
+	// TimeIndex names the index whose first column is the time column, the one the window
+	// scan relies on; empty when the table has none (then IndexWarning says what to create).
+	TimeIndex    string `json:"time_index,omitempty"`
+	IndexWarning string `json:"index_warning,omitempty"`
 }
 
 // ChannelGaps lists the missing ranges of one channel.
@@ -267,8 +271,19 @@ func (h *MsgGap) Run(ctx context.Context, run *job.Run[MsgGapArgs]) (any, error)
 	}
 	var raw []byte
 	err := pgx.BeginTxFunc(ctx, h.db, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT set_config('work_mem', $1, true)`, h.cfg.WorkMem); err != nil {
+		idx, err := timeIndex(ctx, tx, h.cfg.Table, h.cfg.TimeColumn)
+		if err != nil {
 			return err
+		}
+		res.TimeIndex = idx
+		if idx == "" {
+			res.IndexWarning = missingIndexWarning(h.cfg.Table, h.cfg.TimeColumn)
+			h.log.WarnContext(ctx, "message table has no time index", "table", h.cfg.Table, "column", h.cfg.TimeColumn)
+		}
+		for _, kv := range msgGapSettings(h.cfg) {
+			if _, err := tx.Exec(ctx, `SELECT set_config($1, $2, true)`, kv[0], kv[1]); err != nil {
+				return fmt.Errorf("set %s: %w", kv[0], err)
+			}
 		}
 		return tx.QueryRow(ctx, h.query(), res.From, res.To, res.From.Add(-h.cfg.BoundaryLookback),
 			res.SettledBefore, h.cfg.MaxChannels, h.cfg.MaxRanges).Scan(

@@ -268,3 +268,33 @@ func BenchmarkMsgGapCheck(b *testing.B) {
 	require.EqualValues(b, channels/10, r.Gaps)
 	b.ReportMetric(float64(r.MessagesChecked)*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// TestMsgGapReportsTheTimeIndex: with the platform's index on created_at the result names it;
+// without it the run still checks, and the result and the log say which index to create.
+func TestMsgGapReportsTheTimeIndex(t *testing.T) {
+	s := testenv.NewSchema(t)
+	s.ApplyChatSchema(t)
+	msgs(t, s, 1, seqs(1, 5, 2*time.Minute))
+	h := newMsgGap(t, s, MsgGapConfig{})
+	res, err := handlertest.Run(context.Background(), h, gapRun())
+	require.NoError(t, err)
+	r := res.(MsgGapResult)
+	require.Equal(t, "chat_messages_created_at", r.TimeIndex)
+	require.Empty(t, r.IndexWarning)
+
+	_, err = s.Pool.Exec(context.Background(), `DROP INDEX chat_messages_created_at`)
+	require.NoError(t, err)
+	res, err = handlertest.Run(context.Background(), h, gapRun())
+	require.NoError(t, err, "a missing index is reported, not a failure: the check still runs")
+	r = res.(MsgGapResult)
+	require.Empty(t, r.TimeIndex)
+	require.Contains(t, r.IndexWarning, `CREATE INDEX ON "chat_messages" ("created_at")`)
+	require.EqualValues(t, 5, r.MessagesChecked)
+
+	// A BRIN index leading with the time column serves as well.
+	_, err = s.Pool.Exec(context.Background(), `CREATE INDEX msgs_at_brin ON chat_messages USING brin (created_at)`)
+	require.NoError(t, err)
+	res, err = handlertest.Run(context.Background(), h, gapRun())
+	require.NoError(t, err)
+	require.Equal(t, "msgs_at_brin", res.(MsgGapResult).TimeIndex)
+}
