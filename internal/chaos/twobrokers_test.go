@@ -102,11 +102,12 @@ func TestKill9OneOfTwoBrokerMasters(t *testing.T) {
 // registered it).
 func waitQueues(t *testing.T, nameServer, topic string, want int) {
 	t.Helper()
-	adm, err := admin.NewAdmin(admin.WithResolver(primitive.NewPassthroughResolver([]string{nameServer})))
-	require.NoError(t, err)
-	defer adm.Close() //nolint:errcheck // best effort on a short-lived client
 	var brokers map[string]int
-	testenv.Eventually(t, time.Minute, func() bool {
+	testenv.Eventually(t, 2*time.Minute, func() bool {
+		// A fresh client each time: one keeps the first route it saw.
+		adm, err := admin.NewAdmin(admin.WithResolver(primitive.NewPassthroughResolver([]string{nameServer})))
+		require.NoError(t, err)
+		defer adm.Close() //nolint:errcheck // best effort on a short-lived client
 		qs, err := adm.FetchPublishMessageQueues(context.Background(), topic)
 		brokers = map[string]int{}
 		for _, q := range qs {
