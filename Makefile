@@ -8,7 +8,7 @@ STACK := deploy/local/stack.sh
 COMPONENTS ?= postgres redis rocketmq s3 neo4j elasticsearch
 ENV   := source deploy/local/env.sh &&
 
-.PHONY: chromium all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench chaos lint fuzz fmt vet clean
+.PHONY: chromium all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench bench-peers chaos lint fuzz fmt vet clean
 
 all: build
 
@@ -67,6 +67,13 @@ fuzz:
 BENCH ?= .
 bench: stack-up
 	$(ENV) $(GO) test -run='^$$' -bench='$(BENCH)' -benchtime=1x -timeout 30m ./...
+
+## bench-peers: job-service against River and Asynq on the same stack, back to back
+## (bench/peers, a module of its own; not part of make test). PEERS_N jobs per run (10000).
+PEERS_BENCH ?= .
+bench-peers:
+	$(STACK) up postgres redis rocketmq
+	$(ENV) cd bench/peers && $(GO) test -run='^$$' -bench='$(PEERS_BENCH)' -benchtime=1x -timeout 30m .
 
 vet:
 	$(GO) vet ./...

@@ -15,6 +15,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/stretchr/testify/require"
 
+	"github.com/chatplat/job-service/handlertest"
 	"github.com/chatplat/job-service/internal/testenv"
 	"github.com/chatplat/job-service/job"
 )
@@ -54,7 +55,7 @@ func TestESForceMergeWithoutClientOrServer(t *testing.T) {
 	t.Parallel()
 	h, err := NewESForceMerge(nil, ESForceMergeConfig{}, time.Now, testenv.Logger(t))
 	require.NoError(t, err)
-	_, err = h.Run(context.Background(), esRun(ESForceMergeArgs{}))
+	_, err = handlertest.Run(context.Background(), h, esRun(ESForceMergeArgs{}))
 	require.True(t, job.IsDiscard(err), "no client: retrying cannot help: %v", err)
 	require.ErrorContains(t, err, "elasticsearch not configured")
 
@@ -63,15 +64,15 @@ func TestESForceMergeWithoutClientOrServer(t *testing.T) {
 	require.NoError(t, err)
 	h, err = NewESForceMerge(down, ESForceMergeConfig{}, time.Now, testenv.Logger(t))
 	require.NoError(t, err)
-	_, err = h.Run(context.Background(), esRun(ESForceMergeArgs{}))
+	_, err = handlertest.Run(context.Background(), h, esRun(ESForceMergeArgs{}))
 	require.Error(t, err)
 	require.False(t, job.IsDiscard(err))
 	require.ErrorContains(t, err, "elasticsearch cluster health")
 	require.ErrorContains(t, err, "connection refused")
 }
 
-func esRun(args ESForceMergeArgs) *job.Run[ESForceMergeArgs] {
-	return &job.Run[ESForceMergeArgs]{Envelope: job.Envelope{Job: ESForceMergeKind, RunKey: "test"}, Args: args, Attempt: 1}
+func esRun(args ESForceMergeArgs) handlertest.Job[ESForceMergeArgs] {
+	return handlertest.Job[ESForceMergeArgs]{Args: args}
 }
 
 // esCreate creates an index with shards primaries, no replicas and optional aliases JSON, and
@@ -198,7 +199,7 @@ func TestESForceMergeMergesOldFinishedIndices(t *testing.T) {
 	require.NoError(t, err)
 
 	// A dry run changes nothing and names the candidates.
-	res, err := h.Run(ctx, esRun(ESForceMergeArgs{DryRun: true}))
+	res, err := handlertest.Run(ctx, h, esRun(ESForceMergeArgs{DryRun: true}))
 	require.NoError(t, err)
 	r := res.(ESForceMergeResult)
 	require.Empty(t, r.Merged)
@@ -206,7 +207,7 @@ func TestESForceMergeMergesOldFinishedIndices(t *testing.T) {
 	require.Greater(t, esPrimarySegments(t, es, p+"chat-messages-old")[0], 1)
 	require.False(t, esIndexSettings(t, es, p+"chat-messages-old").writeBlocked)
 
-	res, err = h.Run(ctx, esRun(ESForceMergeArgs{}))
+	res, err = handlertest.Run(ctx, h, esRun(ESForceMergeArgs{}))
 	require.NoError(t, err)
 	r = res.(ESForceMergeResult)
 	require.Empty(t, r.Failed)
@@ -237,7 +238,7 @@ func TestESForceMergeMergesOldFinishedIndices(t *testing.T) {
 	}
 
 	// A second run finds nothing left to do.
-	res, err = h.Run(ctx, esRun(ESForceMergeArgs{}))
+	res, err = handlertest.Run(ctx, h, esRun(ESForceMergeArgs{}))
 	require.NoError(t, err)
 	r = res.(ESForceMergeResult)
 	require.Empty(t, r.Merged)
@@ -254,18 +255,18 @@ func TestESForceMergeMinAgeZeroAndNoMatch(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 
-	res, err := h.Run(ctx, esRun(ESForceMergeArgs{}))
+	res, err := handlertest.Run(ctx, h, esRun(ESForceMergeArgs{}))
 	require.NoError(t, err)
 	require.Equal(t, []string{p + "fresh"}, skippedByReason(res.(ESForceMergeResult))[SkipTooYoung])
 
 	zero := 0
-	res, err = h.Run(ctx, esRun(ESForceMergeArgs{MinAgeDays: &zero}))
+	res, err = handlertest.Run(ctx, h, esRun(ESForceMergeArgs{MinAgeDays: &zero}))
 	require.NoError(t, err)
 	require.Equal(t, []string{p + "fresh"}, mergedNames(res.(ESForceMergeResult)))
 	require.Equal(t, []int{1}, esPrimarySegments(t, es, p+"fresh"))
 
 	// A pattern that matches nothing is an empty, successful run.
-	res, err = h.Run(ctx, esRun(ESForceMergeArgs{Patterns: []string{p + "nothing-*"}}))
+	res, err = handlertest.Run(ctx, h, esRun(ESForceMergeArgs{Patterns: []string{p + "nothing-*"}}))
 	require.NoError(t, err)
 	r := res.(ESForceMergeResult)
 	require.Empty(t, r.Merged)
@@ -295,7 +296,7 @@ func TestESForceMergeDeadlineDefersTheRestAndRetryWaitsForTheTask(t *testing.T) 
 	h.cfg.IndexTimeout = time.Millisecond // below what config allows: the first poll is already late
 	ctx := context.Background()
 
-	res, err := h.Run(ctx, esRun(ESForceMergeArgs{}))
+	res, err := handlertest.Run(ctx, h, esRun(ESForceMergeArgs{}))
 	require.Error(t, err)
 	require.False(t, job.IsDiscard(err))
 	r := res.(ESForceMergeResult)
@@ -308,7 +309,7 @@ func TestESForceMergeDeadlineDefersTheRestAndRetryWaitsForTheTask(t *testing.T) 
 	require.Greater(t, esPrimarySegments(t, es, p+"b-next")[0], 1, "no merge was queued behind the slow one")
 
 	h.cfg.IndexTimeout = time.Minute
-	res, err = h.Run(ctx, esRun(ESForceMergeArgs{}))
+	res, err = handlertest.Run(ctx, h, esRun(ESForceMergeArgs{}))
 	require.NoError(t, err)
 	r = res.(ESForceMergeResult)
 	// Still running when the retry looked: the retry waited for that same task. Done by

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chatplat/job-service/handlertest"
 	"github.com/chatplat/job-service/internal/testenv"
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
@@ -71,12 +72,12 @@ func (f *gcFixture) rowExists(t *testing.T, id int64) bool {
 }
 
 // runRow makes the job_runs row a real run would have, so gc_log can point at it.
-func (f *gcFixture) runRow(t *testing.T, shard job.Shard) *job.Run[FileGCArgs] {
+func (f *gcFixture) runRow(t *testing.T, shard job.Shard) handlertest.Job[FileGCArgs] {
 	env := job.Envelope{Job: FileGCKind, RunKey: "test:" + testenv.Suffix(), Trigger: job.TriggerManual,
 		ScheduledAt: time.Now(), Shard: shard}
 	c, err := f.ledger.ClaimRun(context.Background(), env, "test", "", time.Minute)
 	require.NoError(t, err)
-	return &job.Run[FileGCArgs]{Envelope: env, RunID: c.RunID, Attempt: 1}
+	return handlertest.Job[FileGCArgs]{RunKey: env.RunKey, ScheduledAt: env.ScheduledAt, Shard: shard, RunID: c.RunID}
 }
 
 func (f *gcFixture) handler(t *testing.T, cfg FileGCConfig) *FileGC {
@@ -103,7 +104,7 @@ func TestFileGCSweepDeletesEligibleKeepsTheRest(t *testing.T) {
 	}
 	g := f.handler(t, FileGCConfig{BatchSize: 3, PageSize: 4})
 	run := f.runRow(t, job.Shard{Index: 0, Total: 1})
-	out, err := g.Run(ctx, run)
+	out, err := handlertest.Run(ctx, g, run)
 	require.NoError(t, err)
 	res := out.(FileGCResult)
 	require.Equal(t, 8, res.Scanned)
@@ -133,7 +134,7 @@ func TestFileGCSweepDeletesEligibleKeepsTheRest(t *testing.T) {
 	}
 
 	// A second run finds nothing.
-	out, err = g.Run(ctx, f.runRow(t, job.Shard{Index: 0, Total: 1}))
+	out, err = handlertest.Run(ctx, g, f.runRow(t, job.Shard{Index: 0, Total: 1}))
 	require.NoError(t, err)
 	require.Zero(t, out.(FileGCResult).Scanned)
 }
@@ -144,7 +145,7 @@ func TestFileGCShardsSplitByID(t *testing.T) {
 		f.file(t, id, 2, 0, 2*day, true)
 	}
 	g := f.handler(t, FileGCConfig{})
-	out, err := g.Run(context.Background(), f.runRow(t, job.Shard{Index: 1, Total: 3}))
+	out, err := handlertest.Run(context.Background(), g, f.runRow(t, job.Shard{Index: 1, Total: 3}))
 	require.NoError(t, err)
 	require.Equal(t, 3, out.(FileGCResult).DeletedRows)
 	for id := int64(1); id <= 9; id++ {
@@ -171,7 +172,7 @@ func TestFileGCReReferencedBetweenScanAndDeleteSurvives(t *testing.T) {
 		_, err = f.s.Pool.Exec(ctx, `UPDATE file_metadata SET updated_at = now() WHERE id = 3`)
 		require.NoError(t, err)
 	}
-	out, err := g.Run(ctx, f.runRow(t, job.Shard{Index: 0, Total: 1}))
+	out, err := handlertest.Run(ctx, g, f.runRow(t, job.Shard{Index: 0, Total: 1}))
 	require.NoError(t, err)
 	res := out.(FileGCResult)
 	require.Equal(t, 2, res.DeletedRows)
@@ -207,7 +208,7 @@ func TestFileGCReReferenceDuringDeleteNeverLeavesDanglingRow(t *testing.T) {
 		// Give the writer time to block on our row lock; the outcome does not depend on it.
 		time.Sleep(200 * time.Millisecond)
 	})
-	_, err := g.Run(ctx, f.runRow(t, job.Shard{Index: 0, Total: 1}))
+	_, err := handlertest.Run(ctx, g, f.runRow(t, job.Shard{Index: 0, Total: 1}))
 	require.NoError(t, err)
 	wg.Wait()
 	require.NoError(t, updErr)
@@ -225,7 +226,7 @@ func TestFileGCDryRunDeletesNothing(t *testing.T) {
 	g := f.handler(t, FileGCConfig{BatchSize: 2})
 	run := f.runRow(t, job.Shard{Index: 0, Total: 1})
 	run.Args.DryRun = true
-	out, err := g.Run(context.Background(), run)
+	out, err := handlertest.Run(context.Background(), g, run)
 	require.NoError(t, err)
 	res := out.(FileGCResult)
 	require.True(t, res.DryRun)
@@ -249,7 +250,7 @@ func TestFileGCMaxDeletesCapsTheRun(t *testing.T) {
 	run := f.runRow(t, job.Shard{Index: 0, Total: 1})
 	four := 4
 	run.Args.MaxDeletes = &four
-	out, err := g.Run(context.Background(), run)
+	out, err := handlertest.Run(context.Background(), g, run)
 	require.NoError(t, err)
 	res := out.(FileGCResult)
 	require.True(t, res.Capped)

@@ -9,6 +9,7 @@ import (
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 	"github.com/stretchr/testify/require"
 
+	"github.com/chatplat/job-service/handlertest"
 	"github.com/chatplat/job-service/internal/testenv"
 )
 
@@ -53,7 +54,7 @@ func benchGraph(b *testing.B, pgWhere, graphWhere string, missingInGraph, missin
 	b.ResetTimer()
 	var r GraphConsistencyResult
 	for i := 0; i < b.N; i++ {
-		res, err := h.Run(ctx, graphRun(GraphConsistencyArgs{}))
+		res, err := handlertest.Run(ctx, h, graphRun(GraphConsistencyArgs{}))
 		require.NoError(b, err)
 		r = res.(GraphConsistencyResult)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j/config"
 	"github.com/stretchr/testify/require"
 
+	"github.com/chatplat/job-service/handlertest"
 	"github.com/chatplat/job-service/internal/testenv"
 	"github.com/chatplat/job-service/job"
 )
@@ -35,15 +36,15 @@ func TestGraphConsistencyConfigRefusesBadKeys(t *testing.T) {
 	require.Equal(t, 0.0, *h.cfg.MaxDeviation, "an explicit 0 is kept: no tolerance")
 	require.Error(t, (&GraphConsistencyArgs{MaxDeviation: ptr(-0.1)}).Validate())
 
-	_, err = h.Run(context.Background(), graphRun(GraphConsistencyArgs{}))
+	_, err = handlertest.Run(context.Background(), h, graphRun(GraphConsistencyArgs{}))
 	require.True(t, job.IsDiscard(err), "no driver: retrying cannot help: %v", err)
 	require.ErrorContains(t, err, "neo4j not configured")
 }
 
 func ptr[T any](v T) *T { return &v }
 
-func graphRun(args GraphConsistencyArgs) *job.Run[GraphConsistencyArgs] {
-	return &job.Run[GraphConsistencyArgs]{Envelope: job.Envelope{Job: GraphConsistencyKind, RunKey: "test"}, Args: args, Attempt: 1}
+func graphRun(args GraphConsistencyArgs) handlertest.Job[GraphConsistencyArgs] {
+	return handlertest.Job[GraphConsistencyArgs]{Args: args}
 }
 
 // seedUsers inserts live users ids, and soft-deleted users deleted (which the graph must not
@@ -97,7 +98,7 @@ func TestGraphConsistencyFindsIDsMissingOnEachSide(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 
-	res, err := h.Run(ctx, graphRun(GraphConsistencyArgs{}))
+	res, err := handlertest.Run(ctx, h, graphRun(GraphConsistencyArgs{}))
 	require.Error(t, err)
 	require.True(t, job.IsDiscard(err), "a deviation is the result, not a transient failure: %v", err)
 	require.ErrorContains(t, err, "missing in graph 3 [10 500 1000], missing in postgres 2 [1500 3000000]")
@@ -119,7 +120,7 @@ func TestGraphConsistencyFindsIDsMissingOnEachSide(t *testing.T) {
 	require.Equal(t, now, r.CheckedAt)
 
 	// A looser threshold passes with the same findings; samples are capped, counts are not.
-	res, err = h.Run(ctx, graphRun(GraphConsistencyArgs{MaxDeviation: ptr(0.01), MaxSamples: ptr(1)}))
+	res, err = handlertest.Run(ctx, h, graphRun(GraphConsistencyArgs{MaxDeviation: ptr(0.01), MaxSamples: ptr(1)}))
 	require.NoError(t, err)
 	r = res.(GraphConsistencyResult)
 	require.Equal(t, []int64{10}, r.MissingInGraph)
@@ -128,7 +129,7 @@ func TestGraphConsistencyFindsIDsMissingOnEachSide(t *testing.T) {
 	require.Equal(t, int64(2), r.MissingInPGN)
 
 	// Counting alone sees nothing wrong: that is why ids are compared.
-	res, err = h.Run(ctx, graphRun(GraphConsistencyArgs{CountOnly: true}))
+	res, err = handlertest.Run(ctx, h, graphRun(GraphConsistencyArgs{CountOnly: true}))
 	require.NoError(t, err)
 	r = res.(GraphConsistencyResult)
 	require.False(t, r.IDsCompared)
@@ -147,14 +148,14 @@ func TestGraphConsistencyCountDeviationThreshold(t *testing.T) {
 	ctx := context.Background()
 
 	// 999 nodes for 1000 users: deviation 0.001 is not above 0.001; the ids are (0.002).
-	res, err := h.Run(ctx, graphRun(GraphConsistencyArgs{CountOnly: true}))
+	res, err := handlertest.Run(ctx, h, graphRun(GraphConsistencyArgs{CountOnly: true}))
 	require.NoError(t, err)
 	r := res.(GraphConsistencyResult)
 	require.Equal(t, int64(1000), r.PGCount)
 	require.Equal(t, int64(999), r.GraphCount)
 	require.InDelta(t, 0.001, r.Deviation, 1e-12)
 
-	res, err = h.Run(ctx, graphRun(GraphConsistencyArgs{}))
+	res, err = handlertest.Run(ctx, h, graphRun(GraphConsistencyArgs{}))
 	require.True(t, job.IsDiscard(err), "%v", err)
 	r = res.(GraphConsistencyResult)
 	require.Equal(t, []int64{7, 8}, r.MissingInGraph)
@@ -163,7 +164,7 @@ func TestGraphConsistencyCountDeviationThreshold(t *testing.T) {
 	require.InDelta(t, 0.002, r.IDDeviation, 1e-12)
 
 	// Zero tolerance fails even the count.
-	_, err = h.Run(ctx, graphRun(GraphConsistencyArgs{CountOnly: true, MaxDeviation: ptr(0.0)}))
+	_, err = handlertest.Run(ctx, h, graphRun(GraphConsistencyArgs{CountOnly: true, MaxDeviation: ptr(0.0)}))
 	require.True(t, job.IsDiscard(err), "%v", err)
 	require.ErrorContains(t, err, "1000 users in postgres")
 }
@@ -175,7 +176,7 @@ func TestGraphConsistencyEmptyAndDeletedOnly(t *testing.T) {
 	h, err := NewGraphConsistency(s.Pool, n.Driver, GraphConsistencyConfig{Label: n.Label}, time.Now, testenv.Logger(t))
 	require.NoError(t, err)
 	ctx := context.Background()
-	res, err := h.Run(ctx, graphRun(GraphConsistencyArgs{}))
+	res, err := handlertest.Run(ctx, h, graphRun(GraphConsistencyArgs{}))
 	require.NoError(t, err)
 	r := res.(GraphConsistencyResult)
 	require.Zero(t, r.PGCount)
@@ -185,11 +186,11 @@ func TestGraphConsistencyEmptyAndDeletedOnly(t *testing.T) {
 	// Deleted users kept in the graph are reported unless include_deleted says they belong.
 	seedUsers(t, s, nil, []int64{5})
 	seedNodes(t, n, []int64{5}, "")
-	_, err = h.Run(ctx, graphRun(GraphConsistencyArgs{}))
+	_, err = handlertest.Run(ctx, h, graphRun(GraphConsistencyArgs{}))
 	require.ErrorContains(t, err, "missing in postgres 1 [5]")
 	all, err := NewGraphConsistency(s.Pool, n.Driver, GraphConsistencyConfig{Label: n.Label, IncludeDeleted: true}, time.Now, testenv.Logger(t))
 	require.NoError(t, err)
-	_, err = all.Run(ctx, graphRun(GraphConsistencyArgs{}))
+	_, err = handlertest.Run(ctx, all, graphRun(GraphConsistencyArgs{}))
 	require.NoError(t, err)
 }
 
@@ -205,7 +206,7 @@ func TestGraphConsistencyNeo4jDown(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, err = h.Run(ctx, graphRun(GraphConsistencyArgs{}))
+	_, err = handlertest.Run(ctx, h, graphRun(GraphConsistencyArgs{}))
 	require.Error(t, err)
 	require.False(t, job.IsDiscard(err), "a server that is down may be up on the next attempt")
 	require.ErrorContains(t, err, "count :User in neo4j")

@@ -8,8 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chatplat/job-service/handlertest"
 	"github.com/chatplat/job-service/internal/testenv"
-	"github.com/chatplat/job-service/job"
 )
 
 func TestParseISOWeek(t *testing.T) {
@@ -35,9 +35,8 @@ func TestParseISOWeek(t *testing.T) {
 	require.Equal(t, "2026-53", ISOWeekLabel(ts("2027-01-01T12:00:00Z")))
 }
 
-func groupRun(week string, scheduled time.Time) *job.Run[GroupActivityArgs] {
-	return &job.Run[GroupActivityArgs]{Envelope: job.Envelope{Job: GroupActivityKind, RunKey: "test", ScheduledAt: scheduled},
-		Args: GroupActivityArgs{Week: week}, Attempt: 1}
+func groupRun(week string, scheduled time.Time) handlertest.Job[GroupActivityArgs] {
+	return handlertest.Job[GroupActivityArgs]{Args: GroupActivityArgs{Week: week}, ScheduledAt: scheduled}
 }
 
 func TestGroupActivityWeekBounds(t *testing.T) {
@@ -55,19 +54,19 @@ func TestGroupActivityWeekBounds(t *testing.T) {
 		{"2027-01-04T02:00:00Z", "2026-53", "2026-12-28T00:00:00Z"}, // a week-53 year
 		{"2026-01-05T02:00:00Z", "2026-01", "2025-12-29T00:00:00Z"}, // week 1 starts in December
 	} {
-		week, from, to := g.Week(groupRun("", ts(c.scheduled)))
+		week, from, to := g.Week(mustRun(t, GroupActivityKind, groupRun("", ts(c.scheduled))))
 		require.Equal(t, c.week, week, c.scheduled)
 		require.True(t, from.Equal(ts(c.from)), "%s: from %s", c.scheduled, from)
 		require.Equal(t, 7*24*time.Hour, to.Sub(from))
 	}
-	week, from, _ := g.Week(groupRun("2026-01", ts("2026-11-26T00:00:00Z")))
+	week, from, _ := g.Week(mustRun(t, GroupActivityKind, groupRun("2026-01", ts("2026-11-26T00:00:00Z"))))
 	require.Equal(t, "2026-01", week)
 	require.True(t, from.Equal(ts("2025-12-29T00:00:00Z")))
 
 	// In Shanghai the week starts at Monday 00:00 local, Sunday 16:00 UTC.
 	sh, err := NewGroupActivity(nil, GroupActivityConfig{TimeZone: "Asia/Shanghai"}, time.Now, testenv.Logger(t))
 	require.NoError(t, err)
-	week, from, _ = sh.Week(groupRun("", ts("2026-11-22T18:00:00Z"))) // Monday 02:00 on the 23rd there
+	week, from, _ = sh.Week(mustRun(t, GroupActivityKind, groupRun("", ts("2026-11-22T18:00:00Z")))) // Monday 02:00 on the 23rd there
 	require.Equal(t, "2026-47", week)
 	require.True(t, from.Equal(ts("2026-11-15T16:00:00Z")), from)
 }
@@ -136,7 +135,7 @@ func TestGroupActivityRanksReplacesAndReruns(t *testing.T) {
 	g, err := NewGroupActivity(s.Pool, GroupActivityConfig{}, time.Now, testenv.Logger(t))
 	require.NoError(t, err)
 
-	res, err := g.Run(ctx, groupRun("", ts("2026-11-23T02:00:00Z")))
+	res, err := handlertest.Run(ctx, g, groupRun("", ts("2026-11-23T02:00:00Z")))
 	require.NoError(t, err)
 	r := res.(GroupActivityResult)
 	require.Equal(t, "2026-47", r.Week)
@@ -155,7 +154,7 @@ func TestGroupActivityRanksReplacesAndReruns(t *testing.T) {
 	require.Len(t, r.Leaders, 5)
 
 	// A rerun, as a backfill by parameter, writes the same rows.
-	res, err = g.Run(ctx, groupRun("2026-47", ts("2026-11-26T21:00:00Z")))
+	res, err = handlertest.Run(ctx, g, groupRun("2026-47", ts("2026-11-26T21:00:00Z")))
 	require.NoError(t, err)
 	require.Equal(t, int64(5), res.(GroupActivityResult).Replaced)
 	require.Equal(t, want, rankRows(t, s))
@@ -163,13 +162,13 @@ func TestGroupActivityRanksReplacesAndReruns(t *testing.T) {
 	// Top 3: the limit cuts after the tie-break, and replaces the week's five rows.
 	g3, err := NewGroupActivity(s.Pool, GroupActivityConfig{Top: 3}, time.Now, testenv.Logger(t))
 	require.NoError(t, err)
-	res, err = g3.Run(ctx, groupRun("2026-47", time.Time{}))
+	res, err = handlertest.Run(ctx, g3, groupRun("2026-47", time.Time{}))
 	require.NoError(t, err)
 	require.Equal(t, 3, res.(GroupActivityResult).Ranked)
 	require.Equal(t, want[:4], rankRows(t, s))
 
 	// An empty week ranks nothing and leaves the others alone.
-	res, err = g.Run(ctx, groupRun("2026-45", time.Time{}))
+	res, err = handlertest.Run(ctx, g, groupRun("2026-45", time.Time{}))
 	require.NoError(t, err)
 	require.Equal(t, 0, res.(GroupActivityResult).Ranked)
 	require.Equal(t, want[:4], rankRows(t, s))
@@ -184,18 +183,18 @@ func TestGroupActivityTimeZoneAndPruning(t *testing.T) {
 	addMsg(t, s, 1, 101, "2026-12-10T00:00:00Z")
 	sh, err := NewGroupActivity(s.Pool, GroupActivityConfig{TimeZone: "Asia/Shanghai"}, time.Now, testenv.Logger(t))
 	require.NoError(t, err)
-	res, err := sh.Run(ctx, groupRun("2026-47", time.Time{}))
+	res, err := handlertest.Run(ctx, sh, groupRun("2026-47", time.Time{}))
 	require.NoError(t, err)
 	require.Equal(t, 1, res.(GroupActivityResult).Ranked)
 	utc, err := NewGroupActivity(s.Pool, GroupActivityConfig{}, time.Now, testenv.Logger(t))
 	require.NoError(t, err)
-	res, err = utc.Run(ctx, groupRun("2026-46", time.Time{}))
+	res, err = handlertest.Run(ctx, utc, groupRun("2026-46", time.Time{}))
 	require.NoError(t, err)
 	require.Equal(t, 1, res.(GroupActivityResult).Ranked)
 	require.Equal(t, []rankRow{{"2026-46", 1, 1, 1, 1, 6}, {"2026-47", 1, 1, 1, 1, 6}}, rankRows(t, s))
 
 	// The ranking reads only November's partition of the messages.
-	_, from, to := utc.Week(groupRun("2026-47", time.Time{}))
+	_, from, to := utc.Week(mustRun(t, GroupActivityKind, groupRun("2026-47", time.Time{})))
 	var plan []byte
 	require.NoError(t, s.Pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+utc.insert, "2026-47", from, to, 2, 5, 100).Scan(&plan))
 	require.Equal(t, []string{"channels", "chat_messages_2026_11", "group_activity_rank"}, relations(t, plan))

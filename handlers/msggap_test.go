@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chatplat/job-service/handlertest"
 	"github.com/chatplat/job-service/internal/testenv"
 	"github.com/chatplat/job-service/job"
 )
@@ -58,8 +59,8 @@ func seqs(first, last int64, newest time.Duration, skip ...int64) map[int64]time
 	return out
 }
 
-func gapRun() *job.Run[MsgGapArgs] {
-	return &job.Run[MsgGapArgs]{Envelope: job.Envelope{Job: MsgGapKind, RunKey: "test"}, Attempt: 1}
+func gapRun() handlertest.Job[MsgGapArgs] {
+	return handlertest.Job[MsgGapArgs]{}
 }
 
 func newMsgGap(t testing.TB, s *testenv.Schema, cfg MsgGapConfig) *MsgGap {
@@ -74,7 +75,7 @@ func TestMsgGapNoGapsSucceeds(t *testing.T) {
 	s.ApplyChatSchema(t)
 	msgs(t, s, 1, seqs(1, 10, 2*time.Minute))
 	msgs(t, s, 2, seqs(1, 5, 10*time.Second)) // young but contiguous
-	res, err := newMsgGap(t, s, MsgGapConfig{}).Run(context.Background(), gapRun())
+	res, err := handlertest.Run(context.Background(), newMsgGap(t, s, MsgGapConfig{}), gapRun())
 	require.NoError(t, err)
 	r := res.(MsgGapResult)
 	require.EqualValues(t, 2, r.ChannelsChecked)
@@ -90,7 +91,7 @@ func TestMsgGapPersistentGapFailsWithExactRanges(t *testing.T) {
 	msgs(t, s, 1, seqs(1, 10, 5*time.Minute, 4, 5, 8)) // missing 4-5 and 8
 	msgs(t, s, 2, seqs(1, 4, 5*time.Minute, 3))        // missing 3
 	msgs(t, s, 3, seqs(1, 6, 5*time.Minute))           // fine
-	res, err := newMsgGap(t, s, MsgGapConfig{}).Run(context.Background(), gapRun())
+	res, err := handlertest.Run(context.Background(), newMsgGap(t, s, MsgGapConfig{}), gapRun())
 	require.Error(t, err)
 	require.True(t, job.IsDiscard(err), "a lost message does not come back on retry")
 	fp, ok := job.ProblemOf(err)
@@ -122,7 +123,7 @@ func TestMsgGapYoungGapIsNotReported(t *testing.T) {
 	s.ApplyChatSchema(t)
 	// seq 3 is missing, but seq 4 was written 20 s ago: 3 may still be in flight.
 	msgs(t, s, 1, map[int64]time.Duration{1: 10 * time.Minute, 2: 9 * time.Minute, 4: 20 * time.Second})
-	res, err := newMsgGap(t, s, MsgGapConfig{Settle: time.Minute}).Run(context.Background(), gapRun())
+	res, err := handlertest.Run(context.Background(), newMsgGap(t, s, MsgGapConfig{Settle: time.Minute}), gapRun())
 	require.NoError(t, err)
 	r := res.(MsgGapResult)
 	require.Zero(t, r.Gaps)
@@ -131,7 +132,7 @@ func TestMsgGapYoungGapIsNotReported(t *testing.T) {
 	// Once it is older than the settle delay, it is.
 	later, err := NewMsgGap(s.Pool, MsgGapConfig{Settle: time.Minute}, func() time.Time { return gapNow.Add(time.Minute) }, testenv.Logger(t))
 	require.NoError(t, err)
-	res, err = later.Run(context.Background(), gapRun())
+	res, err = handlertest.Run(context.Background(), later, gapRun())
 	require.Error(t, err)
 	require.EqualValues(t, 1, res.(MsgGapResult).Gaps)
 }
@@ -152,7 +153,7 @@ func TestMsgGapWindowBoundary(t *testing.T) {
 	// Channel 5: only messages before the window.
 	msgs(t, s, 5, map[int64]time.Duration{1: 3 * time.Hour, 5: 3 * time.Hour})
 
-	res, err := newMsgGap(t, s, MsgGapConfig{Window: time.Hour, BoundaryLookback: 24 * time.Hour}).Run(context.Background(), gapRun())
+	res, err := handlertest.Run(context.Background(), newMsgGap(t, s, MsgGapConfig{Window: time.Hour, BoundaryLookback: 24 * time.Hour}), gapRun())
 	require.Error(t, err)
 	r := res.(MsgGapResult)
 	require.EqualValues(t, 1, r.Gaps, "%+v", r.Channels)
@@ -162,8 +163,8 @@ func TestMsgGapWindowBoundary(t *testing.T) {
 	require.EqualValues(t, 4, r.ChannelsChecked) // channels 1-4 have messages in the window
 
 	// A run with a wider window sees the older gaps too.
-	wide := &job.Run[MsgGapArgs]{Envelope: job.Envelope{Job: MsgGapKind, RunKey: "wide"}, Args: MsgGapArgs{Window: "48h"}}
-	res, err = newMsgGap(t, s, MsgGapConfig{}).Run(context.Background(), wide)
+	wide := handlertest.Job[MsgGapArgs]{RunKey: "wide", Args: MsgGapArgs{Window: "48h"}}
+	res, err = handlertest.Run(context.Background(), newMsgGap(t, s, MsgGapConfig{}), wide)
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "channel 1 missing 4-5; channel 3 missing 2; channel 4 missing 2-8; channel 5 missing 2-4")
 	_ = res
@@ -175,7 +176,7 @@ func TestMsgGapCapsTheListButCountsEverything(t *testing.T) {
 	for ch := int64(1); ch <= 3; ch++ {
 		msgs(t, s, ch, seqs(1, 10, 5*time.Minute, 3, 6))
 	}
-	res, err := newMsgGap(t, s, MsgGapConfig{MaxChannels: 2, MaxRanges: 1}).Run(context.Background(), gapRun())
+	res, err := handlertest.Run(context.Background(), newMsgGap(t, s, MsgGapConfig{MaxChannels: 2, MaxRanges: 1}), gapRun())
 	require.Error(t, err)
 	r := res.(MsgGapResult)
 	require.EqualValues(t, 6, r.Gaps)
@@ -217,7 +218,7 @@ func TestMsgGapQueryPrunesPartitions(t *testing.T) {
 	for _, other := range []string{"chat_messages_2026_09", "chat_messages_2026_10", "chat_messages_2026_12", "chat_messages_default"} {
 		require.NotContains(t, plan.String(), other, plan.String())
 	}
-	_, err = h.Run(ctx, gapRun())
+	_, err = handlertest.Run(ctx, h, gapRun())
 	require.ErrorContains(t, err, "channel 1 missing 2")
 }
 
@@ -260,7 +261,7 @@ func BenchmarkMsgGapCheck(b *testing.B) {
 	}
 	var r MsgGapResult
 	for b.Loop() {
-		res, _ := h.Run(ctx, gapRun())
+		res, _ := handlertest.Run(ctx, h, gapRun())
 		r = res.(MsgGapResult)
 	}
 	require.EqualValues(b, channels*perChannel-channels/10, r.MessagesChecked)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chatplat/job-service/handlertest"
 	"github.com/chatplat/job-service/internal/testenv"
 	"github.com/chatplat/job-service/job"
 )
@@ -21,8 +22,8 @@ func TestValidateTableName(t *testing.T) {
 	}
 }
 
-func partitionRun(args PartitionArgs) *job.Run[PartitionArgs] {
-	return &job.Run[PartitionArgs]{Envelope: job.Envelope{Job: PartitionKind, RunKey: "test"}, Args: args, Attempt: 1}
+func partitionRun(args PartitionArgs) handlertest.Job[PartitionArgs] {
+	return handlertest.Job[PartitionArgs]{Args: args}
 }
 
 func partitionsOf(t *testing.T, s *testenv.Schema, parent string) []string {
@@ -50,7 +51,7 @@ func TestPartitionCreatesAheadAndIsIdempotent(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 
-	res, err := p.Run(ctx, partitionRun(PartitionArgs{}))
+	res, err := handlertest.Run(ctx, p, partitionRun(PartitionArgs{}))
 	require.NoError(t, err)
 	r := res.(PartitionResult)
 	require.Len(t, r.Tables, 2)
@@ -68,7 +69,7 @@ func TestPartitionCreatesAheadAndIsIdempotent(t *testing.T) {
 	require.Equal(t, "chat_messages_2026_12", where)
 
 	// Second run: nothing new, everything reported present.
-	res, err = p.Run(ctx, partitionRun(PartitionArgs{}))
+	res, err = handlertest.Run(ctx, p, partitionRun(PartitionArgs{}))
 	require.NoError(t, err)
 	r = res.(PartitionResult)
 	require.Empty(t, r.Tables[0].Created)
@@ -78,7 +79,7 @@ func TestPartitionCreatesAheadAndIsIdempotent(t *testing.T) {
 	later := func() time.Time { return time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC) }
 	p2, err := NewPartition(s.Pool, PartitionConfig{Premake: 3}, later, testenv.Logger(t))
 	require.NoError(t, err)
-	res, err = p2.Run(ctx, partitionRun(PartitionArgs{Tables: []string{"chat_messages"}}))
+	res, err = handlertest.Run(ctx, p2, partitionRun(PartitionArgs{Tables: []string{"chat_messages"}}))
 	require.NoError(t, err)
 	require.Equal(t, []string{"chat_messages_2027_03"}, res.(PartitionResult).Tables[0].Created)
 }
@@ -95,7 +96,7 @@ func TestPartitionReportsRowsStuckInDefault(t *testing.T) {
 	p, err := NewPartition(s.Pool, PartitionConfig{Premake: 3, Tables: []string{"chat_messages"}}, now, testenv.Logger(t))
 	require.NoError(t, err)
 
-	res, err := p.Run(ctx, partitionRun(PartitionArgs{}))
+	res, err := handlertest.Run(ctx, p, partitionRun(PartitionArgs{}))
 	require.Error(t, err)
 	require.True(t, job.IsDiscard(err), "stuck rows do not fix themselves; retrying is pointless: %v", err)
 	require.Contains(t, err.Error(), "3 rows in chat_messages_default")
@@ -115,7 +116,7 @@ func TestPartitionMissingAndUnpartitionedTables(t *testing.T) {
 	s.ApplyChatSchema(t)
 	p, err := NewPartition(s.Pool, PartitionConfig{}, time.Now, testenv.Logger(t))
 	require.NoError(t, err)
-	res, err := p.Run(context.Background(), partitionRun(PartitionArgs{Tables: []string{"no_such_table", "users"}}))
+	res, err := handlertest.Run(context.Background(), p, partitionRun(PartitionArgs{Tables: []string{"no_such_table", "users"}}))
 	require.Error(t, err)
 	require.True(t, job.IsDiscard(err))
 	r := res.(PartitionResult)
@@ -144,7 +145,7 @@ func TestPartitionWaitsOutBusyParentWithLockTimeout(t *testing.T) {
 		LockTimeout: 50 * time.Millisecond, LockRetries: 8}, now, testenv.Logger(t))
 	require.NoError(t, err)
 	zero := 0
-	res, err := p.Run(ctx, partitionRun(PartitionArgs{Premake: &zero}))
+	res, err := handlertest.Run(ctx, p, partitionRun(PartitionArgs{Premake: &zero}))
 	require.NoError(t, err)
 	<-released
 	require.Equal(t, []string{"chat_inbox_2026_11"}, res.(PartitionResult).Tables[0].Created)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chatplat/job-service/handlertest"
 	"github.com/chatplat/job-service/internal/testenv"
 )
 
@@ -21,7 +22,7 @@ func BenchmarkDailyStats(b *testing.B) {
 	p, err := NewPartition(s.Pool, PartitionConfig{Tables: []string{"chat_messages", "audit_logs"}, Premake: 3},
 		func() time.Time { return time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC) }, testenv.Logger(b))
 	require.NoError(b, err)
-	_, err = p.Run(ctx, partitionRun(PartitionArgs{}))
+	_, err = handlertest.Run(ctx, p, partitionRun(PartitionArgs{}))
 	require.NoError(b, err)
 	// Four months, one row every ~4.3 s (audit) and ~8.6 s (messages).
 	for _, q := range []string{
@@ -44,7 +45,7 @@ func BenchmarkDailyStats(b *testing.B) {
 	b.Run("run", func(b *testing.B) {
 		var res DailyStatsResult
 		for b.Loop() {
-			r, err := d.Run(ctx, run)
+			r, err := handlertest.Run(ctx, d, run)
 			require.NoError(b, err)
 			res = r.(DailyStatsResult)
 		}

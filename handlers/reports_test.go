@@ -12,8 +12,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chatplat/job-service/handlertest"
 	"github.com/chatplat/job-service/internal/testenv"
-	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
 )
 
@@ -29,7 +29,7 @@ func reportSchema(t *testing.T) *testenv.Schema {
 	p, err := NewPartition(s.Pool, PartitionConfig{Tables: []string{"chat_messages", "audit_logs"}},
 		func() time.Time { return time.Date(2026, 10, 5, 0, 0, 0, 0, time.UTC) }, testenv.Logger(t))
 	require.NoError(t, err)
-	_, err = p.Run(ctx, partitionRun(PartitionArgs{}))
+	_, err = handlertest.Run(ctx, p, partitionRun(PartitionArgs{}))
 	require.NoError(t, err)
 	return s
 }
@@ -113,9 +113,8 @@ func seedDay(t *testing.T, s *testenv.Schema) {
 	addFile(t, s, 5, 7000, "2026-11-16T00:00:00Z")
 }
 
-func dailyRun(date string, scheduled time.Time) *job.Run[DailyStatsArgs] {
-	return &job.Run[DailyStatsArgs]{Envelope: job.Envelope{Job: DailyStatsKind, RunKey: "test", ScheduledAt: scheduled},
-		Args: DailyStatsArgs{Date: date}, Attempt: 1}
+func dailyRun(date string, scheduled time.Time) handlertest.Job[DailyStatsArgs] {
+	return handlertest.Job[DailyStatsArgs]{Args: DailyStatsArgs{Date: date}, ScheduledAt: scheduled}
 }
 
 type statsRow struct {
@@ -153,7 +152,7 @@ func TestDailyStatsExactFiguresAndRerun(t *testing.T) {
 	require.NoError(t, err)
 
 	// The scheduled run at 01:00 on the 16th reports the 15th.
-	res, err := d.Run(ctx, dailyRun("", ts("2026-11-16T01:00:00Z")))
+	res, err := handlertest.Run(ctx, d, dailyRun("", ts("2026-11-16T01:00:00Z")))
 	require.NoError(t, err)
 	peak := ts("2026-11-15T12:00:05Z")
 	want := DailyStatsResult{Date: "2026-11-15", TimeZone: "UTC",
@@ -166,7 +165,7 @@ func TestDailyStatsExactFiguresAndRerun(t *testing.T) {
 	require.Equal(t, wantRow, dailyRows(t, s))
 
 	// A rerun, here as a backfill through the date parameter, changes nothing.
-	res, err = d.Run(ctx, dailyRun("2026-11-15", ts("2026-11-26T21:00:00Z")))
+	res, err = handlertest.Run(ctx, d, dailyRun("2026-11-15", ts("2026-11-26T21:00:00Z")))
 	require.NoError(t, err)
 	require.True(t, res.(DailyStatsResult).Replaced)
 	require.Equal(t, wantRow, dailyRows(t, s))
@@ -177,7 +176,7 @@ func TestDailyStatsExactFiguresAndRerun(t *testing.T) {
 	require.Contains(t, string(b), `"api_qps_peak":5`)
 
 	// A backfill of an empty day writes zeros and no peak second; the other day is untouched.
-	res, err = d.Run(ctx, dailyRun("2026-10-20", time.Time{}))
+	res, err = handlertest.Run(ctx, d, dailyRun("2026-10-20", time.Time{}))
 	require.NoError(t, err)
 	require.Equal(t, int64(0), res.(DailyStatsResult).APIQPSPeak)
 	rows := dailyRows(t, s)
@@ -200,7 +199,7 @@ func TestDailyStatsTimeZoneBoundaries(t *testing.T) {
 	d, err := NewDailyStats(s.Pool, DailyStatsConfig{TimeZone: "Asia/Shanghai"}, time.Now, testenv.Logger(t))
 	require.NoError(t, err)
 	// 01:00 on the 17th in Shanghai is 17:00 UTC on the 16th.
-	res, err := d.Run(ctx, dailyRun("", ts("2026-11-16T17:00:00Z")))
+	res, err := handlertest.Run(ctx, d, dailyRun("", ts("2026-11-16T17:00:00Z")))
 	require.NoError(t, err)
 	r := res.(DailyStatsResult)
 	require.Equal(t, "2026-11-16", r.Date)
@@ -214,7 +213,7 @@ func TestDailyStatsTimeZoneBoundaries(t *testing.T) {
 	// The same rows in UTC: the 23:30 one belongs to the 15th.
 	u, err := NewDailyStats(s.Pool, DailyStatsConfig{}, time.Now, testenv.Logger(t))
 	require.NoError(t, err)
-	res, err = u.Run(ctx, dailyRun("2026-11-15", time.Time{}))
+	res, err = handlertest.Run(ctx, u, dailyRun("2026-11-15", time.Time{}))
 	require.NoError(t, err)
 	require.Equal(t, int64(3), res.(DailyStatsResult).Messages)
 	require.Equal(t, int64(1), res.(DailyStatsResult).DAU)
@@ -225,12 +224,11 @@ func TestDailyStatsDayBoundsAcrossDST(t *testing.T) {
 	d, err := NewDailyStats(nil, DailyStatsConfig{TimeZone: "Europe/Berlin"}, time.Now, testenv.Logger(t))
 	require.NoError(t, err)
 	// 2026-10-25 is 25 hours long in Berlin (clocks go back).
-	date, from, to := d.Day(dailyRun("2026-10-25", time.Time{}))
+	date, from, to := d.Day(mustRun(t, DailyStatsKind, dailyRun("2026-10-25", time.Time{})))
 	require.Equal(t, "2026-10-25", date)
 	require.Equal(t, 25*time.Hour, to.Sub(from))
-	// No date, no scheduled time: yesterday by the clock.
-	d.now = func() time.Time { return ts("2026-11-01T00:30:00Z") } // 01:30 on Nov 1 in Berlin
-	date, _, _ = d.Day(dailyRun("", time.Time{}))
+	// No date: the day before the scheduled time, in the zone.
+	date, _, _ = d.Day(mustRun(t, DailyStatsKind, dailyRun("", ts("2026-11-01T00:30:00Z")))) // 01:30 on Nov 1 in Berlin
 	require.Equal(t, "2026-10-31", date)
 }
 

@@ -98,8 +98,9 @@ type TokenBlacklist struct {
 	now func() time.Time
 	log *slog.Logger
 
-	// beforeExpire, in tests, runs between reading values and EXPIRE: where other writers race us.
-	beforeExpire func()
+	// beforeExpire, in tests, runs between reading values and EXPIRE (with the keys about to
+	// get a TTL): where other writers race us.
+	beforeExpire func(keys []string)
 }
 
 // NewTokenBlacklist returns the token_blacklist handler.
@@ -234,7 +235,11 @@ func (h *TokenBlacklist) batch(ctx context.Context, keys []string, dryRun bool, 
 	}
 
 	if h.beforeExpire != nil {
-		h.beforeExpire()
+		keys := make([]string, len(leaks))
+		for i, l := range leaks {
+			keys[i] = l.key
+		}
+		h.beforeExpire(keys)
 	}
 	pipe = h.rdb.Pipeline()
 	expires := make([]*redis.BoolCmd, len(leaks))

@@ -10,8 +10,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/chatplat/job-service/handlertest"
 	"github.com/chatplat/job-service/internal/testenv"
-	"github.com/chatplat/job-service/job"
 )
 
 // fakeJWT builds an unsigned token with the given payload; the job never verifies signatures.
@@ -64,9 +64,8 @@ func TestTokenBlacklistConfigValidate(t *testing.T) {
 	require.ErrorContains(t, bad.Validate(), "batch_size")
 }
 
-func blacklistRun(dry bool) *job.Run[TokenBlacklistArgs] {
-	return &job.Run[TokenBlacklistArgs]{Envelope: job.Envelope{Job: TokenBlacklistKind, RunKey: "test"},
-		Args: TokenBlacklistArgs{DryRun: dry}, Attempt: 1}
+func blacklistRun(dry bool) handlertest.Job[TokenBlacklistArgs] {
+	return handlertest.Job[TokenBlacklistArgs]{Args: TokenBlacklistArgs{DryRun: dry}}
 }
 
 func newBlacklist(t *testing.T, r *testenv.Redis, now time.Time, cfg TokenBlacklistConfig) *TokenBlacklist {
@@ -117,14 +116,14 @@ func TestTokenBlacklistSetsTTLsAndNeverDeletes(t *testing.T) {
 
 	// Dry run: counts, changes nothing. (Counts are "at least": the Redis is shared, and SCAN
 	// may repeat a key while another test's keys make it rehash.)
-	res, err := h.Run(ctx, blacklistRun(true))
+	res, err := handlertest.Run(ctx, h, blacklistRun(true))
 	require.NoError(t, err)
 	dry := res.(TokenBlacklistResult)
 	require.GreaterOrEqual(t, dry.Scanned, int64(9))
 	require.GreaterOrEqual(t, dry.Fixed.Total, int64(8))
 	require.Equal(t, time.Duration(-1), ttlOf(t, rdb, p+"plain"))
 
-	res, err = h.Run(ctx, blacklistRun(false))
+	res, err = handlertest.Run(ctx, h, blacklistRun(false))
 	require.NoError(t, err)
 	got := res.(TokenBlacklistResult)
 	require.GreaterOrEqual(t, got.Scanned, int64(9))
@@ -157,7 +156,7 @@ func TestTokenBlacklistSetsTTLsAndNeverDeletes(t *testing.T) {
 	}
 
 	// A second run finds nothing to fix and does not shorten or lengthen any TTL (NX).
-	res, err = h.Run(ctx, blacklistRun(false))
+	res, err = handlertest.Run(ctx, h, blacklistRun(false))
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, res.(TokenBlacklistResult).WithTTL, int64(9))
 	require.Zero(t, res.(TokenBlacklistResult).Fixed.Total)
@@ -175,11 +174,19 @@ func TestTokenBlacklistRacesWithOtherWriters(t *testing.T) {
 		require.NoError(t, rdb.Set(ctx, p+k, "1", 0).Err())
 	}
 	h := newBlacklist(t, r, time.Now(), TokenBlacklistConfig{})
-	h.beforeExpire = func() {
-		require.NoError(t, rdb.Del(ctx, p+"deleted").Err())
-		require.NoError(t, rdb.Expire(ctx, p+"ttl-set", 90*time.Second).Err())
+	// The race is staged on the batch that is about to EXPIRE each key: SCAN may return the
+	// keys over several pages when the shared Redis holds many other keys.
+	h.beforeExpire = func(keys []string) {
+		for _, k := range keys {
+			switch k {
+			case p + "deleted":
+				require.NoError(t, rdb.Del(ctx, k).Err())
+			case p + "ttl-set":
+				require.NoError(t, rdb.Expire(ctx, k, 90*time.Second).Err())
+			}
+		}
 	}
-	res, err := h.Run(ctx, blacklistRun(false))
+	res, err := handlertest.Run(ctx, h, blacklistRun(false))
 	require.NoError(t, err)
 	got := res.(TokenBlacklistResult)
 	require.EqualValues(t, 1, got.Fixed.Total)
@@ -211,7 +218,7 @@ func TestTokenBlacklistScansManyKeys(t *testing.T) {
 	_, err := pipe.Exec(ctx)
 	require.NoError(t, err)
 	h := newBlacklist(t, r, time.Now(), TokenBlacklistConfig{ScanCount: 500, BatchSize: 200})
-	res, err := h.Run(ctx, blacklistRun(false))
+	res, err := handlertest.Run(ctx, h, blacklistRun(false))
 	require.NoError(t, err)
 	got := res.(TokenBlacklistResult)
 	// SCAN may repeat a key, never skip one present throughout.
@@ -258,7 +265,7 @@ func BenchmarkTokenBlacklistScan(b *testing.B) {
 	require.NoError(b, err)
 	b.ResetTimer()
 	for b.Loop() {
-		_, err := h.Run(ctx, blacklistRun(true))
+		_, err := handlertest.Run(ctx, h, blacklistRun(true))
 		require.NoError(b, err)
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "keys/s")

@@ -109,37 +109,54 @@ func (l *Ledger) claimDistinct(ctx context.Context, staleAfter time.Duration, re
 		triggers[j], scheduled[j], params[j], requestedBy[j] = string(r.Env.Trigger), r.Env.ScheduledAt, string(paramsOrEmpty(r.Env.Params)), r.Env.RequestedBy
 		nodes[j], msgIDs[j] = r.Node, r.MsgID
 	}
-	// One statement, so one round trip and one implicit transaction: the run rows are taken,
-	// a previous attempt still marked running (its node vanished) is closed as abandoned,
-	// and the new attempts are recorded. The data-modifying CTEs see the same snapshot, so
-	// the UPDATE touches only attempts that existed before and never those inserted here.
+	// One statement, so one round trip and one implicit transaction. The run row carries its
+	// latest attempt, so a new run is one row insert and nothing else. A run that exists and
+	// may be taken (scheduled by the ticker, or left by an earlier attempt) is locked and
+	// updated; the attempt it replaces, read from the locked row, moves to job_past_attempts
+	// (none for a scheduled row, attempt 0). Rows are locked in key order, so concurrent
+	// batches never deadlock. A key inserted by someone else since this statement's snapshot
+	// is neither taken nor inserted: the follow-up read below finds out why.
 	rows, err := l.db.Query(ctx, `
 		WITH req AS (
 			SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[],
 				$7::text[], $8::text[], $9::text[], $10::text[])
 				AS r(job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by, node, msg_id)),
-		claimed AS (
-			INSERT INTO job_runs AS j (job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by,
-				status, attempt, node, msg_id, started_at, heartbeat_at)
-			SELECT job, run_key, shard_index, shard_total, trigger, scheduled_at, params::jsonb, requested_by,
-				'running', 1, node, msg_id, now(), now()
-			FROM req
-			ON CONFLICT (job, run_key, shard_index) DO UPDATE SET
-				status = 'running', attempt = j.attempt + 1, node = EXCLUDED.node,
-				msg_id = CASE WHEN EXCLUDED.msg_id <> '' THEN EXCLUDED.msg_id ELSE j.msg_id END,
-				started_at = now(), heartbeat_at = now(), finished_at = NULL, error = '', updated_at = now()
+		prev AS (
+			SELECT j.id, j.attempt, j.node, j.msg_id, j.started_at, j.finished_at, j.updated_at, j.status, j.error,
+				r.node AS new_node, r.msg_id AS new_msg_id
+			FROM job_runs j JOIN req r ON j.job = r.job AND j.run_key = r.run_key AND j.shard_index = r.shard_index
 			WHERE (j.status IN ('scheduled', 'retrying', 'interrupted', 'abandoned')
 			   OR (j.status = 'running' AND j.heartbeat_at < now() - $11::interval))
 			  AND j.cancel_requested_at IS NULL -- cancelled while its node vanished: never rerun
+			ORDER BY j.job, j.run_key, j.shard_index
+			FOR UPDATE OF j),
+		taken AS (
+			UPDATE job_runs j SET status = 'running', attempt = prev.attempt + 1, node = prev.new_node,
+				msg_id = CASE WHEN prev.new_msg_id <> '' THEN prev.new_msg_id ELSE prev.msg_id END,
+				started_at = now(), heartbeat_at = now(), finished_at = NULL, error = '', updated_at = now()
+			FROM prev WHERE j.id = prev.id
 			RETURNING j.id, j.attempt, j.job, j.run_key, j.shard_index),
-		abandoned AS (
-			UPDATE job_attempts a SET outcome = 'abandoned', finished_at = now()
-			FROM claimed WHERE a.run_id = claimed.id AND a.outcome = 'running'),
-		recorded AS (
-			INSERT INTO job_attempts (run_id, attempt, node, msg_id, started_at)
-			SELECT c.id, c.attempt, r.node, r.msg_id, now()
-			FROM claimed c JOIN req r ON r.job = c.job AND r.run_key = c.run_key AND r.shard_index = c.shard_index)
-		SELECT id, attempt, job, run_key, shard_index FROM claimed`,
+		archived AS (
+			INSERT INTO job_past_attempts AS p (run_id, attempt, node, msg_id, started_at, finished_at, outcome, error)
+			SELECT id, attempt, node, msg_id, started_at,
+				CASE WHEN status = 'running' THEN now() ELSE coalesce(finished_at, updated_at) END,
+				CASE WHEN status = 'running' THEN 'abandoned' ELSE status END, error
+			FROM prev WHERE attempt > 0 AND started_at IS NOT NULL
+			-- a row kept from before migration 00050 may already hold this attempt
+			ON CONFLICT (run_id, attempt) DO UPDATE SET outcome = EXCLUDED.outcome, finished_at = EXCLUDED.finished_at
+			WHERE p.outcome = 'running'),
+		inserted AS (
+			INSERT INTO job_runs (job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by,
+				status, attempt, node, msg_id, started_at, heartbeat_at)
+			SELECT job, run_key, shard_index, shard_total, trigger, scheduled_at, params::jsonb, requested_by,
+				'running', 1, node, msg_id, now(), now()
+			FROM req r WHERE NOT EXISTS (SELECT 1 FROM job_runs j
+				WHERE j.job = r.job AND j.run_key = r.run_key AND j.shard_index = r.shard_index)
+			ON CONFLICT (job, run_key, shard_index) DO NOTHING
+			RETURNING id, attempt, job, run_key, shard_index)
+		SELECT id, attempt, job, run_key, shard_index FROM taken
+		UNION ALL
+		SELECT id, attempt, job, run_key, shard_index FROM inserted`,
 		jobs, keys, shards, totals, triggers, scheduled, params, requestedBy, nodes, msgIDs, staleAfter.String())
 	if err != nil {
 		return nil, fmt.Errorf("claim %s: %w", describeClaims(reqs, idx), err)
@@ -310,21 +327,13 @@ func (l *Ledger) FinishRuns(ctx context.Context, reqs []FinishRequest) ([]error,
 			texts[j] = r.Outcome.Err.Error()
 		}
 	}
-	// One statement (one round trip, atomic): the attempt number fences each run row, and an
-	// attempt row is updated only when its run row was.
+	// One statement: the attempt number fences each run row, which also holds the attempt.
 	rows, err := l.db.Query(ctx, `
-		WITH req AS (
-			SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[])
-				AS r(id, attempt, status, result, error)),
-		run AS (
-			UPDATE job_runs j SET status = req.status, result = req.result::jsonb, error = req.error, updated_at = now(),
-				finished_at = CASE WHEN req.status IN ('succeeded', 'failed', 'skipped', 'cancelled') THEN now() ELSE NULL END
-			FROM req WHERE j.id = req.id AND j.attempt = req.attempt AND j.status = 'running'
-			RETURNING j.id, j.attempt, req.status, req.error),
-		att AS (
-			UPDATE job_attempts a SET outcome = run.status, error = run.error, finished_at = now()
-			FROM run WHERE a.run_id = run.id AND a.attempt = run.attempt)
-		SELECT id, attempt FROM run`,
+		UPDATE job_runs j SET status = req.status, result = req.result::jsonb, error = req.error, updated_at = now(),
+			finished_at = CASE WHEN req.status IN ('succeeded', 'failed', 'skipped', 'cancelled') THEN now() ELSE NULL END
+		FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[]) AS req(id, attempt, status, result, error)
+		WHERE j.id = req.id AND j.attempt = req.attempt AND j.status = 'running'
+		RETURNING j.id, j.attempt`,
 		ids, attempts, statuses, resultArg, texts)
 	if err != nil {
 		return nil, fmt.Errorf("finish %s: %w", describeFinishes(ids), err)
@@ -440,10 +449,6 @@ func (l *Ledger) ReapStale(ctx context.Context, staleAfter time.Duration, limit 
 	}
 	republish := reaped[:0:0]
 	for _, r := range reaped {
-		if _, err := l.db.Exec(ctx, `UPDATE job_attempts SET outcome = $3, finished_at = now()
-			WHERE run_id = $1 AND attempt = $2 AND outcome = 'running'`, r.ID, r.Attempt, string(r.Status)); err != nil {
-			return reaped, fmt.Errorf("reap stale run %d: attempt row: %w", r.ID, err)
-		}
 		if r.Status == StatusAbandoned {
 			republish = append(republish, r)
 		}

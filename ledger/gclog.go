@@ -55,7 +55,7 @@ func InsertGCLog(ctx context.Context, tx pgx.Tx, runID int64, entries []GCEntry)
 // RecordBatchRun inserts a finished job_runs row for work that did not come through the job
 // topic (a batch of file events), in tx, and returns its id. status is succeeded or failed.
 // A row that is terminal from the start never looks abandoned to the ticker's reaper, so it
-// is never republished as a job message.
+// is never republished as a job message. The row is also its one attempt (see job_attempts).
 func RecordBatchRun(ctx context.Context, tx pgx.Tx, jobName, runKey, node, msgID string, startedAt time.Time,
 	status Status, result any, errText string) (int64, error) {
 	var res []byte
@@ -73,10 +73,6 @@ func RecordBatchRun(ctx context.Context, tx pgx.Tx, jobName, runKey, node, msgID
 		RETURNING id`, jobName, runKey, startedAt, string(status), node, msgID, res, errText).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("record %s run %s: %w", jobName, runKey, err)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO job_attempts (run_id, attempt, node, msg_id, started_at, finished_at, outcome, error)
-		VALUES ($1, 1, $2, $3, $4, clock_timestamp(), $5, $6)`, id, node, msgID, startedAt, string(status), errText); err != nil {
-		return 0, fmt.Errorf("record %s run %s: attempt row: %w", jobName, runKey, err)
 	}
 	return id, nil
 }

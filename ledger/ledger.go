@@ -182,7 +182,24 @@ func (l *Ledger) RecordSkipped(ctx context.Context, env job.Envelope, node strin
 	if err != nil {
 		return fmt.Errorf("encode skip reason: %w", err)
 	}
-	_, err = l.db.Exec(ctx, `
+	tx, err := l.db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("record skipped %s/%s: %w", env.Job, env.RunKey, err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	// A retrying run keeps its last attempt in its row; the skip overwrites the row, so that
+	// attempt moves to job_past_attempts first, as a claim would move it.
+	_, err = tx.Exec(ctx, `
+		INSERT INTO job_past_attempts (run_id, attempt, node, msg_id, started_at, finished_at, outcome, error)
+		SELECT id, attempt, node, msg_id, started_at, updated_at, status, error FROM job_runs
+		WHERE job = $1 AND run_key = $2 AND shard_index = $3 AND status = 'retrying' AND attempt > 0
+			AND started_at IS NOT NULL
+		FOR UPDATE
+		ON CONFLICT (run_id, attempt) DO NOTHING`, env.Job, env.RunKey, env.Shard.Index)
+	if err != nil {
+		return fmt.Errorf("record skipped %s/%s: keep the last attempt: %w", env.Job, env.RunKey, err)
+	}
+	_, err = tx.Exec(ctx, `
 		INSERT INTO job_runs (job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by,
 			status, node, finished_at, result)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'skipped', $9, now(), $10)
@@ -192,6 +209,9 @@ func (l *Ledger) RecordSkipped(ctx context.Context, env job.Envelope, node strin
 		env.Job, env.RunKey, env.Shard.Index, env.Shard.Total, string(env.Trigger), env.ScheduledAt,
 		paramsOrEmpty(env.Params), env.RequestedBy, node, result)
 	if err != nil {
+		return fmt.Errorf("record skipped %s/%s: %w", env.Job, env.RunKey, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("record skipped %s/%s: %w", env.Job, env.RunKey, err)
 	}
 	return nil

@@ -21,6 +21,12 @@ var migrationFiles embed.FS
 // Migrate brings the schema up to date. Several nodes may start at once: goose's session
 // locker (a Postgres advisory lock) makes them take turns.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	return migrateTo(ctx, pool, 0)
+}
+
+// migrateTo applies the migrations up to version, or all of them when version is 0 (tests
+// build a database as an older release left it).
+func migrateTo(ctx context.Context, pool *pgxpool.Pool, version int64) error {
 	sub, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
 		return fmt.Errorf("open embedded migrations: %w", err)
@@ -38,7 +44,12 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	if err != nil {
 		return fmt.Errorf("migration provider: %w", err)
 	}
-	if _, err := provider.Up(ctx); err != nil {
+	if version > 0 {
+		_, err = provider.UpTo(ctx, version)
+	} else {
+		_, err = provider.Up(ctx)
+	}
+	if err != nil {
 		return fmt.Errorf("apply migrations: %w", err)
 	}
 	return nil

@@ -77,7 +77,8 @@ func (l *Ledger) GetRun(ctx context.Context, id int64) (Run, error) {
 	return r, nil
 }
 
-// Attempt is one row of job_attempts.
+// Attempt is one row of the job_attempts view: an attempt a later one replaced
+// (job_past_attempts), or the latest attempt, which lives in its run row.
 type Attempt struct {
 	Attempt    int        `json:"attempt"`
 	Node       string     `json:"node"`

@@ -34,7 +34,17 @@ func (e *CancelledError) Error() string { return "cancelled by " + e.By }
 // seen either before it (the request waits for the node) or after it (nothing to claim).
 func (l *Ledger) RequestCancel(ctx context.Context, id int64, by string) (Status, error) {
 	var st Status
+	// The run row carries its latest attempt (see job_attempts): a run cancelled between
+	// attempts first moves that attempt, with its own outcome, to job_past_attempts.
 	err := l.db.QueryRow(ctx, `
+		WITH prev AS (
+			SELECT id, attempt, node, msg_id, started_at, finished_at, updated_at, status, error FROM job_runs
+			WHERE id = $1 AND status IN ('retrying', 'interrupted', 'abandoned') FOR UPDATE),
+		archived AS (
+			INSERT INTO job_past_attempts (run_id, attempt, node, msg_id, started_at, finished_at, outcome, error)
+			SELECT id, attempt, node, msg_id, started_at, coalesce(finished_at, updated_at), status, error
+			FROM prev WHERE attempt > 0 AND started_at IS NOT NULL
+			ON CONFLICT (run_id, attempt) DO NOTHING)
 		UPDATE job_runs SET cancel_requested_by = $2, cancel_requested_at = now(), updated_at = now(),
 			status = CASE WHEN status = 'running' THEN status ELSE 'cancelled' END,
 			finished_at = CASE WHEN status = 'running' THEN finished_at ELSE now() END,
