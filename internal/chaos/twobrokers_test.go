@@ -3,6 +3,7 @@ package chaos_test
 import (
 	"context"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,6 +78,11 @@ func TestKill9OneOfTwoBrokerMasters(t *testing.T) {
 	t.Logf("every occurrence up to 4 s after the kill ran %s after it; %d of %d occurrences waited > 2 s (timer on the dead master); max wait %s (overdue_after %s)",
 		recovered.Round(time.Millisecond), late, len(waits), waits[len(waits)-1].Round(time.Millisecond), twoOverdue)
 	require.LessOrEqual(t, waits[len(waits)-1], twoOverdue+15*time.Second, "the repair pass bounds the wait")
+	republished := 0
+	for _, n := range nodes {
+		republished += strings.Count(n.Log(), "overdue and unclaimed")
+	}
+	t.Logf("runs republished by the repair pass as overdue: %d", republished)
 
 	// The forced runs the dead master had accepted but not delivered are on its disk: they
 	// run when it comes back (kill -9 keeps the page cache, so nothing accepted is lost).
