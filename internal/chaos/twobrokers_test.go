@@ -75,7 +75,7 @@ func TestKill9OneOfTwoBrokerMasters(t *testing.T) {
 			late++
 		}
 	}
-	t.Logf("every occurrence up to 4 s after the kill ran %s after it; %d of %d occurrences waited > 2 s (timer on the dead master); max wait %s (overdue_after %s)",
+	t.Logf("every occurrence up to 4 s after the kill ran %s after it; %d of %d occurrences waited > 2 s; max wait %s (overdue_after %s)",
 		recovered.Round(time.Millisecond), late, len(waits), waits[len(waits)-1].Round(time.Millisecond), twoOverdue)
 	require.LessOrEqual(t, waits[len(waits)-1], twoOverdue+15*time.Second, "the repair pass bounds the wait")
 	republished := 0
