@@ -53,6 +53,8 @@ type Deps struct {
 	Ping func(ctx context.Context) error
 	// InFlight counts runs executing on this node.
 	InFlight func() int
+	// Draining reports that the node is shutting down: /readyz answers 503.
+	Draining func() bool
 	// Ticker reports the ticker's state; nil when this node runs no ticker.
 	Ticker func() ticker.State
 	// Metrics serves /metrics; nil disables the endpoint.
@@ -162,6 +164,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	body["consumer"] = "started"
+	if s.deps.Draining != nil && s.deps.Draining() {
+		body["consumer"] = "draining"
+		code = http.StatusServiceUnavailable
+	}
 	if s.deps.InFlight != nil {
 		body["in_flight"] = s.deps.InFlight()
 	}

@@ -39,8 +39,10 @@ func (f *fakeLedger) Heartbeat(context.Context, string, []ledger.Claim) ([]int64
 func (f *fakeLedger) OtherRunning(context.Context, string, string, time.Duration) (bool, error) {
 	return false, nil
 }
-func (f *fakeLedger) RecordRejected(context.Context, ledger.Rejection) error         { return nil }
-func (f *fakeLedger) RecordSkipped(context.Context, job.Envelope, string, any) error { return nil }
+func (f *fakeLedger) RecordRejected(context.Context, ledger.Rejection) error { return nil }
+func (f *fakeLedger) SkipFresh(context.Context, job.Envelope, string, any) (bool, ledger.Status, error) {
+	return true, ledger.StatusSkipped, nil
+}
 
 type fakeRegistry struct{ err error }
 

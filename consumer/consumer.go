@@ -107,6 +107,18 @@ func (c *Consumer) handle(ctx context.Context, msgs ...*primitive.MessageExt) (r
 	return result, nil
 }
 
+// Pause stops pulling and keeps any handler from starting, at once (the drain that Stop then
+// waits for began). Safe to call before Stop, and more than once.
+func (c *Consumer) Pause() {
+	c.proc.BeginDrain()
+	if c.pc == nil {
+		return
+	}
+	if s, ok := c.pc.(interface{ Suspend() }); ok {
+		s.Suspend()
+	}
+}
+
 // Stop drains runs in flight (see Processor.Drain) and shuts the client down. It is
 // idempotent and returns how many runs were interrupted.
 func (c *Consumer) Stop(ctx context.Context) (interrupted int, err error) {
@@ -115,9 +127,7 @@ func (c *Consumer) Stop(ctx context.Context) (interrupted int, err error) {
 			return
 		}
 		// Stop pulling first so the drain is not fed new work.
-		if s, ok := c.pc.(interface{ Suspend() }); ok {
-			s.Suspend()
-		}
+		c.Pause()
 		interrupted = c.proc.Drain(ctx)
 		c.cancel()
 		<-c.hbDone

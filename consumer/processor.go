@@ -24,7 +24,7 @@ type Ledger interface {
 	Heartbeat(ctx context.Context, node string, claims []ledger.Claim) ([]int64, error)
 	OtherRunning(ctx context.Context, jobName, runKey string, staleAfter time.Duration) (bool, error)
 	RecordRejected(ctx context.Context, r ledger.Rejection) error
-	RecordSkipped(ctx context.Context, env job.Envelope, node string, why any) error
+	SkipFresh(ctx context.Context, env job.Envelope, node string, why any) (bool, ledger.Status, error)
 }
 
 // Registry finds the handler of a job kind.
@@ -172,11 +172,20 @@ func (c Config) Validate() error {
 // errDraining is the cancel cause of runs interrupted by shutdown.
 var errDraining = errors.New("node is shutting down")
 
+// ErrLedgerUnreachable is the cancel cause of runs stopped because their heartbeat could not
+// reach the ledger for so long that another node may soon take them over.
+var ErrLedgerUnreachable = errors.New("ledger unreachable: heartbeat failing, run stopped before another node takes it over")
+
 type inflight struct {
 	claim  ledger.Claim
 	env    job.Envelope
 	cancel context.CancelCauseFunc
-	logs   *runlog.Buffer // what the handler logs; flushed on heartbeat and at the end
+	// aliveAt is when the ledger last saw this run's heartbeat, on this node's clock: the send
+	// time of the claim or of the last heartbeat that refreshed it (both earlier than the
+	// database's heartbeat_at, so stopping by it is on the safe side).
+	aliveAt time.Time
+	stopped bool
+	logs    *runlog.Buffer // what the handler logs; flushed on heartbeat and at the end
 }
 
 // Processor decides what happens to each delivery. It is safe for concurrent use.
@@ -281,14 +290,24 @@ func (p *Processor) Process(ctx context.Context, d Delivery) Decision {
 			return Decision{Action: RetryLater, After: p.backoff(d.ReconsumeTimes + 1), Reason: err.Error()}
 		}
 		if busy {
-			if err := p.ledger.RecordSkipped(ctx, env, p.cfg.Node, map[string]string{"skipped": "another run of this job is running"}); err != nil {
+			skipped, found, err := p.ledger.SkipFresh(ctx, env, p.cfg.Node, map[string]string{"skipped": "another run of this job is running"})
+			switch {
+			case err != nil:
 				return Decision{Action: RetryLater, After: p.backoff(d.ReconsumeTimes + 1), Reason: err.Error()}
+			case skipped:
+				log.InfoContext(ctx, "skipped: another run is in flight")
+				return Decision{Action: Ack, Reason: "skipped"}
+			case found.Terminal():
+				return Decision{Action: Ack, Reason: "already " + string(found)}
 			}
-			log.InfoContext(ctx, "skipped: another run is in flight")
-			return Decision{Action: Ack, Reason: "skipped"}
+			// The run already had an attempt (a retry, or a run interrupted by a shutdown): it
+			// must still run, so it waits for the other run instead of being skipped.
+			log.InfoContext(ctx, "deferred: another run of this job is in flight", "status", found)
+			return Decision{Action: RetryLater, After: p.cfg.StaleAfter, Reason: "deferred behind a running run"}
 		}
 	}
 
+	claimSent := p.now()
 	claim, err := p.ledger.ClaimRun(ctx, env, p.cfg.Node, d.MsgID, p.cfg.StaleAfter)
 	if err != nil {
 		log.WarnContext(ctx, "claim failed, will retry", "err", err)
@@ -305,7 +324,7 @@ func (p *Processor) Process(ctx context.Context, d Delivery) Decision {
 		// Keep the copy alive: if the holder dies, this delivery takes over once its heartbeat is stale.
 		return Decision{Action: RetryLater, After: p.cfg.StaleAfter, Reason: "held by another node"}
 	}
-	return p.run(ctx, log.With("run_id", claim.RunID, "attempt", claim.Attempt), env, spec, claim, prepared)
+	return p.run(ctx, log.With("run_id", claim.RunID, "attempt", claim.Attempt), env, spec, claim, claimSent, prepared)
 }
 
 func (p *Processor) reject(ctx context.Context, d Delivery, env job.Envelope, cause error) Decision {
@@ -337,12 +356,12 @@ func (p *Processor) reject(ctx context.Context, d Delivery, env job.Envelope, ca
 }
 
 func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope, spec job.Spec,
-	claim ledger.Claim, prepared job.Prepared) Decision {
+	claim ledger.Claim, claimSent time.Time, prepared job.Prepared) Decision {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	logs := newRunBuffer(env, claim)
 	p.mu.Lock()
-	p.running[claim.RunID] = inflight{claim: claim, env: env, cancel: cancel, logs: logs}
+	p.running[claim.RunID] = inflight{claim: claim, env: env, cancel: cancel, logs: logs, aliveAt: claimSent}
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
@@ -355,6 +374,14 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 	start := p.now()
 	select {
 	case p.slots <- struct{}{}:
+		// A slot and the drain can be ready at once (select picks either): the drain wins,
+		// under the lock Drain sets it with, so no handler starts once the drain began.
+		if !p.mayStart() {
+			<-p.slots
+			cancel(errDraining)
+			runErr = errors.New("not started: node is shutting down")
+			break
+		}
 		start = p.now()
 		log.InfoContext(ctx, "run started", "schedule_delay", start.Sub(env.ScheduledAt))
 		result, runErr = p.invoke(runlog.WithBuffer(runCtx, logs), spec.Timeout, claim, prepared)
@@ -384,6 +411,8 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 		return Decision{Action: Ack, Reason: "taken over"}
 	case errors.Is(cause, errDraining):
 		status, decision = ledger.StatusInterrupted, Decision{Action: RetryLater, After: time.Second, Reason: "interrupted by shutdown"}
+	case errors.Is(cause, ErrLedgerUnreachable):
+		status, decision = ledger.StatusInterrupted, Decision{Action: RetryLater, After: p.cfg.StaleAfter, Reason: cause.Error()}
 	case job.IsDiscard(runErr) || claim.Attempt >= spec.MaxAttempts:
 		status, decision = ledger.StatusFailed, Decision{Action: DeadLetter, Reason: runErr.Error()}
 	default:
@@ -457,6 +486,8 @@ func (p *Processor) invoke(ctx context.Context, timeout time.Duration, claim led
 }
 
 // Heartbeat marks the runs in flight alive once, and stops those another node took over.
+// It gives the ledger a third of stale_after to answer: a connection that hangs must not
+// keep the node from noticing that it is cut off.
 func (p *Processor) Heartbeat(ctx context.Context) error {
 	p.mu.Lock()
 	claims := make([]ledger.Claim, 0, len(p.running))
@@ -464,22 +495,70 @@ func (p *Processor) Heartbeat(ctx context.Context) error {
 		claims = append(claims, f.claim)
 	}
 	p.mu.Unlock()
-	lost, err := p.ledger.Heartbeat(ctx, p.cfg.Node, claims)
+	sent := p.now()
+	hctx, cancel := context.WithTimeout(ctx, p.cfg.StaleAfter/3)
+	defer cancel()
+	lost, err := p.ledger.Heartbeat(hctx, p.cfg.Node, claims)
 	if err != nil {
 		return err
 	}
 	p.mu.Lock()
+	gone := make(map[int64]bool, len(lost))
 	for _, id := range lost {
+		gone[id] = true
 		if f, ok := p.running[id]; ok {
 			f.cancel(ledger.ErrLostClaim)
+		}
+	}
+	for _, c := range claims {
+		if f, ok := p.running[c.RunID]; ok && !gone[c.RunID] && f.claim.Attempt == c.Attempt && sent.After(f.aliveAt) {
+			f.aliveAt = sent
+			p.running[c.RunID] = f
 		}
 	}
 	p.mu.Unlock()
 	return p.syncRuns(ctx)
 }
 
-// HeartbeatLoop calls Heartbeat every interval until ctx ends.
+// stopUnheard cancels the runs whose heartbeat has not reached the ledger for two thirds of
+// stale_after: past stale_after another node may take them over, and the handler must have
+// stopped by then, or the job runs twice at once. The last third is the handler's time to
+// notice its context.
+func (p *Processor) stopUnheard() {
+	limit := p.cfg.StaleAfter * 2 / 3
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, f := range p.running {
+		if f.stopped || now.Sub(f.aliveAt) < limit {
+			continue
+		}
+		f.stopped = true
+		p.running[id] = f
+		f.cancel(ErrLedgerUnreachable)
+		p.log.Error("ledger unreachable; stopping run before another node takes it over", "run_id", id,
+			"attempt", f.claim.Attempt, "unheard_for", now.Sub(f.aliveAt).Round(time.Millisecond))
+	}
+}
+
+// HeartbeatLoop calls Heartbeat every interval until ctx ends, and stops runs the ledger has
+// not heard of for too long (see stopUnheard) even while a heartbeat call hangs.
 func (p *Processor) HeartbeatLoop(ctx context.Context) {
+	watch := time.NewTicker(min(p.cfg.HeartbeatInterval, p.cfg.StaleAfter/10))
+	defer watch.Stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-watch.C:
+				p.stopUnheard()
+			}
+		}
+	}()
+	defer func() { <-done }()
 	t := time.NewTicker(p.cfg.HeartbeatInterval)
 	defer t.Stop()
 	for {
@@ -501,15 +580,35 @@ func (p *Processor) InFlight() int {
 	return len(p.running)
 }
 
-// Drain stops taking new messages, waits up to the drain timeout for runs in flight, then
-// interrupts the rest and waits for them to record that. It returns how many were interrupted.
-func (p *Processor) Drain(ctx context.Context) int {
+// BeginDrain refuses new messages and keeps runs that have not started from starting, at
+// once; Drain then waits for the rest. The node calls it first thing on SIGTERM. Idempotent.
+func (p *Processor) BeginDrain() {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if !p.draining {
 		close(p.drained)
 	}
 	p.draining = true
-	p.mu.Unlock()
+}
+
+// Draining reports whether BeginDrain was called (readiness answers 503 from then on).
+func (p *Processor) Draining() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.draining
+}
+
+// mayStart reports whether a handler may start now: not once the drain has begun.
+func (p *Processor) mayStart() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.draining
+}
+
+// Drain stops taking new messages, waits up to the drain timeout for runs in flight, then
+// interrupts the rest and waits for them to record that. It returns how many were interrupted.
+func (p *Processor) Drain(ctx context.Context) int {
+	p.BeginDrain()
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
 	timer := time.NewTimer(p.cfg.DrainTimeout)

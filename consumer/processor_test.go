@@ -61,11 +61,11 @@ func (l *scriptLedger) RecordRejected(context.Context, ledger.Rejection) error {
 	l.rejected++
 	return nil
 }
-func (l *scriptLedger) RecordSkipped(context.Context, job.Envelope, string, any) error {
+func (l *scriptLedger) SkipFresh(context.Context, job.Envelope, string, any) (bool, ledger.Status, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.skipped++
-	return nil
+	return true, ledger.StatusSkipped, nil
 }
 
 // funcRegistry knows one kind, "probe", whose handler is run.

@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -227,8 +229,10 @@ type Rejection struct {
 	Body   []byte // kept (truncated) so an operator can see what was sent
 }
 
-// RecordRejected writes a rejected row. A redelivered copy of the same bad message updates
-// the same row instead of adding one.
+// RecordRejected writes a rejected row. The row is keyed by the body's hash: a redelivered
+// copy of the same bad message, or the same run published again by the repair pass and
+// rejected again, updates one row (counting the times in result.times) instead of adding one
+// per message, so repeats cannot grow the ledger.
 func (l *Ledger) RecordRejected(ctx context.Context, r Rejection) error {
 	const maxBody = 4096
 	body := r.Body
@@ -237,15 +241,19 @@ func (l *Ledger) RecordRejected(ctx context.Context, r Rejection) error {
 	}
 	// The row is keyed by message id, never by the run key the message claimed: a bad copy
 	// of a real run's message must not touch that run's row.
-	result, err := json.Marshal(map[string]any{"body": pgText(string(body)), "run_key": pgText(r.RunKey)})
+	result, err := json.Marshal(map[string]any{"body": pgText(string(body)), "run_key": pgText(r.RunKey), "times": 1})
 	if err != nil {
 		return fmt.Errorf("encode rejected body: %w", err)
 	}
+	sum := sha256.Sum256(r.Body)
 	_, err = l.db.Exec(ctx, `
 		INSERT INTO job_runs (job, run_key, trigger, scheduled_at, status, node, msg_id, finished_at, result, error)
 		VALUES ($1, $2, 'manual', now(), 'rejected', $3, $4, now(), $5, $6)
-		ON CONFLICT (job, run_key, shard_index) DO UPDATE SET updated_at = now()`,
-		pgText(r.Job), "msg:"+r.MsgID, r.Node, r.MsgID, result, pgText(r.Reason))
+		ON CONFLICT (job, run_key, shard_index) DO UPDATE SET updated_at = now(), msg_id = EXCLUDED.msg_id,
+			node = EXCLUDED.node, error = EXCLUDED.error,
+			result = jsonb_set(coalesce(job_runs.result, '{}'), '{times}',
+				to_jsonb(coalesce((job_runs.result->>'times')::int, 1) + 1))`,
+		pgText(r.Job), "rejected:"+hex.EncodeToString(sum[:16]), r.Node, r.MsgID, result, pgText(r.Reason))
 	if err != nil {
 		return fmt.Errorf("record rejected message %s: %w", r.MsgID, err)
 	}

@@ -33,12 +33,22 @@ type Ledger interface {
 	Paused(ctx context.Context) (map[string]bool, error)
 	ReapStale(ctx context.Context, staleAfter time.Duration, limit int) ([]ledger.Run, error)
 	TouchOverdue(ctx context.Context, overdueAfter time.Duration, limit int) ([]ledger.Run, error)
+	StuckRuns(ctx context.Context, olderThan time.Duration, limit int) ([]ledger.Run, error)
+	NoteRepublished(ctx context.Context, id int64) (int, error)
+	GiveUp(ctx context.Context, id int64, status ledger.Status, reason string) (bool, error)
+}
+
+// Alerter is told about runs the repair pass gave up on (the consumer's alerter fits).
+type Alerter interface {
+	RunFailed(ctx context.Context, env job.Envelope, runID int64, err error, result any)
 }
 
 // LeaderLease is the cluster-wide leadership the ticker competes for.
 type LeaderLease interface {
 	TryAcquire(ctx context.Context) (bool, error)
 	Check(ctx context.Context) error
+	// Fresh is Check unless the lease answered very recently; called before every publish.
+	Fresh(ctx context.Context) error
 	Release(ctx context.Context)
 }
 
@@ -62,6 +72,17 @@ type Config struct {
 	// OverdueAfter: a published run still not claimed this long after its time is published
 	// again (its message never reached a consumer).
 	OverdueAfter time.Duration `yaml:"overdue_after"`
+	// LeaseTimeout bounds how long a leader that stops answering (frozen, partitioned, host
+	// gone) keeps the lease: its database session is closed by the server after this long
+	// without a word, and the leader pings it every interval.
+	LeaseTimeout time.Duration `yaml:"lease_timeout"`
+	// StuckAfter: an interrupted or retrying run untouched this long lost its message (the
+	// broker's copy was lost or dead-lettered) and is published again. Keep it above
+	// consumer.retry_backoff_max, the longest a retry legitimately waits.
+	StuckAfter time.Duration `yaml:"stuck_after"`
+	// MaxRepublish: a run the repair pass published this many times without it finishing is
+	// given up (failed, with an alert) instead of being published forever.
+	MaxRepublish int `yaml:"max_republish"`
 }
 
 // WithDefaults fills unset fields.
@@ -91,6 +112,15 @@ func (c Config) WithDefaults() Config {
 	if c.OverdueAfter == 0 {
 		c.OverdueAfter = 10 * time.Minute
 	}
+	if c.LeaseTimeout == 0 {
+		c.LeaseTimeout = max(15*time.Second, 3*c.Interval)
+	}
+	if c.StuckAfter == 0 {
+		c.StuckAfter = 30 * time.Minute
+	}
+	if c.MaxRepublish == 0 {
+		c.MaxRepublish = 10
+	}
 	return c
 }
 
@@ -107,6 +137,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("repair_interval: %s is below interval %s", c.RepairInterval, c.Interval)
 	case c.OverdueAfter < c.RepairInterval:
 		return fmt.Errorf("overdue_after: %s is below repair_interval %s", c.OverdueAfter, c.RepairInterval)
+	case c.LeaseTimeout < 3*c.Interval:
+		return fmt.Errorf("lease_timeout: %s is below three intervals (%s): the leader pings once per interval", c.LeaseTimeout, 3*c.Interval)
+	case c.LeaseTimeout < time.Second || c.LeaseTimeout > 10*time.Minute:
+		return fmt.Errorf("lease_timeout: %s is outside 1s..10m", c.LeaseTimeout)
+	case c.StuckAfter < c.RepairInterval:
+		return fmt.Errorf("stuck_after: %s is below repair_interval %s", c.StuckAfter, c.RepairInterval)
+	case c.MaxRepublish < 1:
+		return fmt.Errorf("max_republish: %d is below 1", c.MaxRepublish)
 	}
 	return nil
 }
@@ -142,6 +180,8 @@ type Ticker struct {
 	state      State
 	lastRepair time.Time
 	onLeader   func(bool)
+	known      func(kind string) bool
+	alerter    Alerter
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -164,6 +204,13 @@ func New(cfg Config, node string, specs map[string]job.Spec, l Ledger, pub Publi
 	}
 	return t, nil
 }
+
+// SetKnown tells the repair pass which job kinds this build runs: a run of a kind that no
+// longer exists is recorded rejected once instead of being republished. Call before Start.
+func (t *Ticker) SetKnown(known func(kind string) bool) { t.known = known }
+
+// SetAlerter installs the alerter told about runs the repair pass gives up; call before Start.
+func (t *Ticker) SetAlerter(a Alerter) { t.alerter = a }
 
 // OnLeadershipChange registers a callback (metrics); call before Start.
 func (t *Ticker) OnLeadershipChange(f func(leader bool)) { t.onLeader = f }
@@ -353,6 +400,9 @@ func (t *Ticker) publishOccurrence(ctx context.Context, j *scheduledJob, at time
 }
 
 func (t *Ticker) send(ctx context.Context, env job.Envelope, deliverAt time.Time) error {
+	if err := t.fresh(ctx); err != nil {
+		return err
+	}
 	msgID, err := t.pub.Publish(ctx, env, deliverAt)
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", env.RunKey, err)
@@ -404,28 +454,74 @@ func (t *Ticker) repair(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	for _, r := range overdue {
-		t.log.WarnContext(ctx, "scheduled run overdue and unclaimed; republishing", "job", r.Job, "run_key", r.RunKey,
-			"shard", r.ShardIndex, "scheduled_at", r.ScheduledAt)
-		if _, err := t.pub.Publish(ctx, runEnvelope(r), time.Time{}); err != nil {
-			errs = append(errs, fmt.Errorf("republish overdue %s: %w", r.RunKey, err))
-			continue
-		}
-		t.countRepublished()
+		errs = append(errs, t.republish(ctx, r, "scheduled run overdue and unclaimed"))
 	}
 	reaped, err := t.ledger.ReapStale(ctx, t.cfg.StaleAfter, 500)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	for _, r := range reaped {
-		t.log.WarnContext(ctx, "run abandoned by its node; republishing", "job", r.Job, "run_key", r.RunKey,
-			"shard", r.ShardIndex, "node", r.Node, "attempt", r.Attempt)
-		if _, err := t.pub.Publish(ctx, runEnvelope(r), time.Time{}); err != nil {
-			errs = append(errs, fmt.Errorf("republish abandoned %s: %w", r.RunKey, err))
-			continue
-		}
-		t.countRepublished()
+		errs = append(errs, t.republish(ctx, r, "run abandoned by its node "+r.Node))
+	}
+	stuck, err := t.ledger.StuckRuns(ctx, t.cfg.StuckAfter, 500)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, r := range stuck {
+		errs = append(errs, t.republish(ctx, r, string(r.Status)+" run without a message"))
 	}
 	return errors.Join(errs...)
+}
+
+// republish publishes a run the repair pass found waiting for a message that will not come.
+// A run of a job kind this build no longer has is recorded rejected instead (once: it is then
+// terminal), and one published max_republish times already is given up as failed, with an
+// alert: whatever keeps it from finishing will not go away by publishing it again.
+func (t *Ticker) republish(ctx context.Context, r ledger.Run, why string) error {
+	log := t.log.With("job", r.Job, "run_key", r.RunKey, "shard", r.ShardIndex, "status", r.Status, "attempt", r.Attempt)
+	if t.known != nil && !t.known(r.Job) {
+		reason := fmt.Sprintf("job kind %q no longer exists; %s not republished", r.Job, why)
+		if _, err := t.ledger.GiveUp(ctx, r.ID, ledger.StatusRejected, reason); err != nil {
+			return err
+		}
+		log.WarnContext(ctx, "run of a job kind that no longer exists recorded rejected")
+		return nil
+	}
+	n, err := t.ledger.NoteRepublished(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	if n > t.cfg.MaxRepublish {
+		reason := fmt.Sprintf("republished %d times without finishing (last: %s); given up", n-1, why)
+		gave, err := t.ledger.GiveUp(ctx, r.ID, ledger.StatusFailed, reason)
+		if err != nil || !gave {
+			return err
+		}
+		log.ErrorContext(ctx, "run keeps being republished; given up", "republished", n-1)
+		if t.alerter != nil {
+			t.alerter.RunFailed(context.WithoutCancel(ctx), runEnvelope(r), r.ID, errors.New(reason), nil)
+		}
+		return nil
+	}
+	if err := t.fresh(ctx); err != nil {
+		return err
+	}
+	log.WarnContext(ctx, why+"; republishing", "node", r.Node, "republished", n)
+	if _, err := t.pub.Publish(ctx, runEnvelope(r), time.Time{}); err != nil {
+		return fmt.Errorf("republish %s %s: %w", r.Status, r.RunKey, err)
+	}
+	t.countRepublished()
+	return nil
+}
+
+// fresh makes sure this node still leads right before it publishes: a leader frozen between
+// deciding and sending must not publish what its successor already did.
+func (t *Ticker) fresh(ctx context.Context) error {
+	if err := t.lease.Fresh(ctx); err != nil {
+		t.setLeader(false)
+		return err
+	}
+	return nil
 }
 
 func (t *Ticker) countRepublished() {

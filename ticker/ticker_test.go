@@ -57,9 +57,9 @@ func TestLeaseOneTickerPublishesOtherTakesOver(t *testing.T) {
 		LeaseKey: key, RepairInterval: time.Second}
 	pubA := &countingPublisher{inner: prod, sent: map[string]int{}}
 	pubB := &countingPublisher{inner: prod, sent: map[string]int{}}
-	a, err := New(cfg, "a", specs, l, pubA, NewLease(s.Pool, key), testenv.Logger(t), time.Now)
+	a, err := New(cfg, "a", specs, l, pubA, NewLease(s.Pool, key, 15*time.Second), testenv.Logger(t), time.Now)
 	require.NoError(t, err)
-	b, err := New(cfg, "b", specs, l, pubB, NewLease(s.Pool, key), testenv.Logger(t), time.Now)
+	b, err := New(cfg, "b", specs, l, pubB, NewLease(s.Pool, key, 15*time.Second), testenv.Logger(t), time.Now)
 	require.NoError(t, err)
 
 	require.NoError(t, a.Tick(ctx))
@@ -145,7 +145,7 @@ func TestRepairRepublishesOverdueUnclaimedRunOnce(t *testing.T) {
 	key := time.Now().UnixNano() & 0x7fffffff
 	pub := &countingPublisher{inner: prod, sent: map[string]int{}}
 	cfg := Config{Interval: 10 * time.Millisecond, RepairInterval: 10 * time.Millisecond, OverdueAfter: time.Minute, LeaseKey: key}
-	tk, err := New(cfg, "a", map[string]job.Spec{}, l, pub, NewLease(s.Pool, key), testenv.Logger(t), time.Now)
+	tk, err := New(cfg, "a", map[string]job.Spec{}, l, pub, NewLease(s.Pool, key, 15*time.Second), testenv.Logger(t), time.Now)
 	require.NoError(t, err)
 	t.Cleanup(tk.Stop)
 	require.NoError(t, tk.Tick(ctx))
@@ -153,4 +153,93 @@ func TestRepairRepublishesOverdueUnclaimedRunOnce(t *testing.T) {
 	time.Sleep(20 * time.Millisecond) // let the next tick be a repair tick too
 	require.NoError(t, tk.Tick(ctx))
 	require.Equal(t, map[string]int{env.RunKey: 1}, pub.snapshot(), "republished once per overdue_after, not every pass")
+}
+
+// Issue 11, items 4 and 8: runs waiting for a message that will never come are found and
+// published again; a run of a job kind that no longer exists is recorded rejected once; a run
+// that keeps coming back is given up after max_republish, with an alert, not published forever.
+func TestRepairUnsticksRunsAndBoundsRepublishing(t *testing.T) {
+	s := testenv.NewSchema(t)
+	m := testenv.NewMQ(t, 2)
+	ctx := context.Background()
+	require.NoError(t, ledger.Migrate(ctx, s.Pool))
+	l := ledger.New(s.Pool)
+	prod, err := mq.NewProducer(m.Config, "stuck-"+testenv.Suffix())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = prod.Close() })
+
+	// Rows as a lost, dead-lettered or skipped message leaves them: an interrupted run, a
+	// retrying one, and an abandoned run of a kind this build no longer has.
+	insert := func(kind, key, status string) int64 {
+		var id int64
+		require.NoError(t, s.Pool.QueryRow(ctx, `INSERT INTO job_runs (job, run_key, trigger, scheduled_at, params,
+			status, attempt, node, updated_at) VALUES ($1, $2, 'manual', now() - interval '2 hours', '{}', $3, 1, 'gone',
+			now() - interval '1 hour') RETURNING id`, kind, key, status).Scan(&id))
+		return id
+	}
+	interrupted := insert("probe", "manual:interrupted", "interrupted")
+	retrying := insert("probe", "manual:retrying", "retrying")
+	removed := insert("removed_kind", "manual:removed", "abandoned")
+	fresh := insert("probe", "manual:fresh-retry", "retrying")
+	_, err = s.Pool.Exec(ctx, `UPDATE job_runs SET updated_at = now() WHERE id = $1`, fresh)
+	require.NoError(t, err)
+
+	key := time.Now().UnixNano() & 0x7fffffff
+	pub := &countingPublisher{inner: prod, sent: map[string]int{}}
+	alerts := &recAlerts{}
+	cfg := Config{Interval: 10 * time.Millisecond, RepairInterval: 10 * time.Millisecond, OverdueAfter: time.Minute,
+		StaleAfter: time.Second, StuckAfter: 30 * time.Minute, MaxRepublish: 3, LeaseKey: key}
+	tk, err := New(cfg, "a", map[string]job.Spec{}, l, pub, NewLease(s.Pool, key, 15*time.Second), testenv.Logger(t), time.Now)
+	require.NoError(t, err)
+	tk.SetKnown(func(kind string) bool { return kind == "probe" })
+	tk.SetAlerter(alerts)
+	t.Cleanup(tk.Stop)
+	require.NoError(t, tk.Tick(ctx))
+	require.Equal(t, map[string]int{"manual:interrupted": 1, "manual:retrying": 1}, pub.snapshot(),
+		"stuck runs republished; a recent retry and a removed kind not")
+	status := func(id int64) (st, errText string, republished int) {
+		require.NoError(t, s.Pool.QueryRow(ctx, `SELECT status, error, republished FROM job_runs WHERE id = $1`, id).
+			Scan(&st, &errText, &republished))
+		return
+	}
+	st, why, _ := status(removed)
+	require.Equal(t, "rejected", st)
+	require.Contains(t, why, `job kind "removed_kind" no longer exists`)
+
+	// The republished messages never lead anywhere (as when each is rejected, or its node
+	// dies every time): each pass past stuck_after publishes again, up to max_republish.
+	for pass := 0; pass < 5; pass++ {
+		_, err = s.Pool.Exec(ctx, `UPDATE job_runs SET updated_at = now() - interval '1 hour' WHERE id IN ($1, $2)`, interrupted, retrying)
+		require.NoError(t, err)
+		time.Sleep(20 * time.Millisecond) // the next tick is a repair tick
+		require.NoError(t, tk.Tick(ctx))
+	}
+	require.Equal(t, map[string]int{"manual:interrupted": 3, "manual:retrying": 3}, pub.snapshot())
+	for _, id := range []int64{interrupted, retrying} {
+		st, why, n := status(id)
+		require.Equal(t, "failed", st)
+		require.Contains(t, why, "republished 3 times without finishing")
+		require.Equal(t, 4, n)
+	}
+	require.ElementsMatch(t, []int64{interrupted, retrying}, alerts.ids(), "one alert per given-up run")
+	var rows int
+	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM job_runs`).Scan(&rows))
+	require.Equal(t, 4, rows, "repairs add no rows")
+}
+
+type recAlerts struct {
+	mu  sync.Mutex
+	got []int64
+}
+
+func (r *recAlerts) RunFailed(_ context.Context, _ job.Envelope, runID int64, _ error, _ any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, runID)
+}
+
+func (r *recAlerts) ids() []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int64(nil), r.got...)
 }

@@ -18,6 +18,7 @@ func NewAdmin(n *Node) *admin.Server {
 		Spec:      func(kind string) job.Spec { return n.Cfg.Spec(kind) },
 		Ping:      n.Pool.Ping,
 		InFlight:  n.Proc.InFlight,
+		Draining:  n.Proc.Draining,
 		Runs:      n.Ledger,
 		Prepare: func(env job.Envelope) error {
 			_, err := n.Registry.Prepare(env)

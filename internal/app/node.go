@@ -50,8 +50,14 @@ type Node struct {
 	Instance string
 	// ExtraRegister, if set, registers more handlers (tests add their own job kinds).
 	ExtraRegister func(*job.Registry)
+	// LocalClock, if set, replaces time.Now as this node's own clock (tests skew it). The
+	// ticker and consumer never use it directly: they use Clock, the database's time.
+	LocalClock func() time.Time
+	// Clock is the database's time (the local clock corrected by a periodic measurement).
+	Clock *ledger.Clock
 
-	ownPool bool
+	ownPool   bool
+	stopClock context.CancelFunc
 	// closeSearch closes the Elasticsearch and Neo4j clients Start opened.
 	closeSearch func(context.Context) error
 }
@@ -81,6 +87,23 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := ledger.Migrate(ctx, n.Pool); err != nil {
 		return err
 	}
+	// Schedules, misfires and early deliveries are decided on the database's clock, so a node
+	// whose own clock is off neither skips nor repeats occurrences.
+	local := n.LocalClock
+	if local == nil {
+		local = time.Now
+	}
+	n.Clock = ledger.NewClock(n.Pool, local)
+	if err := n.Clock.Sync(ctx); err != nil {
+		return err
+	}
+	if off := n.Clock.Offset(); off > time.Second || off < -time.Second {
+		n.Log.Warn("this node's clock differs from the database's; using the database's", "offset", off.Round(time.Millisecond))
+	}
+	clockCtx, stopClock := context.WithCancel(context.WithoutCancel(ctx))
+	n.stopClock = stopClock
+	go n.Clock.Run(clockCtx, 10*time.Second)
+	dbNow := n.Clock.Now
 	n.Ledger = ledger.New(n.Pool)
 	if n.Redis == nil {
 		n.Redis = OpenRedis(n.Cfg.Redis)
@@ -113,7 +136,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// Claims and outcomes from concurrent messages share statements (see ledger.GroupCommit).
 	cc := n.Cfg.Consumer.WithDefaults()
 	grouped := ledger.NewGroupCommit(n.Ledger, cc.LedgerBatch, cc.LedgerFlushers, n.Metrics)
-	n.Proc = consumer.NewProcessor(n.Cfg.Consumer, grouped, n.Registry, n.Cfg.Jobs, n.Producer, n.Metrics, n.Log, now)
+	n.Proc = consumer.NewProcessor(n.Cfg.Consumer, grouped, n.Registry, n.Cfg.Jobs, n.Producer, n.Metrics, n.Log, dbNow)
 	if n.Cfg.Alerts.Enabled() {
 		if n.Alerts, err = alert.New(n.Cfg.Alerts, n.Pool, n.Cfg.Node, n.Log.With("component", "alert"), now); err != nil {
 			return err
@@ -131,10 +154,15 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if *n.Cfg.Ticker.Enabled {
-		lease := ticker.NewLease(n.Pool, n.Cfg.Ticker.LeaseKey)
-		n.Ticker, err = ticker.New(n.Cfg.Ticker, n.Cfg.Node, n.Cfg.Jobs, n.Ledger, n.Producer, lease, n.Log, now)
+		tc := n.Cfg.Ticker.WithDefaults()
+		lease := ticker.NewLease(n.Pool, tc.LeaseKey, tc.LeaseTimeout)
+		n.Ticker, err = ticker.New(n.Cfg.Ticker, n.Cfg.Node, n.Cfg.Jobs, n.Ledger, n.Producer, lease, n.Log, dbNow)
 		if err != nil {
 			return err
+		}
+		n.Ticker.SetKnown(n.Registry.Known)
+		if n.Alerts != nil {
+			n.Ticker.SetAlerter(n.Alerts)
 		}
 		n.Ticker.OnLeadershipChange(n.Metrics.SetLeader)
 		if err := n.Ticker.Start(ctx); err != nil {
@@ -164,18 +192,32 @@ func (n *Node) instance(role string) string {
 // a half-started node.
 func (n *Node) Stop(ctx context.Context) error {
 	var errs []error
+	// First of all, no new message and no new handler: the rest of the shutdown takes time.
+	if n.Consumer != nil {
+		n.Consumer.Pause()
+	}
 	if n.Ticker != nil {
 		n.Ticker.Stop()
 	}
-	if n.FileGC != nil {
-		errs = append(errs, n.FileGC.Stop(ctx))
-	}
+	// The file GC drains its batches while the job runs drain, within the same deadline.
+	gcDone := make(chan error, 1)
+	go func() {
+		if n.FileGC != nil {
+			gcDone <- n.FileGC.Stop(ctx)
+			return
+		}
+		gcDone <- nil
+	}()
 	if n.Consumer != nil {
 		interrupted, err := n.Consumer.Stop(ctx)
 		if interrupted > 0 {
 			n.Log.Warn("runs interrupted by shutdown; they will be redelivered", "runs", interrupted)
 		}
 		errs = append(errs, err)
+	}
+	errs = append(errs, <-gcDone)
+	if n.stopClock != nil {
+		n.stopClock()
 	}
 	if n.Alerts != nil {
 		// Alerts of runs that just failed are still being delivered; give them the stop's time.

@@ -15,13 +15,16 @@ import (
 // runs in flight within consumer.drain_timeout and stop. extra, when set, registers more
 // handlers (the chaos tests' node binary). It returns nil after a clean shutdown, so the
 // process exits 0.
-func Serve(ctx context.Context, cfg *config.Config, extra func(n *Node, r *job.Registry)) error {
+func Serve(ctx context.Context, cfg *config.Config, extra func(n *Node, r *job.Registry), opts ...func(*Node)) error {
 	log := NewLogger(cfg.Log, os.Stderr)
 	QuietRocketMQ()
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
 	node := &Node{Cfg: cfg, Log: log}
+	for _, o := range opts {
+		o(node)
+	}
 	if extra != nil {
 		node.ExtraRegister = func(r *job.Registry) { extra(node, r) }
 	}
@@ -39,10 +42,12 @@ func Serve(ctx context.Context, cfg *config.Config, extra func(n *Node, r *job.R
 	// The drain deadline is the consumer's; this bound only guards against a wedged client.
 	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Consumer.DrainTimeout+30*time.Second)
 	defer cancel()
-	admin.Close()
+	// The admin server stays up through the drain: /readyz answers 503 (draining) so traffic
+	// and probes move on, /metrics still shows the drain to the scraper.
 	if err := node.Stop(stopCtx); err != nil {
 		log.Error("shutdown", "err", err)
 	}
+	admin.Close()
 	log.Info("stopped")
 	return nil
 }

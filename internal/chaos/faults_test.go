@@ -191,7 +191,7 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 func TestStuckRunsAreDetectedAndRedone(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, "", nil, chaos.Settings{Jobs: `chaos_probe: {max_attempts: 3, timeout: 1m, overlap: allow}`})
-	// Only a leads the ticker: a frozen leader would keep its lease (its connection is open).
+	// Only a leads the ticker: a frozen leader would hold its lease for lease_timeout (15 s).
 	a := w.c.Start("a", func(s *chaos.Settings) { s.Ticker = true })
 	b := w.c.Start("b", nil)
 	_ = a

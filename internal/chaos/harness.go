@@ -56,6 +56,10 @@ type Settings struct {
 	Backoff    time.Duration // consumer.retry_backoff (max is 4x)
 	Goroutines int
 	MaxRunning int
+	// LeaseTimeout is ticker.lease_timeout (default: the production default, 15s).
+	LeaseTimeout time.Duration
+	// Env is added to the node's environment (JOBSVC_TEST_CLOCK_SKEW=5m skews its clock).
+	Env []string
 	// Jobs is the YAML body of the jobs section, indented by two spaces.
 	Jobs string
 	// Extra is appended to the config file as is: more top-level sections (s3, handlers).
@@ -78,6 +82,7 @@ func (s Settings) withDefaults() Settings {
 	def(&s.StaleAfter, 1500*time.Millisecond)
 	def(&s.Drain, 5*time.Second)
 	def(&s.Backoff, 500*time.Millisecond)
+	def(&s.LeaseTimeout, 15*time.Second)
 	if s.Goroutines == 0 {
 		s.Goroutines = 64
 	}
@@ -119,14 +124,14 @@ func (s Settings) YAML(name string) string {
 log: {level: info, format: text}
 postgres: {dsn: %q, max_conns: 20}
 rocketmq: {name_servers: [%q], topic: %s, consumer_group: %s, producer_group: %s, broker_addrs: %s, queue_nums: %d, send_timeout: 3s}
-ticker: {enabled: %t, interval: %s, lookahead: %s, misfire_tolerance: %s, lease_key: %d, repair_interval: %s%s}
+ticker: {enabled: %t, interval: %s, lookahead: %s, misfire_tolerance: %s, lease_key: %d, repair_interval: %s, lease_timeout: %s%s}
 consumer: {heartbeat_interval: %s, stale_after: %s, drain_timeout: %s, retry_backoff: %s, retry_backoff_max: %s, goroutines: %d, max_running: %d}
 admin: {listen: "127.0.0.1:0"}
 jobs:
 %s
 %s
 `, name, s.DSN, s.MQ.NameServers[0], s.MQ.Topic, s.MQ.ConsumerGroup, s.MQ.ProducerGroup, brokers, queues,
-		s.Ticker, s.Interval, s.Lookahead, s.Misfire, s.LeaseKey, s.Repair, overdue,
+		s.Ticker, s.Interval, s.Lookahead, s.Misfire, s.LeaseKey, s.Repair, s.LeaseTimeout, overdue,
 		s.Heartbeat, s.StaleAfter, s.Drain, s.Backoff, 4*s.Backoff, s.Goroutines, s.MaxRunning, jobs, s.Extra)
 }
 
@@ -156,7 +161,7 @@ func Start(bin, dir, name string, s Settings) (*Proc, error) {
 	cmd := exec.Command(bin, "--config", cfgPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The rocketmq client logs to $HOME/logs; keep that out of the real home.
-	cmd.Env = append(os.Environ(), "HOME="+dir)
+	cmd.Env = append(append(os.Environ(), "HOME="+dir), s.Env...)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)

@@ -107,12 +107,21 @@ func (w *world) producer() *mq.Producer {
 type tap struct {
 	mu   sync.Mutex
 	seen map[string]map[string]bool // run key -> message ids
+	born map[string]tapMsg          // message id -> where and when the producer sent it
 	pc   rocketmq.PushConsumer
+}
+
+// tapMsg is where a stored message came from: each node's producer has its own connection,
+// so the born host (ip:port) tells nodes apart.
+type tapMsg struct {
+	runKey   string
+	bornHost string
+	born     time.Time
 }
 
 func (w *world) tap() *tap {
 	w.t.Helper()
-	tp := &tap{seen: map[string]map[string]bool{}}
+	tp := &tap{seen: map[string]map[string]bool{}, born: map[string]tapMsg{}}
 	pc, err := rocketmq.NewPushConsumer(
 		rmqconsumer.WithNameServer(w.mq.NameServers),
 		rmqconsumer.WithGroupName("tap_"+testenv.Suffix()),
@@ -130,6 +139,7 @@ func (w *world) tap() *tap {
 					tp.seen[k] = map[string]bool{}
 				}
 				tp.seen[k][m.OffsetMsgId] = true
+				tp.born[m.OffsetMsgId] = tapMsg{runKey: k, bornHost: m.BornHost, born: time.UnixMilli(m.BornTimestamp)}
 			}
 			return rmqconsumer.ConsumeSuccess, nil
 		}))

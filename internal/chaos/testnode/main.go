@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/chatplat/job-service/internal/app"
 	"github.com/chatplat/job-service/internal/chaos"
@@ -29,7 +30,16 @@ func run(cfgPath string) error {
 	if err != nil {
 		return err
 	}
+	var opts []func(*app.Node)
+	// The clock-skew fault: this node's own clock reads JOBSVC_TEST_CLOCK_SKEW ahead (e.g. 5m).
+	if v := os.Getenv("JOBSVC_TEST_CLOCK_SKEW"); v != "" {
+		skew, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("JOBSVC_TEST_CLOCK_SKEW: %w", err)
+		}
+		opts = append(opts, func(n *app.Node) { n.LocalClock = func() time.Time { return time.Now().Add(skew) } })
+	}
 	return app.Serve(context.Background(), cfg, func(n *app.Node, r *job.Registry) {
 		chaos.Register(r, cfg.Node, n.Pool, n.Log)
-	})
+	}, opts...)
 }
