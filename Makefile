@@ -8,7 +8,7 @@ STACK := deploy/local/stack.sh
 COMPONENTS ?= postgres redis rocketmq s3 neo4j elasticsearch
 ENV   := source deploy/local/env.sh &&
 
-.PHONY: chromium all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench bench-peers chaos lint fuzz fmt vet clean
+.PHONY: chromium all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench bench-archive bench-peers chaos lint fuzz fmt vet clean
 
 all: build
 
@@ -67,6 +67,11 @@ fuzz:
 BENCH ?= .
 bench: stack-up
 	$(ENV) $(GO) test -run='^$$' -bench='$(BENCH)' -benchtime=1x -timeout 30m ./...
+
+## bench-archive: partition_archive moving a 500k- and a 5M-row chat_messages month (time, peak
+## RSS, bytes in S3); ARCHIVE_BENCH_ROWS=1000000 picks other sizes.
+bench-archive: stack-up
+	$(ENV) $(GO) test -run='^$$' -bench='ArchivePartition' -benchtime=1x -timeout 60m ./archive/
 
 ## bench-peers: job-service against River and Asynq on the same stack, back to back
 ## (bench/peers, a module of its own; not part of make test). PEERS_N jobs per run (10000).

@@ -23,6 +23,7 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"runDur":   func(r ledger.Run) string { return fmtDuration(r.Duration()) },
 	"prettyJS": prettyJSON,
 	"short":    func(s string, n int) string { return oneLine(s, n) },
+	"deref":    derefInt64,
 	"list": func() []string {
 		return []string{"scheduled", "running", "retrying", "succeeded", "failed", "rejected", "skipped", "interrupted", "abandoned", "cancelled"}
 	},
@@ -39,6 +40,7 @@ func (s *Server) consoleRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /{$}", s.read(s.pageIndex))
 	m.HandleFunc("GET /jobs/{job}", s.read(s.pageJob))
 	m.HandleFunc("GET /runs/{id}", s.read(s.pageRun))
+	m.HandleFunc("GET /archives", s.read(s.pageArchives))
 }
 
 type page struct {

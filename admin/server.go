@@ -65,8 +65,10 @@ type Deps struct {
 	// Prepare decodes and validates a message's params by its job's rules (the handler
 	// registry's); nil skips the check before a forced run is published.
 	Prepare func(env job.Envelope) error
-	Log     *slog.Logger
-	Now     func() time.Time
+	// Archives lists the partition_archive manifest for /archives; nil hides the page.
+	Archives ArchiveLister
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 // Server is the admin HTTP server.

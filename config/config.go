@@ -51,7 +51,7 @@ type Config struct {
 	// them decoded, defaults filled and validated, by kind (read them with job.SectionOf).
 	Handlers map[string]yaml.Node `yaml:"handlers"`
 	Sections map[string]any       `yaml:"-"`
-	// S3 is the object store of the file GC.
+	// S3 is the object store of the file GC and of partition_archive.
 	S3 S3Config `yaml:"s3"`
 	// FileGC is the event-driven file GC (ref_count=0 events).
 	FileGC filegc.Config `yaml:"filegc"`

@@ -10,6 +10,7 @@ import (
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/chatplat/job-service/archive"
 	"github.com/chatplat/job-service/filereap"
 	"github.com/chatplat/job-service/job"
 )
@@ -61,6 +62,10 @@ func Table() []Row {
 		}),
 		Define(MsgGapKind, MsgGapPolicy(), func(d Deps, c MsgGapConfig) (job.Handler[MsgGapArgs], error) {
 			return NewMsgGap(d.DB, c, d.Now, d.Log)
+		}),
+		Define(PartitionArchiveKind, PartitionArchivePolicy(), func(d Deps, c PartitionArchiveConfig) (job.Handler[PartitionArchiveArgs], error) {
+			s3, _ := d.S3.(archive.ObjectStore) // the node's *minio.Client; nil without s3.endpoint
+			return NewPartitionArchive(d.DB, s3, c, d.Now, d.Log)
 		}),
 	}
 }

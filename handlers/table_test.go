@@ -25,8 +25,8 @@ func TestDefaultPoliciesAreTheDesigns(t *testing.T) {
 	t.Parallel()
 	cfg, err := parse(base+"time_zone: Asia/Shanghai\n", nil)
 	require.NoError(t, err)
-	require.ElementsMatch(t, handlers.Kinds(), cfg.Scheduled(), "all eight jobs run without a jobs section")
-	require.Len(t, cfg.Scheduled(), 8)
+	require.ElementsMatch(t, handlers.Kinds(), cfg.Scheduled(), "all nine jobs run without a jobs section")
+	require.Len(t, cfg.Scheduled(), 9)
 	sh, err := time.LoadLocation("Asia/Shanghai")
 	require.NoError(t, err)
 	from := time.Date(2026, 12, 6, 23, 30, 0, 0, sh) // a Sunday, 23:30 Shanghai
@@ -39,6 +39,7 @@ func TestDefaultPoliciesAreTheDesigns(t *testing.T) {
 		handlers.GraphConsistencyKind: time.Date(2026, 12, 7, 5, 0, 0, 0, sh),
 		handlers.TokenBlacklistKind:   time.Date(2026, 12, 7, 0, 0, 0, 0, sh),
 		handlers.MsgGapKind:           time.Date(2026, 12, 6, 23, 40, 0, 0, sh),
+		handlers.PartitionArchiveKind: time.Date(2026, 12, 7, 4, 30, 0, 0, sh),
 	}
 	for kind, at := range want {
 		s := cfg.Jobs[kind]

@@ -33,7 +33,7 @@ func rootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.cfgPath, "config", "configs/local.yaml", "config file (the service's)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON")
 	root.AddCommand(runCmd(g), runsCmd(g), jobsCmd(g), showCmd(g), pauseCmd(g, true), pauseCmd(g, false), backlogCmd(g), seedCmd(g))
-	root.AddCommand(gcLogCmd(g), fileEventCmd(g))
+	root.AddCommand(gcLogCmd(g), fileEventCmd(g), archiveCmd(g))
 	root.AddCommand(logsCmd(g), cancelCmd(g), retryCmd(g))
 	return root
 }

@@ -56,6 +56,9 @@ func seedCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("seed chat tables: %w", err)
 			}
+			if _, _, err := demo.SeedOldMonth(ctx, pool, now); err != nil {
+				return fmt.Errorf("seed the archive demo's old month: %w", err)
+			}
 			skipped, err := seedOtherSystems(ctx, cfg, pool, userIDs, now)
 			if err != nil {
 				return err

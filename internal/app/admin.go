@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/chatplat/job-service/admin"
+	"github.com/chatplat/job-service/archive"
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ticker"
 )
@@ -23,6 +24,9 @@ func NewAdmin(n *Node) *admin.Server {
 		Prepare: func(env job.Envelope) error {
 			_, err := n.Registry.Prepare(env)
 			return err
+		},
+		Archives: func(ctx context.Context, f archive.ListFilter) ([]*archive.Entry, error) {
+			return archive.List(ctx, n.Pool, f)
 		},
 		Log: n.Log.With("component", "admin"),
 	}
