@@ -202,13 +202,19 @@ func TestShippedConfigsDoTheWholeJob(t *testing.T) {
 				}
 				require.Empty(t, cfg.UnconfiguredServers(d.kind), "%s: its servers are configured", d.kind)
 			}
-			sort.Strings(kinds)
+			// The eight jobs of the design, plus this service's own upkeep (archive of cold
+			// partitions, issue 13; ledger retention, issue 12), each with its servers.
+			want := append(kinds, handlers.PartitionArchiveKind, handlers.RetentionKind)
+			for _, k := range []string{handlers.PartitionArchiveKind, handlers.RetentionKind} {
+				require.Empty(t, cfg.UnconfiguredServers(k), "%s: its servers are configured", k)
+			}
+			sort.Strings(want)
 			var scheduled []string
 			for k := range cfg.Jobs {
 				scheduled = append(scheduled, k)
 			}
 			sort.Strings(scheduled)
-			require.Equal(t, kinds, scheduled, "exactly the eight jobs of the design")
+			require.Equal(t, want, scheduled, "the eight jobs of the design and our two upkeep jobs")
 
 			require.NotEmpty(t, cfg.Postgres.DSN)
 			require.NotEmpty(t, cfg.RocketMQ.NameServers)

@@ -75,7 +75,7 @@ func TestJobCanBeDisabled(t *testing.T) {
 	cfg, err := parse(base+"jobs: {es_forcemerge: {enabled: false}, msg_gap_check: {schedule: '0 */5 * * * *'}}\n", nil)
 	require.NoError(t, err)
 	require.NotContains(t, cfg.Scheduled(), handlers.ESForceMergeKind)
-	require.Len(t, cfg.Scheduled(), 8)
+	require.Len(t, cfg.Scheduled(), 9)
 	require.Equal(t, "0 */5 * * * *", cfg.Jobs[handlers.MsgGapKind].Schedule)
 	require.Equal(t, 2*time.Minute, cfg.Jobs[handlers.MsgGapKind].Timeout, "the rest of the policy stays")
 }
@@ -153,7 +153,7 @@ func TestExampleConfigsLoad(t *testing.T) {
 			_, ok := cfg.Sections[k]
 			return ok
 		}), e.Name())
-		require.Len(t, cfg.Scheduled(), 9, e.Name())
+		require.Len(t, cfg.Scheduled(), 10, e.Name())
 		n++
 	}
 	require.Positive(t, n)

@@ -74,7 +74,9 @@ func InspectTarget(ctx context.Context, pool *pgxpool.Pool) (Target, error) {
 var foreignRowChecks = []struct{ table, where string }{
 	{"users", fmt.Sprintf(`id NOT BETWEEN 1 AND %d OR username !~ '^user[0-9]{3}$'`, Users)},
 	{"channels", fmt.Sprintf(`id NOT BETWEEN 1 AND %d OR name !~ '^(group|direct)-[0-9]{2}$'`, Channels)},
-	{"chat_messages", fmt.Sprintf(`channel_id NOT BETWEEN 1 AND %d`, Channels)},
+	// The old month SeedOldMonth writes for the archive demo is on channels of its own.
+	{"chat_messages", fmt.Sprintf(`channel_id NOT BETWEEN 1 AND %d AND channel_id NOT BETWEEN %d AND %d`,
+		Channels, OldMonthChannelBase+1, OldMonthChannelBase+5)},
 	{"file_metadata", fmt.Sprintf(`id NOT BETWEEN 1 AND %d`, Files)},
 }
 
