@@ -47,7 +47,7 @@ func BenchmarkVolumeMsgGap(b *testing.B) {
 	require.NoError(b, SeedMessageVolume(ctx, s.Pool, v, clock, 1000))
 	b.Logf("seeded %d messages in %d channels in %s", v.Messages, v.Channels, time.Since(t0).Round(time.Second))
 
-	h, err := handlers.NewMsgGap(s.Pool, handlers.MsgGapConfig{}, func() time.Time { return clock }, slog.New(slog.DiscardHandler))
+	h, err := handlers.NewMsgGap(s.Pool, handlers.MsgGapConfig{}, nil, func() time.Time { return clock }, slog.New(slog.DiscardHandler))
 	require.NoError(b, err)
 	period := 10 * time.Minute
 	run := &job.Run[handlers.MsgGapArgs]{Envelope: job.Envelope{Job: handlers.MsgGapKind, RunKey: "volume"}, Attempt: 1}
