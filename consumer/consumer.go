@@ -95,6 +95,15 @@ func (c *Consumer) handle(ctx context.Context, msgs ...*primitive.MessageExt) (r
 	return result, nil
 }
 
+// Queues lists the message queues the consumer holds after its last rebalance, as
+// "broker/topic/queue", sorted; nil before Start or when the client cannot say.
+func (c *Consumer) Queues() []string {
+	if c == nil || c.pc == nil {
+		return nil
+	}
+	return c.pc.Queues()
+}
+
 // Pause stops pulling and keeps any handler from starting, at once (the drain that Stop then
 // waits for began). Safe to call before Stop, and more than once.
 func (c *Consumer) Pause() {
