@@ -41,7 +41,7 @@ run: build stack-up
 CHAOS_PKG := ./internal/chaos/...
 test: stack-up vet chromium
 	$(ENV) $(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v /internal/chaos)
-	$(ENV) $(GO) test -count=1 -timeout 10m $(CHAOS_PKG)
+	$(ENV) $(GO) test -count=1 -timeout 25m $(CHAOS_PKG)
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=10s ./job/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=10s ./config/
 

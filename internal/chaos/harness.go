@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -48,6 +49,7 @@ type Settings struct {
 	Lookahead  time.Duration
 	Misfire    time.Duration // ticker.misfire_tolerance
 	Repair     time.Duration // ticker.repair_interval
+	Overdue    time.Duration // ticker.overdue_after (0: the service's default)
 	Heartbeat  time.Duration
 	StaleAfter time.Duration
 	Drain      time.Duration
@@ -98,7 +100,15 @@ func (s Settings) YAML(name string) string {
 	s = s.withDefaults()
 	brokers := "[]"
 	if len(s.MQ.BrokerAddrs) > 0 {
-		brokers = fmt.Sprintf("[%q]", s.MQ.BrokerAddrs[0])
+		quoted := make([]string, len(s.MQ.BrokerAddrs))
+		for i, b := range s.MQ.BrokerAddrs {
+			quoted[i] = strconv.Quote(b)
+		}
+		brokers = "[" + strings.Join(quoted, ", ") + "]"
+	}
+	overdue := ""
+	if s.Overdue > 0 {
+		overdue = ", overdue_after: " + s.Overdue.String()
 	}
 	queues := s.MQ.QueueNums
 	if queues == 0 {
@@ -114,14 +124,14 @@ func (s Settings) YAML(name string) string {
 log: {level: info, format: text}
 postgres: {dsn: %q, max_conns: 20}
 rocketmq: {name_servers: [%q], topic: %s, consumer_group: %s, producer_group: %s, broker_addrs: %s, queue_nums: %d, send_timeout: 3s}
-ticker: {enabled: %t, interval: %s, lookahead: %s, misfire_tolerance: %s, lease_key: %d, repair_interval: %s, lease_timeout: %s}
+ticker: {enabled: %t, interval: %s, lookahead: %s, misfire_tolerance: %s, lease_key: %d, repair_interval: %s, lease_timeout: %s%s}
 consumer: {heartbeat_interval: %s, stale_after: %s, drain_timeout: %s, retry_backoff: %s, retry_backoff_max: %s, goroutines: %d, max_running: %d}
 admin: {listen: "127.0.0.1:0"}
 jobs:
 %s
 %s
 `, name, s.DSN, s.MQ.NameServers[0], s.MQ.Topic, s.MQ.ConsumerGroup, s.MQ.ProducerGroup, brokers, queues,
-		s.Ticker, s.Interval, s.Lookahead, s.Misfire, s.LeaseKey, s.Repair, s.LeaseTimeout,
+		s.Ticker, s.Interval, s.Lookahead, s.Misfire, s.LeaseKey, s.Repair, s.LeaseTimeout, overdue,
 		s.Heartbeat, s.StaleAfter, s.Drain, s.Backoff, 4*s.Backoff, s.Goroutines, s.MaxRunning, jobs, s.Extra)
 }
 

@@ -48,20 +48,9 @@ func StartRocketMQ(ctx context.Context, dir string) (*RocketMQ, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The broker also listens on port-2 (fast channel) and port+1 (HA).
-	var bPort int
-	for range 50 {
-		p, err := FreePort()
-		if err != nil {
-			return nil, err
-		}
-		if p > 1100 && p != nsPort && p-2 != nsPort && p+1 != nsPort && portFree(p-2) && portFree(p+1) {
-			bPort = p
-			break
-		}
-	}
-	if bPort == 0 {
-		return nil, fmt.Errorf("no free port triple for the broker")
+	bPort, err := brokerPort(nsPort)
+	if err != nil {
+		return nil, err
 	}
 	r := &RocketMQ{NameServer: fmt.Sprintf("127.0.0.1:%d", nsPort), Broker: fmt.Sprintf("127.0.0.1:%d", bPort),
 		dir: dir, lib: lib}
@@ -71,26 +60,7 @@ func StartRocketMQ(ctx context.Context, dir string) (*RocketMQ, error) {
 		}
 	}
 	ns := fmt.Sprintf("listenPort=%d\nbindAddress=127.0.0.1\n", nsPort)
-	// The shared broker's settings (deploy/local/rocketmq/broker.conf) that matter here.
-	broker := fmt.Sprintf(`brokerClusterName=ChaosCluster
-brokerName=chaos-broker
-brokerId=0
-brokerIP1=127.0.0.1
-brokerIP2=127.0.0.1
-bindAddress=127.0.0.1
-listenPort=%d
-namesrvAddr=%s
-storePathRootDir=%s
-mappedFileSizeCommitLog=67108864
-mappedFileSizeConsumeQueue=600000
-mappedFileSizeTimerLog=16777216
-diskMaxUsedSpaceRatio=95
-timerWheelEnable=true
-timerPrecisionMs=100
-autoCreateTopicEnable=false
-autoCreateSubscriptionGroup=true
-waitTimeMillsInSendQueue=1000
-`, bPort, r.NameServer, filepath.Join(dir, "store"))
+	broker := brokerConf("chaos-broker", bPort, r.NameServer, filepath.Join(dir, "store"))
 	if err := os.WriteFile(filepath.Join(dir, "conf", "namesrv.conf"), []byte(ns), 0o644); err != nil {
 		return nil, err
 	}
