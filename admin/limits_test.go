@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -23,8 +24,8 @@ func startReal(t *testing.T, cfg config.AdminConfig, fl *fakeLedger) *Server {
 	cfg.Listen = "127.0.0.1:0"
 	srv := New(cfg, Deps{Node: "n1", Ledger: fl, Kinds: func() []string { return []string{"pg_partition"} },
 		Spec: func(string) job.Spec { return job.Spec{}.WithDefaults() }})
-	require.NoError(t, srv.Start())
-	t.Cleanup(srv.Close)
+	require.NoError(t, srv.Start(context.Background()))
+	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
 	return srv
 }
 

@@ -79,7 +79,7 @@ jobs:
 	t.Cleanup(func() { _ = node.Stop(context.Background()) })
 	srv, err := app.StartAdmin(ctx, node)
 	require.NoError(t, err)
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
 	warmUp(t, node)
 	return &stack{node: node, admin: srv, url: srv.URL()}
 }

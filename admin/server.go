@@ -121,8 +121,8 @@ func (s *Server) routes() {
 // Handler is the server's routes, for tests and for embedding.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Start listens on admin.listen and serves in the background until Close.
-func (s *Server) Start() error {
+// Start listens on admin.listen and serves in the background until Stop.
+func (s *Server) Start(context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("admin.listen %s: %w", s.cfg.Listen, err)
@@ -147,14 +147,18 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // URL is the console's address.
 func (s *Server) URL() string { return "http://" + s.Addr() + "/" }
 
-// Close stops the server, letting requests in progress finish for a few seconds.
-func (s *Server) Close() {
+// Stop stops the server, letting requests in progress finish for a few seconds (at most
+// until ctx ends). Idempotent.
+func (s *Server) Stop(ctx context.Context) error {
 	if s.srv == nil {
-		return
+		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	_ = s.srv.Shutdown(ctx)
+	if err := s.srv.Shutdown(ctx); err != nil {
+		return fmt.Errorf("stop admin server: %w", err)
+	}
+	return nil
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

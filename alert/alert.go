@@ -279,8 +279,11 @@ func (n *Notifier) deliver(ctx context.Context, s sender, a *Alert) error {
 	}
 }
 
-// Close stops accepting alerts and waits for deliveries in flight until ctx ends.
-func (n *Notifier) Close(ctx context.Context) error {
+// Start is there for the node's list of services: a Notifier delivers from New on.
+func (n *Notifier) Start(context.Context) error { return nil }
+
+// Stop stops accepting alerts and waits for deliveries in flight until ctx ends. Idempotent.
+func (n *Notifier) Stop(ctx context.Context) error {
 	n.mu.Lock()
 	n.closed = true
 	n.mu.Unlock()

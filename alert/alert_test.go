@@ -210,7 +210,7 @@ func TestRunFailedDeliversInBackgroundAndCloseWaits(t *testing.T) {
 	n := r.notifier(t, "node-a")
 	env := job.Envelope{Job: "token_blacklist", RunKey: "k", Trigger: job.TriggerManual, ScheduledAt: r.clock.now(), Shard: job.Shard{Total: 1}}
 	n.RunFailed(context.Background(), env, 5, errors.New("redis: i/o timeout"), nil)
-	require.NoError(t, n.Close(context.Background()))
+	require.NoError(t, n.Stop(context.Background()))
 	require.Len(t, r.hook.Bodies(), 1)
 	require.Len(t, r.smtp.Messages(), 1)
 	// After Close, alerts are dropped rather than started.
@@ -228,7 +228,7 @@ func TestUnreachableChannelsNeverBlockOrPanic(t *testing.T) {
 	start := time.Now()
 	n.RunFailed(context.Background(), job.Envelope{Job: "x", RunKey: "k", Shard: job.Shard{Total: 1}}, 1, errors.New("boom"), nil)
 	require.Less(t, time.Since(start), 100*time.Millisecond, "RunFailed returns at once")
-	require.NoError(t, n.Close(context.Background()))
+	require.NoError(t, n.Stop(context.Background()))
 	err = n.Notify(context.Background(), failedRun("x", "k", 1, errors.New("boom"), nil, n))
 	require.ErrorContains(t, err, "webhook")
 	require.ErrorContains(t, err, "email")

@@ -2,11 +2,9 @@ package consumer
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 
-	"github.com/apache/rocketmq-client-go/v2"
 	rmqconsumer "github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
@@ -34,7 +32,7 @@ type Consumer struct {
 	proc *Processor
 	log  *slog.Logger
 
-	pc        rocketmq.PushConsumer
+	pc        *mq.Push
 	baseCtx   context.Context
 	cancel    context.CancelFunc
 	hbDone    chan struct{}
@@ -51,28 +49,18 @@ func New(opts Options, proc *Processor, log *slog.Logger) *Consumer {
 func (c *Consumer) Start(ctx context.Context) error {
 	sub := mq.Subscriber{NameServers: c.opts.NameServers, Group: c.opts.Group, Instance: c.opts.Instance,
 		AccessKey: c.opts.AccessKey, SecretKey: c.opts.SecretKey}
-	o := sub.ConsumerOptions(
+	// Runs outlive the Start caller's context; they end with Stop.
+	c.baseCtx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	pc, err := sub.Subscribe(mq.Subscription{Topic: c.opts.Topic, Tags: c.opts.Tags, Extra: []rmqconsumer.Option{
 		rmqconsumer.WithConsumeMessageBatchMaxSize(1),
 		rmqconsumer.WithConsumeGoroutineNums(c.goroutine),
 		// We send to the DLQ ourselves when a job's attempts run out; this only bounds
 		// messages that keep failing before a claim (a database that stays down).
 		rmqconsumer.WithMaxReconsumeTimes(16),
-	)
-	pc, err := rocketmq.NewPushConsumer(o...)
+	}}, c.handle)
 	if err != nil {
-		return fmt.Errorf("create consumer %s: %w", c.opts.Group, err)
-	}
-	sel := rmqconsumer.MessageSelector{}
-	if c.opts.Tags != "" {
-		sel = rmqconsumer.MessageSelector{Type: rmqconsumer.TAG, Expression: c.opts.Tags}
-	}
-	// Runs outlive the Start caller's context; they end with Stop.
-	c.baseCtx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	if err := pc.Subscribe(c.opts.Topic, sel, c.handle); err != nil {
-		return fmt.Errorf("subscribe %s: %w", c.opts.Topic, err)
-	}
-	if err := pc.Start(); err != nil {
-		return fmt.Errorf("start consumer %s on %s: %w", c.opts.Group, c.opts.Topic, err)
+		c.cancel()
+		return err
 	}
 	c.pc = pc
 	c.hbDone = make(chan struct{})
@@ -107,6 +95,15 @@ func (c *Consumer) handle(ctx context.Context, msgs ...*primitive.MessageExt) (r
 	return result, nil
 }
 
+// Queues lists the message queues the consumer holds after its last rebalance, as
+// "broker/topic/queue", sorted; nil before Start or when the client cannot say.
+func (c *Consumer) Queues() []string {
+	if c == nil || c.pc == nil {
+		return nil
+	}
+	return c.pc.Queues()
+}
+
 // Pause stops pulling and keeps any handler from starting, at once (the drain that Stop then
 // waits for began). Safe to call before Stop, and more than once.
 func (c *Consumer) Pause() {
@@ -114,27 +111,25 @@ func (c *Consumer) Pause() {
 	if c.pc == nil {
 		return
 	}
-	if s, ok := c.pc.(interface{ Suspend() }); ok {
-		s.Suspend()
-	}
+	c.pc.Suspend()
 }
 
-// Stop drains runs in flight (see Processor.Drain) and shuts the client down. It is
-// idempotent and returns how many runs were interrupted.
-func (c *Consumer) Stop(ctx context.Context) (interrupted int, err error) {
+// Stop drains runs in flight (see Processor.Drain) and shuts the client down. Runs the drain
+// interrupted are logged; their messages are redelivered. Idempotent.
+func (c *Consumer) Stop(ctx context.Context) error {
+	var err error
 	c.stopOnce.Do(func() {
 		if c.pc == nil {
 			return
 		}
 		// Stop pulling first so the drain is not fed new work.
 		c.Pause()
-		interrupted = c.proc.Drain(ctx)
+		if interrupted := c.proc.Drain(ctx); interrupted > 0 {
+			c.log.Warn("runs interrupted by shutdown; they will be redelivered", "runs", interrupted)
+		}
 		c.cancel()
 		<-c.hbDone
 		err = c.pc.Shutdown()
-		if err != nil {
-			err = fmt.Errorf("shutdown consumer %s: %w", c.opts.Group, err)
-		}
 	})
-	return interrupted, err
+	return err
 }

@@ -2,12 +2,10 @@ package filegc
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/apache/rocketmq-client-go/v2"
 	rmqconsumer "github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
@@ -31,7 +29,7 @@ type Consumer struct {
 	proc *Processor
 	log  *slog.Logger
 
-	pc       rocketmq.PushConsumer
+	pc       *mq.Push
 	baseCtx  context.Context
 	cancel   context.CancelFunc
 	inFlight sync.WaitGroup
@@ -47,24 +45,18 @@ func NewConsumer(cfg Config, opts ConsumerOptions, proc *Processor, log *slog.Lo
 func (c *Consumer) Start(ctx context.Context) error {
 	sub := mq.Subscriber{NameServers: c.opts.NameServers, Group: c.cfg.Group, Instance: c.opts.Instance,
 		AccessKey: c.opts.AccessKey, SecretKey: c.opts.SecretKey}
-	o := sub.ConsumerOptions(
-		rmqconsumer.WithConsumeMessageBatchMaxSize(c.cfg.BatchSize),
-		rmqconsumer.WithPullBatchSize(int32(max(32, c.cfg.BatchSize))),
-		rmqconsumer.WithConsumeGoroutineNums(c.cfg.Goroutines),
-		rmqconsumer.WithPullInterval(c.pullInterval()),
-		rmqconsumer.WithMaxReconsumeTimes(int32(c.cfg.MaxReconsume)),
-	)
-	pc, err := rocketmq.NewPushConsumer(o...)
-	if err != nil {
-		return fmt.Errorf("create consumer %s: %w", c.cfg.Group, err)
-	}
 	c.baseCtx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	sel := rmqconsumer.MessageSelector{Type: rmqconsumer.TAG, Expression: c.cfg.Tag + " || " + c.cfg.Tag + DeferredSuffix}
-	if err := pc.Subscribe(c.cfg.Topic, sel, c.handle); err != nil {
-		return fmt.Errorf("subscribe %s: %w", c.cfg.Topic, err)
-	}
-	if err := pc.Start(); err != nil {
-		return fmt.Errorf("start consumer %s on %s: %w", c.cfg.Group, c.cfg.Topic, err)
+	pc, err := sub.Subscribe(mq.Subscription{Topic: c.cfg.Topic, Tags: c.cfg.Tag + " || " + c.cfg.Tag + DeferredSuffix,
+		Extra: []rmqconsumer.Option{
+			rmqconsumer.WithConsumeMessageBatchMaxSize(c.cfg.BatchSize),
+			rmqconsumer.WithPullBatchSize(int32(max(32, c.cfg.BatchSize))),
+			rmqconsumer.WithConsumeGoroutineNums(c.cfg.Goroutines),
+			rmqconsumer.WithPullInterval(c.pullInterval()),
+			rmqconsumer.WithMaxReconsumeTimes(int32(c.cfg.MaxReconsume)),
+		}}, c.handle)
+	if err != nil {
+		c.cancel()
+		return err
 	}
 	c.pc = pc
 	c.log.Info("file GC consumer started", "topic", c.cfg.Topic, "group", c.cfg.Group, "grace", c.cfg.Grace,
@@ -104,9 +96,7 @@ func (c *Consumer) Stop(ctx context.Context) error {
 		if c.pc == nil {
 			return
 		}
-		if s, ok := c.pc.(interface{ Suspend() }); ok {
-			s.Suspend()
-		}
+		c.pc.Suspend()
 		done := make(chan struct{})
 		go func() { c.inFlight.Wait(); close(done) }()
 		select {
@@ -116,9 +106,7 @@ func (c *Consumer) Stop(ctx context.Context) error {
 			<-done
 		}
 		c.cancel()
-		if e := c.pc.Shutdown(); e != nil {
-			err = fmt.Errorf("shutdown consumer %s: %w", c.cfg.Group, e)
-		}
+		err = c.pc.Shutdown()
 	})
 	return err
 }

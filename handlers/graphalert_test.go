@@ -51,8 +51,8 @@ func TestGraphDeviationEmailsEveryDailyRun(t *testing.T) {
 	fail(nodeB, day1, 1) // the same occurrence on another node
 	fail(nodeB, day2, 1) // the next day's run deviates again: a new email
 	fail(nodeA, day2, 1)
-	require.NoError(t, nodeA.Close(ctx))
-	require.NoError(t, nodeB.Close(ctx))
+	require.NoError(t, nodeA.Stop(ctx))
+	require.NoError(t, nodeB.Stop(ctx))
 	mails := sink.Messages()
 	require.Len(t, mails, 2, "one email per deviating daily run")
 	var keys []string

@@ -232,18 +232,21 @@ func (t *Ticker) Start(ctx context.Context) error {
 }
 
 // Stop ends the loop and gives up the lease. Idempotent.
-func (t *Ticker) Stop() {
+func (t *Ticker) Stop(ctx context.Context) error {
 	t.stopOnce.Do(func() {
 		if t.cancel != nil {
 			t.cancel()
 			<-t.done
 		}
 		// Also when never started: a Tick may have taken the lease.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// The lease gets its own few seconds: a drain that used up ctx must not keep the next
+		// leader waiting for the lease to expire.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		t.lease.Release(ctx)
 		t.setLeader(false)
 	})
+	return nil
 }
 
 func (t *Ticker) loop(ctx context.Context) {

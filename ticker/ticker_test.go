@@ -71,7 +71,7 @@ func TestLeaseOneTickerPublishesOtherTakesOver(t *testing.T) {
 
 	// a stops (its lease goes with it); b takes over and continues where a left off.
 	require.NoError(t, a.Start(ctx))
-	a.Stop()
+	require.NoError(t, a.Stop(ctx))
 	require.False(t, a.State().Leader)
 	deadline := time.Now().Add(5 * time.Second)
 	for !b.State().Leader && time.Now().Before(deadline) {
@@ -79,7 +79,7 @@ func TestLeaseOneTickerPublishesOtherTakesOver(t *testing.T) {
 	}
 	require.True(t, b.State().Leader)
 	require.NoError(t, b.Start(ctx))
-	t.Cleanup(b.Stop)
+	t.Cleanup(func() { _ = b.Stop(context.Background()) })
 	lastA := latestKey(pubA.snapshot())
 	testenv.Eventually(t, 10*time.Second, func() bool {
 		return latestKey(pubB.snapshot()) > lastA
@@ -147,7 +147,7 @@ func TestRepairRepublishesOverdueUnclaimedRunOnce(t *testing.T) {
 	cfg := Config{Interval: 10 * time.Millisecond, RepairInterval: 10 * time.Millisecond, OverdueAfter: time.Minute, LeaseKey: key}
 	tk, err := New(cfg, "a", map[string]job.Spec{}, l, pub, NewLease(s.Pool, key, 15*time.Second), testenv.Logger(t), time.Now)
 	require.NoError(t, err)
-	t.Cleanup(tk.Stop)
+	t.Cleanup(func() { _ = tk.Stop(context.Background()) })
 	require.NoError(t, tk.Tick(ctx))
 	require.Equal(t, map[string]int{env.RunKey: 1}, pub.snapshot())
 	time.Sleep(20 * time.Millisecond) // let the next tick be a repair tick too
@@ -193,7 +193,7 @@ func TestRepairUnsticksRunsAndBoundsRepublishing(t *testing.T) {
 	require.NoError(t, err)
 	tk.SetKnown(func(kind string) bool { return kind == "probe" })
 	tk.SetAlerter(alerts)
-	t.Cleanup(tk.Stop)
+	t.Cleanup(func() { _ = tk.Stop(context.Background()) })
 	require.NoError(t, tk.Tick(ctx))
 	require.Equal(t, map[string]int{"manual:interrupted": 1, "manual:retrying": 1}, pub.snapshot(),
 		"stuck runs republished; a recent retry and a removed kind not")

@@ -43,9 +43,9 @@ func NewAdmin(n *Node) *admin.Server {
 }
 
 // StartAdmin builds the admin server of a started node and listens on admin.listen.
-func StartAdmin(_ context.Context, n *Node) (*admin.Server, error) {
+func StartAdmin(ctx context.Context, n *Node) (*admin.Server, error) {
 	s := NewAdmin(n)
-	if err := s.Start(); err != nil {
+	if err := s.Start(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -11,17 +11,17 @@ import (
 	"github.com/chatplat/job-service/mq"
 )
 
-// startFileGC starts the event-driven file GC when filegc.enabled: its topic is created like
-// the job topic, and its consumer joins its own group so file events never wait behind jobs.
-func (n *Node) startFileGC(ctx context.Context, now func() time.Time) error {
+// newFileGC builds the event-driven file GC when filegc.enabled (nil otherwise): its topic is
+// created like the job topic, and its consumer joins its own group so file events never wait
+// behind jobs. The node starts it with the job consumer.
+func (n *Node) newFileGC(ctx context.Context, now func() time.Time) (*filegc.Consumer, error) {
 	cfg := n.Cfg.FileGC
 	if !cfg.Enabled {
-		return nil
+		return nil, nil
 	}
-	// The group's retry topic too: a batch that fails (S3 down) is redelivered through it,
-	// and a consumer only subscribes to it once it exists, at its next rebalance (20 s).
-	if err := mq.EnsureTopics(ctx, n.Cfg.RocketMQ, cfg.Topic, "%RETRY%"+cfg.Group); err != nil {
-		return err
+	// The group's retry topic too: a batch that fails (S3 down) is redelivered through it.
+	if err := mq.EnsureGroupTopics(ctx, n.Cfg.RocketMQ, cfg.Group, cfg.Topic); err != nil {
+		return nil, err
 	}
 	log := n.Log.With("component", "filegc")
 	table := job.SectionOf[handlers.FileGCConfig](n.Cfg.Sections, handlers.FileGCKind).File
@@ -31,7 +31,6 @@ func (n *Node) startFileGC(ctx context.Context, now func() time.Time) error {
 		obs = n.Metrics // jobservice_gc_objects_deleted_total and _bytes
 	}
 	proc := filegc.NewProcessor(cfg, reaper, n.Producer, n.Ledger, n.Cfg.Node, obs, now, log)
-	n.FileGC = filegc.NewConsumer(cfg, filegc.ConsumerOptions{NameServers: n.Cfg.RocketMQ.NameServers,
-		Instance: n.instance("filegc"), AccessKey: n.Cfg.RocketMQ.AccessKey, SecretKey: n.Cfg.RocketMQ.SecretKey}, proc, log)
-	return n.FileGC.Start(ctx)
+	return filegc.NewConsumer(cfg, filegc.ConsumerOptions{NameServers: n.Cfg.RocketMQ.NameServers,
+		Instance: n.instance("filegc"), AccessKey: n.Cfg.RocketMQ.AccessKey, SecretKey: n.Cfg.RocketMQ.SecretKey}, proc, log), nil
 }

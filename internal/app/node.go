@@ -56,15 +56,15 @@ type Node struct {
 	// Clock is the database's time (the local clock corrected by a periodic measurement).
 	Clock *ledger.Clock
 
-	ownPool   bool
-	stopClock context.CancelFunc
-	// stopBeat ends the node's heartbeat in job_nodes and marks it stopped.
-	stopBeat func()
+	ownPool bool
+	// services are what Start started, in order; Stop stops them in reverse.
+	services []Service
 	// closeSearch closes the Elasticsearch and Neo4j clients Start opened.
 	closeSearch func(context.Context) error
 }
 
-// Start connects, migrates, and starts the producer, consumer and ticker. On error everything
+// Start connects, migrates, and starts the producer, then its services in order: the database
+// clock, the notifier, the consumers, the ticker and the node's heartbeat. On error everything
 // started so far is stopped.
 func (n *Node) Start(ctx context.Context) (err error) {
 	defer func() {
@@ -110,9 +110,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if off := n.Clock.Offset(); off > time.Second || off < -time.Second {
 		n.Log.Warn("this node's clock differs from the database's; using the database's", "offset", off.Round(time.Millisecond))
 	}
-	clockCtx, stopClock := context.WithCancel(context.WithoutCancel(ctx))
-	n.stopClock = stopClock
-	go n.Clock.Run(clockCtx, 10*time.Second)
+	if err := n.start(ctx, &funcService{run: func(ctx context.Context) { n.Clock.Run(ctx, 10*time.Second) }}); err != nil {
+		return err
+	}
 	dbNow := n.Clock.Now
 	n.Ledger = ledger.New(n.Pool)
 	if n.Redis == nil {
@@ -139,11 +139,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := CheckNameServers(ctx, n.Cfg.RocketMQ); err != nil {
 		return err
 	}
-	topics := []string{n.Cfg.RocketMQ.Topic, mq.RetryTopic(n.Cfg.RocketMQ.ConsumerGroup)}
+	topics := []string{n.Cfg.RocketMQ.Topic}
 	if ev := job.SectionOf[handlers.MsgGapConfig](n.Cfg.Sections, handlers.MsgGapKind).Events; ev.Enabled {
 		topics = append(topics, ev.Topic)
 	}
-	if err := mq.EnsureTopics(ctx, n.Cfg.RocketMQ, topics...); err != nil {
+	if err := mq.EnsureGroupTopics(ctx, n.Cfg.RocketMQ, n.Cfg.RocketMQ.ConsumerGroup, topics...); err != nil {
 		return err
 	}
 	if n.Producer, err = mq.NewProducer(n.Cfg.RocketMQ, n.instance("producer")); err != nil {
@@ -159,15 +159,24 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 		n.Alerts.OnDeliveryFailed(n.Metrics.AlertDeliveryFailed)
 		n.Proc.SetAlerter(n.Alerts)
+		// Started before the consumers, so stopped after them: alerts of runs that just failed
+		// are still being delivered, and get what is left of the stop's time.
+		if err := n.start(ctx, n.Alerts); err != nil {
+			return err
+		}
 	}
 	n.Consumer = consumer.New(consumer.Options{
 		NameServers: n.Cfg.RocketMQ.NameServers, Topic: n.Cfg.RocketMQ.Topic, Group: n.Cfg.RocketMQ.ConsumerGroup,
 		Instance: n.Instance, AccessKey: n.Cfg.RocketMQ.AccessKey, SecretKey: n.Cfg.RocketMQ.SecretKey,
 	}, n.Proc, n.Log)
-	if err := n.Consumer.Start(ctx); err != nil {
+	consumers := together{n.Consumer}
+	if n.FileGC, err = n.newFileGC(ctx, now); err != nil {
 		return err
 	}
-	if err := n.startFileGC(ctx, now); err != nil {
+	if n.FileGC != nil {
+		consumers = append(consumers, n.FileGC)
+	}
+	if err := n.start(ctx, consumers); err != nil {
 		return err
 	}
 	if *n.Cfg.Ticker.Enabled {
@@ -182,18 +191,24 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			n.Ticker.SetAlerter(n.Alerts)
 		}
 		n.Ticker.OnLeadershipChange(n.Metrics.SetLeader)
-		if err := n.Ticker.Start(ctx); err != nil {
+		if err := n.start(ctx, n.Ticker); err != nil {
 			return err
 		}
 	}
-	beatCtx, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
-	beatDone := make(chan struct{})
-	go func() {
-		defer close(beatDone)
-		n.beatNode(beatCtx, now(), now)
-	}()
-	n.stopBeat = func() { stopBeat(); <-beatDone }
+	// Last to start, first to stop: the node's row in job_nodes, marked stopped at the end.
+	if err := n.start(ctx, &funcService{run: func(ctx context.Context) { n.beatNode(ctx, now(), now) }}); err != nil {
+		return err
+	}
 	n.Log.Info("node started", "node", n.Cfg.Node, "version", Build().Version, "jobs", n.Registry.Kinds())
+	return nil
+}
+
+// start starts s and adds it to the services Stop stops.
+func (n *Node) start(ctx context.Context, s Service) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	n.services = append(n.services, s)
 	return nil
 }
 
@@ -212,46 +227,16 @@ func (n *Node) instance(role string) string {
 	return fmt.Sprintf("%s-%s", n.Instance, role)
 }
 
-// Stop stops the ticker, drains the consumer and closes clients. Idempotent enough to call on
-// a half-started node.
+// Stop pauses the consumer, stops the services in reverse order of start (heartbeat, ticker,
+// then the job consumer and the file GC draining together, notifier, clock) and closes the
+// clients. Idempotent enough to call on a half-started node.
 func (n *Node) Stop(ctx context.Context) error {
-	var errs []error
 	// First of all, no new message and no new handler: the rest of the shutdown takes time.
 	if n.Consumer != nil {
 		n.Consumer.Pause()
 	}
-	if n.stopBeat != nil {
-		n.stopBeat()
-		n.stopBeat = nil
-	}
-	if n.Ticker != nil {
-		n.Ticker.Stop()
-	}
-	// The file GC drains its batches while the job runs drain, within the same deadline.
-	gcDone := make(chan error, 1)
-	go func() {
-		if n.FileGC != nil {
-			gcDone <- n.FileGC.Stop(ctx)
-			return
-		}
-		gcDone <- nil
-	}()
-	if n.Consumer != nil {
-		interrupted, err := n.Consumer.Stop(ctx)
-		if interrupted > 0 {
-			n.Log.Warn("runs interrupted by shutdown; they will be redelivered", "runs", interrupted)
-		}
-		errs = append(errs, err)
-	}
-	errs = append(errs, <-gcDone)
-	if n.stopClock != nil {
-		n.stopClock()
-	}
-	if n.Alerts != nil {
-		// Alerts of runs that just failed are still being delivered; give them the stop's time.
-		errs = append(errs, n.Alerts.Close(ctx))
-		n.Alerts = nil
-	}
+	errs := []error{stopAll(ctx, n.services)}
+	n.services = nil
 	if n.Redis != nil {
 		errs = append(errs, n.Redis.Close())
 		n.Redis = nil

@@ -62,7 +62,7 @@ func (c *cluster) startWithAdmin(name string, fail *atomic.Bool) (*Node, *admin.
 	c.t.Cleanup(func() { _ = n.Stop(context.Background()) })
 	srv, err := StartAdmin(ctx, n)
 	require.NoError(c.t, err)
-	c.t.Cleanup(srv.Close)
+	c.t.Cleanup(func() { _ = srv.Stop(context.Background()) })
 	return n, srv
 }
 

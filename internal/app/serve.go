@@ -47,7 +47,9 @@ func Serve(ctx context.Context, cfg *config.Config, extra func(n *Node, r *job.R
 	if err := node.Stop(stopCtx); err != nil {
 		log.Error("shutdown", "err", err)
 	}
-	admin.Close()
+	if err := admin.Stop(context.Background()); err != nil {
+		log.Error("shutdown", "err", err)
+	}
 	log.Info("stopped")
 	return nil
 }

@@ -1,4 +1,4 @@
-package consumer
+package mq
 
 import (
 	"fmt"
@@ -12,8 +12,8 @@ import (
 // "broker/topic/queue", sorted; nil when the client cannot say. The push consumer reports them
 // only through GetConsumerRunningInfo, whose result type sits in the client's internal package,
 // so it is read by reflection: a client version that renames it makes this nil, never a crash.
-func (c *Consumer) Queues() (out []string) {
-	if c == nil || c.pc == nil {
+func (p *Push) Queues() (out []string) {
+	if p == nil {
 		return nil
 	}
 	defer func() {
@@ -21,7 +21,7 @@ func (c *Consumer) Queues() (out []string) {
 			out = nil
 		}
 	}()
-	m := reflect.ValueOf(c.pc).MethodByName("GetConsumerRunningInfo")
+	m := reflect.ValueOf(p.pc).MethodByName("GetConsumerRunningInfo")
 	if !m.IsValid() || m.Type().NumIn() != 1 || m.Type().NumOut() != 1 {
 		return nil
 	}
