@@ -131,6 +131,19 @@ func (p *Producer) Publish(ctx context.Context, env job.Envelope, deliverAt time
 	return p.publish(ctx, p.topic, env.Job, []string{env.RunKey}, body, deliverAt, placement(env))
 }
 
+// Republish sends env again for the repair pass, turn being how many times it was
+// republished. Its placement is drawn afresh for each turn: the queue the run was first sent
+// to may belong to a node that is frozen or gone but still counted in the group, and a
+// republish there would wait for the same node again.
+func (p *Producer) Republish(ctx context.Context, env job.Envelope, turn int) (string, error) {
+	body, err := job.Encode(env)
+	if err != nil {
+		return "", fmt.Errorf("republish %s/%s: %w", env.Job, env.RunKey, err)
+	}
+	place := fmt.Sprintf("%d/%d/%d", env.Shard.Index, env.Shard.Total, Rotation(fmt.Sprintf("%s#%d", env.RunKey, turn)))
+	return p.publish(ctx, p.topic, env.Job, []string{env.RunKey}, body, time.Time{}, place)
+}
+
 // PublishRaw sends body as is; tests and jobctl use it for messages of other shapes.
 func (p *Producer) PublishRaw(ctx context.Context, topic, tag string, keys []string, body []byte, deliverAt time.Time) (string, error) {
 	return p.publish(ctx, topic, tag, keys, body, deliverAt, "")

@@ -21,6 +21,9 @@ import (
 // Publisher sends an envelope, held by the broker until deliverAt.
 type Publisher interface {
 	Publish(ctx context.Context, env job.Envelope, deliverAt time.Time) (string, error)
+	// Republish sends a run again for the repair pass, placed anew for each turn (its first
+	// queue may belong to a node that no longer consumes).
+	Republish(ctx context.Context, env job.Envelope, turn int) (string, error)
 }
 
 // Ledger is what the ticker needs of the ledger.
@@ -510,7 +513,7 @@ func (t *Ticker) republish(ctx context.Context, r ledger.Run, why string) error 
 		return err
 	}
 	log.WarnContext(ctx, why+"; republishing", "node", r.Node, "republished", n)
-	if _, err := t.pub.Publish(ctx, runEnvelope(r), time.Time{}); err != nil {
+	if _, err := t.pub.Republish(ctx, runEnvelope(r), n); err != nil {
 		return fmt.Errorf("republish %s %s: %w", r.Status, r.RunKey, err)
 	}
 	t.countRepublished()

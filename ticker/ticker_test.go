@@ -31,6 +31,16 @@ func (c *countingPublisher) Publish(ctx context.Context, env job.Envelope, at ti
 	return id, err
 }
 
+func (c *countingPublisher) Republish(ctx context.Context, env job.Envelope, turn int) (string, error) {
+	id, err := c.inner.Republish(ctx, env, turn)
+	if err == nil {
+		c.mu.Lock()
+		c.sent[env.RunKey]++
+		c.mu.Unlock()
+	}
+	return id, err
+}
+
 func (c *countingPublisher) snapshot() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
