@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/chatplat/job-service/internal/sqlident"
 )
 
 // ErrRefused is wrapped by errors that retrying cannot fix: a table that does not exist or
@@ -37,8 +39,8 @@ func (p parent) ident() string { return pgx.Identifier{p.Schema, p.Name}.Sanitiz
 // range-partitioned on one date or timestamp column.
 func lookupParent(ctx context.Context, q querier, table string) (parent, error) {
 	var p parent
-	if err := validateTable(table); err != nil {
-		return p, fmt.Errorf("%w: table %w", ErrRefused, err)
+	if err := sqlident.ValidateTable(table); err != nil {
+		return p, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	schema, name, qualified := strings.Cut(table, ".")
 	if !qualified {

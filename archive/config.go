@@ -6,24 +6,9 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/chatplat/job-service/internal/sqlident"
 )
-
-var identPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
-
-// validateTable accepts "table" or "schema.table" made of plain identifiers: names from
-// config become DDL.
-func validateTable(name string) error {
-	parts := strings.Split(name, ".")
-	if len(parts) > 2 {
-		return fmt.Errorf("%q: at most schema.table", name)
-	}
-	for _, p := range parts {
-		if !identPattern.MatchString(p) {
-			return fmt.Errorf("%q: %q is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63)", name, p)
-		}
-	}
-	return nil
-}
 
 // TableConfig is one partitioned parent and how long its partitions stay hot.
 type TableConfig struct {
@@ -108,7 +93,7 @@ func (c Config) Validate() error {
 	}
 	seen := map[string]bool{}
 	for i, t := range c.Tables {
-		if err := validateTable(t.Table); err != nil {
+		if err := sqlident.ValidateTable(t.Table); err != nil {
 			return fmt.Errorf("tables[%d].table: %w", i, err)
 		}
 		if seen[t.Table] {

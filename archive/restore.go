@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/chatplat/job-service/internal/sqlident"
 )
 
 // RestoreMode says where a restored partition goes.
@@ -42,10 +44,10 @@ var typePattern = regexp.MustCompile(`^[A-Za-z0-9_ ,.()\[\]"]+$`)
 // rolls everything back. The archive object stays where it is.
 func Restore(ctx context.Context, a *Archiver, table, part string, mode RestoreMode, as string) (RestoreResult, error) {
 	res := RestoreResult{Mode: mode}
-	if err := validateTable(table); err != nil {
+	if err := sqlident.ValidateTable(table); err != nil {
 		return res, err
 	}
-	if !identPattern.MatchString(part) {
+	if !sqlident.Plain(part) {
 		return res, fmt.Errorf("partition %q is not a plain identifier", part)
 	}
 	schema, name, qualified := strings.Cut(table, ".")
@@ -77,7 +79,7 @@ func Restore(ctx context.Context, a *Archiver, table, part string, mode RestoreM
 		if target == "" {
 			target = part + "_restored"
 		}
-		if !identPattern.MatchString(target) {
+		if !sqlident.Plain(target) {
 			return res, fmt.Errorf("table name %q is not a plain identifier", target)
 		}
 	default:

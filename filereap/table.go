@@ -3,11 +3,11 @@ package filereap
 import (
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/chatplat/job-service/internal/sqlident"
 )
 
 // FileTable names the chat platform's file table and its columns. It is not ours, so every
@@ -64,7 +64,7 @@ func (t FileTable) WithDefaults() FileTable {
 
 // Validate names the first bad key.
 func (t FileTable) Validate() error {
-	if err := validateTableName(t.Table); err != nil {
+	if err := sqlident.ValidateTable(t.Table); err != nil {
 		return fmt.Errorf("table: %w", err)
 	}
 	c := t.Columns
@@ -72,7 +72,7 @@ func (t FileTable) Validate() error {
 		{"id", c.ID}, {"file_hash", c.FileHash}, {"bucket", c.Bucket}, {"object_path", c.ObjectPath},
 		{"size_bytes", c.Size}, {"ref_count", c.RefCount}, {"status", c.Status}, {"updated_at", c.UpdatedAt},
 	} {
-		if !identPattern.MatchString(col.name) {
+		if !sqlident.Plain(col.name) {
 			return fmt.Errorf("columns.%s: %q is not a plain identifier", col.key, col.name)
 		}
 	}
@@ -109,23 +109,6 @@ func (t FileTable) Quoted() SQL {
 // ref_count = 0), which a placeholder would hide from generic plans.
 func (s SQL) Eligible() string {
 	return fmt.Sprintf("%s = %d AND %s = 0", s.Status, s.Deleted, s.RefCount)
-}
-
-var identPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
-
-// validateTableName accepts "table" or "schema.table" made of plain identifiers (the rule of
-// handlers.ValidateTableName): the name becomes SQL.
-func validateTableName(name string) error {
-	parts := strings.Split(name, ".")
-	if len(parts) > 2 {
-		return fmt.Errorf("table %q: at most schema.table", name)
-	}
-	for _, p := range parts {
-		if !identPattern.MatchString(p) {
-			return fmt.Errorf("table %q: %q is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63)", name, p)
-		}
-	}
-	return nil
 }
 
 func splitTable(name string) []string {

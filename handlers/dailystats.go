@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/chatplat/job-service/internal/sqlident"
 	"github.com/chatplat/job-service/job"
 )
 
@@ -30,7 +31,7 @@ func DailyStatsPolicy() job.Spec {
 // ValidateColumnName accepts one plain identifier. Column names come from config and are
 // spliced into SQL (quoted), so anything else is refused.
 func ValidateColumnName(name string) error {
-	if !identPattern.MatchString(name) {
+	if !sqlident.Plain(name) {
 		return fmt.Errorf("column %q is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63)", name)
 	}
 	return nil
@@ -38,7 +39,7 @@ func ValidateColumnName(name string) error {
 
 // validateSource checks a table name and its columns, naming the bad key under prefix.
 func validateSource(prefix, table string, cols map[string]string) error {
-	if err := ValidateTableName(table); err != nil {
+	if err := sqlident.ValidateTable(table); err != nil {
 		return fmt.Errorf("%s.table: %w", prefix, err)
 	}
 	for key, col := range cols {

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
+	"github.com/chatplat/job-service/internal/sqlident"
 	"github.com/chatplat/job-service/job"
 )
 
@@ -32,7 +33,7 @@ var neo4jDatabasePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9.-]{2,62}$`)
 // ValidateIdentifier accepts a plain identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63): the
 // column names, Neo4j labels and property names that end up inside queries.
 func ValidateIdentifier(name string) error {
-	if !identPattern.MatchString(name) {
+	if !sqlident.Plain(name) {
 		return fmt.Errorf("%q is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63)", name)
 	}
 	return nil
@@ -100,7 +101,7 @@ func (c GraphConsistencyConfig) WithDefaults() GraphConsistencyConfig {
 
 // Validate names the first bad key.
 func (c GraphConsistencyConfig) Validate() error {
-	if err := ValidateTableName(c.Table); err != nil {
+	if err := sqlident.ValidateTable(c.Table); err != nil {
 		return fmt.Errorf("table: %w", err)
 	}
 	for key, v := range map[string]string{"id_column": c.IDColumn, "deleted_at_column": c.DeletedAtColumn,

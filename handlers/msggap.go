@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/chatplat/job-service/internal/sqlident"
 	"github.com/chatplat/job-service/job"
 )
 
@@ -94,11 +95,11 @@ func (c MsgGapConfig) WithDefaults() MsgGapConfig {
 
 // Validate names the first bad key.
 func (c MsgGapConfig) Validate() error {
-	if err := ValidateTableName(c.Table); err != nil {
+	if err := sqlident.ValidateTable(c.Table); err != nil {
 		return fmt.Errorf("table: %w", err)
 	}
 	for key, col := range map[string]string{"channel_column": c.ChannelColumn, "seq_column": c.SeqColumn, "time_column": c.TimeColumn} {
-		if !identPattern.MatchString(col) {
+		if !sqlident.Plain(col) {
 			return fmt.Errorf("%s: %q is not a plain identifier", key, col)
 		}
 	}

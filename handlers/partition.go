@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/chatplat/job-service/internal/sqlident"
 	"github.com/chatplat/job-service/job"
 )
 
@@ -24,23 +24,6 @@ const PartitionKind = "pg_partition"
 func PartitionPolicy() job.Spec {
 	return job.Spec{Schedule: "0 0 2 * * *", Timeout: 10 * time.Minute,
 		Misfire: job.MisfireFireOnce, MisfireBound: 24 * time.Hour}
-}
-
-var identPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
-
-// ValidateTableName accepts "table" or "schema.table" made of plain identifiers. Names come
-// from config and become DDL, so anything else (quotes, spaces, semicolons) is refused.
-func ValidateTableName(name string) error {
-	parts := strings.Split(name, ".")
-	if len(parts) > 2 {
-		return fmt.Errorf("table %q: at most schema.table", name)
-	}
-	for _, p := range parts {
-		if !identPattern.MatchString(p) {
-			return fmt.Errorf("table %q: %q is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*, at most 63)", name, p)
-		}
-	}
-	return nil
 }
 
 // PartitionConfig configures the pg_partition job.
@@ -81,7 +64,7 @@ func (c PartitionConfig) WithDefaults() PartitionConfig {
 // Validate names the first bad key.
 func (c PartitionConfig) Validate() error {
 	for _, t := range c.Tables {
-		if err := ValidateTableName(t); err != nil {
+		if err := sqlident.ValidateTable(t); err != nil {
 			return fmt.Errorf("tables: %w", err)
 		}
 		if len(t) > 55 { // leaves room for the _YYYY_MM suffix within 63 bytes
@@ -119,7 +102,7 @@ type PartitionArgs struct {
 // Validate refuses table names that are not plain identifiers.
 func (a *PartitionArgs) Validate() error {
 	for _, t := range a.Tables {
-		if err := ValidateTableName(t); err != nil {
+		if err := sqlident.ValidateTable(t); err != nil {
 			return err
 		}
 	}

@@ -12,16 +12,6 @@ import (
 	"github.com/chatplat/job-service/job"
 )
 
-func TestValidateTableName(t *testing.T) {
-	t.Parallel()
-	for _, ok := range []string{"chat_messages", "public.chat_inbox", "_x1"} {
-		require.NoError(t, ValidateTableName(ok), ok)
-	}
-	for _, bad := range []string{"", "chat_messages; DROP TABLE users", `"users"`, "a.b.c", "1abc", "chat messages", "x'--"} {
-		require.Error(t, ValidateTableName(bad), bad)
-	}
-}
-
 func partitionRun(args PartitionArgs) handlertest.Job[PartitionArgs] {
 	return handlertest.Job[PartitionArgs]{Args: args}
 }

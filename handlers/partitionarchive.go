@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/chatplat/job-service/archive"
+	"github.com/chatplat/job-service/internal/sqlident"
 	"github.com/chatplat/job-service/job"
 )
 
@@ -44,7 +45,7 @@ func (a *PartitionArchiveArgs) Validate() error {
 		return fmt.Errorf("max_partitions %d is outside 1..1000", *a.MaxPartitions)
 	}
 	for _, t := range a.Tables {
-		if err := ValidateTableName(t); err != nil {
+		if err := sqlident.ValidateTable(t); err != nil {
 			return err
 		}
 	}
