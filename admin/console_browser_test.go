@@ -65,6 +65,15 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 	return s
 }
 
+// textContains waits until the element sel shows want: a form's answer arrives after the
+// click returns, and the element may still show the previous answer.
+func textContains(t *testing.T, ctx context.Context, sel, want string) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		return strings.Contains(text(t, ctx, sel), want)
+	}, "%s to show %q", sel, want)
+}
+
 func click(sel string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.CSS(sel)) }
 
 // TestConsoleInChromium drives the console in headless Chromium against a real node: the jobs

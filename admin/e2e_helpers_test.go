@@ -128,7 +128,8 @@ func (s *stack) waitRun(t *testing.T, runKey string) []ledger.Run {
 		require.Equal(t, http.StatusOK, code, body)
 		page = admin.RunsPage{}
 		require.NoError(t, json.Unmarshal([]byte(body), &page))
-		if len(page.Runs) == 0 {
+		// Every shard's row, each finished: a run's shards are claimed one by one.
+		if len(page.Runs) == 0 || len(page.Runs) < page.Runs[0].ShardTotal {
 			return false
 		}
 		for _, r := range page.Runs {

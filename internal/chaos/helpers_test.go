@@ -138,8 +138,14 @@ func (w *world) tap() *tap {
 				if tp.seen[k] == nil {
 					tp.seen[k] = map[string]bool{}
 				}
-				tp.seen[k][m.OffsetMsgId] = true
-				tp.born[m.OffsetMsgId] = tapMsg{runKey: k, bornHost: m.BornHost, born: time.UnixMilli(m.BornTimestamp)}
+				// One publish is one client message id (UNIQ_KEY): the broker's timer wheel may
+				// put a timer message into the topic twice, under two offset ids.
+				id := m.MsgId
+				if id == "" {
+					id = m.OffsetMsgId
+				}
+				tp.seen[k][id] = true
+				tp.born[id] = tapMsg{runKey: k, bornHost: m.BornHost, born: time.UnixMilli(m.BornTimestamp)}
 			}
 			return rmqconsumer.ConsumeSuccess, nil
 		}))
