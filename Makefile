@@ -8,7 +8,7 @@ STACK := deploy/local/stack.sh
 COMPONENTS ?= postgres redis rocketmq s3 neo4j elasticsearch
 ENV   := source deploy/local/env.sh &&
 
-.PHONY: chromium all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench bench-archive bench-peers bench-volume chaos lint fuzz fmt vet clean
+.PHONY: chromium promtool all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench bench-archive bench-peers bench-volume chaos lint fuzz fmt vet clean
 
 all: build
 
@@ -39,11 +39,15 @@ run: build stack-up
 ## chaos tests (real processes killed and restarted, private broker and Postgres) run last,
 ## alone, so their load does not slow the other packages' tests.
 CHAOS_PKG := ./internal/chaos/...
-test: stack-up vet chromium
+test: stack-up vet chromium promtool
 	$(ENV) $(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v /internal/chaos)
 	$(ENV) $(GO) test -count=1 -timeout 25m $(CHAOS_PKG)
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=10s ./job/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=10s ./config/
+
+## promtool: Prometheus' rule checker for deploy/monitoring_test.go (installed when missing).
+promtool:
+	@deploy/local/promtool.sh >/dev/null
 
 ## chromium: headless Chromium for the console's browser test (installed when missing).
 chromium:
