@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/expfmt"
@@ -44,8 +46,24 @@ func readLagExporter(ctx context.Context, url, group string) (int64, []TopicLag,
 
 // parseLagExposition sums lagMetric over the series of group, per topic.
 func parseLagExposition(r io.Reader, group string) (int64, []TopicLag, error) {
+	// The broker's OpenTelemetry exporter opens with "# TYPE target info", a type the
+	// Prometheus text parser refuses: only lagMetric's lines are parsed.
+	var only strings.Builder
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, lagMetric+"{") || strings.HasPrefix(line, lagMetric+" ") ||
+			strings.HasPrefix(line, "# HELP "+lagMetric+" ") || strings.HasPrefix(line, "# TYPE "+lagMetric+" ") {
+			only.WriteString(line)
+			only.WriteByte('\n')
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, nil, fmt.Errorf("read broker metrics: %w", err)
+	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := p.TextToMetricFamilies(r)
+	families, err := p.TextToMetricFamilies(strings.NewReader(only.String()))
 	if err != nil {
 		return 0, nil, fmt.Errorf("parse broker metrics: %w", err)
 	}

@@ -14,7 +14,15 @@ import (
 )
 
 // exposition is shaped like RocketMQ 5.3's exporter output: labels from BrokerMetricsConstant.
-const exposition = `# HELP rocketmq_consumer_lag_messages The number of messages that have not been consumed
+// exposition opens as RocketMQ 5.3.3's exporter does (read off the local broker): with an
+// OpenTelemetry "target info" family the Prometheus text parser does not know.
+const exposition = `# TYPE target info
+# HELP target Target metadata
+target_info{} 1
+# HELP rocketmq_broker_permission default view for gauge.
+# TYPE rocketmq_broker_permission gauge
+rocketmq_broker_permission{otel_scope_name="broker-meter",cluster="DefaultCluster",node_id="broker-a",node_type="broker"} 6.0 1796181635969
+# HELP rocketmq_consumer_lag_messages The number of messages that have not been consumed
 # TYPE rocketmq_consumer_lag_messages gauge
 rocketmq_consumer_lag_messages{cluster="DefaultCluster",node_type="broker",node_id="broker-a",consumer_group="job-service",topic="JOB_TOPIC",is_retry="false",is_system="false"} 12
 rocketmq_consumer_lag_messages{cluster="DefaultCluster",node_type="broker",node_id="broker-a",consumer_group="job-service",topic="%RETRY%job-service",is_retry="true",is_system="false"} 3
