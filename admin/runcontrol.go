@@ -103,16 +103,24 @@ type CancelResponse struct {
 	By      string        `json:"requested_by"`
 }
 
-func (s *Server) apiCancel(w http.ResponseWriter, r *http.Request) error {
-	id, err := runID(r)
-	if err != nil {
-		return err
+// controlTarget reads what the cancel and retry endpoints share: the run id from the path and
+// who asks (the body's requested_by, else the caller's address).
+func controlTarget(r *http.Request) (id int64, by string, err error) {
+	if id, err = runID(r); err != nil {
+		return 0, "", err
 	}
 	var req ControlRequest
 	if err := decodeBody(r, &req); err != nil {
+		return 0, "", err
+	}
+	return id, requester(r, req.RequestedBy), nil
+}
+
+func (s *Server) apiCancel(w http.ResponseWriter, r *http.Request) error {
+	id, by, err := controlTarget(r)
+	if err != nil {
 		return err
 	}
-	by := requester(r, req.RequestedBy)
 	st, err := s.deps.Runs.RequestCancel(r.Context(), id, by)
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
@@ -137,15 +145,10 @@ type RetryResponse struct {
 }
 
 func (s *Server) apiRetry(w http.ResponseWriter, r *http.Request) error {
-	id, err := runID(r)
+	id, by, err := controlTarget(r)
 	if err != nil {
 		return err
 	}
-	var req ControlRequest
-	if err := decodeBody(r, &req); err != nil {
-		return err
-	}
-	by := requester(r, req.RequestedBy)
 	publish := func(ctx context.Context, env job.Envelope) (string, error) {
 		return s.deps.Publisher.Publish(ctx, env, time.Time{})
 	}

@@ -124,11 +124,7 @@ func (p *Producer) Close() error { return p.p.Shutdown() }
 // places its shard. When deliverAt is in the future the message is a timer message the
 // broker holds until then (and then delivers to that queue).
 func (p *Producer) Publish(ctx context.Context, env job.Envelope, deliverAt time.Time) (string, error) {
-	body, err := job.Encode(env)
-	if err != nil {
-		return "", fmt.Errorf("publish %s/%s: %w", env.Job, env.RunKey, err)
-	}
-	return p.publish(ctx, p.topic, env.Job, []string{env.RunKey}, body, deliverAt, placement(env))
+	return p.publishEnvelope(ctx, env, deliverAt, Rotation(env.RunKey))
 }
 
 // Republish sends env again for the repair pass, turn being how many times it was
@@ -136,12 +132,17 @@ func (p *Producer) Publish(ctx context.Context, env job.Envelope, deliverAt time
 // to may belong to a node that is frozen or gone but still counted in the group, and a
 // republish there would wait for the same node again.
 func (p *Producer) Republish(ctx context.Context, env job.Envelope, turn int) (string, error) {
+	return p.publishEnvelope(ctx, env, time.Time{}, Rotation(fmt.Sprintf("%s#%d", env.RunKey, turn)))
+}
+
+// publishEnvelope sends env to the job topic on the queue its shard and rotation place it.
+func (p *Producer) publishEnvelope(ctx context.Context, env job.Envelope, deliverAt time.Time, rotation uint32) (string, error) {
 	body, err := job.Encode(env)
 	if err != nil {
-		return "", fmt.Errorf("republish %s/%s: %w", env.Job, env.RunKey, err)
+		return "", fmt.Errorf("publish %s/%s: %w", env.Job, env.RunKey, err)
 	}
-	place := fmt.Sprintf("%d/%d/%d", env.Shard.Index, env.Shard.Total, Rotation(fmt.Sprintf("%s#%d", env.RunKey, turn)))
-	return p.publish(ctx, p.topic, env.Job, []string{env.RunKey}, body, time.Time{}, place)
+	place := fmt.Sprintf("%d/%d/%d", env.Shard.Index, env.Shard.Total, rotation)
+	return p.publish(ctx, p.topic, env.Job, []string{env.RunKey}, body, deliverAt, place)
 }
 
 // PublishRaw sends body as is; tests and jobctl use it for messages of other shapes.

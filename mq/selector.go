@@ -8,8 +8,6 @@ import (
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
-
-	"github.com/chatplat/job-service/job"
 )
 
 // shardProperty carries a job message's placement from Publish to the queue selector:
@@ -89,9 +87,4 @@ func (s *placementSelector) Select(msg *primitive.Message, mqs []*primitive.Mess
 		return a.QueueId - b.QueueId
 	})
 	return qs[QueueFor(rot, index, total, len(qs))]
-}
-
-// placement is the shardProperty value of env.
-func placement(env job.Envelope) string {
-	return fmt.Sprintf("%d/%d/%d", env.Shard.Index, env.Shard.Total, Rotation(env.RunKey))
 }
