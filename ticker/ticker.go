@@ -86,6 +86,13 @@ type Config struct {
 	// MaxRepublish: a run the repair pass published this many times without it finishing is
 	// given up (failed, with an alert) instead of being published forever.
 	MaxRepublish int `yaml:"max_republish"`
+	// DeliverAhead asks the broker to deliver each occurrence this much before its time; the
+	// consumer holds an early message until its scheduled_at (consumer.early_tolerance), so
+	// the run still never starts early. Without it, the run starts late by the broker's timer
+	// wheel (delivery is bucketed by timerPrecisionMs, 1 s unless the broker sets it) plus the
+	// time the message waits in its queue and in the node before a goroutine takes it; ahead,
+	// those happen before the fire time instead of after it.
+	DeliverAhead time.Duration `yaml:"deliver_ahead"`
 }
 
 // WithDefaults fills unset fields.
@@ -124,6 +131,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxRepublish == 0 {
 		c.MaxRepublish = 10
 	}
+	if c.DeliverAhead == 0 {
+		c.DeliverAhead = time.Second
+	}
 	return c
 }
 
@@ -148,6 +158,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("stuck_after: %s is below repair_interval %s", c.StuckAfter, c.RepairInterval)
 	case c.MaxRepublish < 1:
 		return fmt.Errorf("max_republish: %d is below 1", c.MaxRepublish)
+	case c.DeliverAhead < 0 || c.DeliverAhead > c.Lookahead:
+		return fmt.Errorf("deliver_ahead: %s is outside 0..lookahead (%s)", c.DeliverAhead, c.Lookahead)
 	}
 	return nil
 }
@@ -405,11 +417,13 @@ func (t *Ticker) publishOccurrence(ctx context.Context, j *scheduledJob, at time
 	return nil
 }
 
-func (t *Ticker) send(ctx context.Context, env job.Envelope, deliverAt time.Time) error {
+// send publishes env as a timer message due DeliverAhead before at (the consumer holds it
+// until at) and marks it published.
+func (t *Ticker) send(ctx context.Context, env job.Envelope, at time.Time) error {
 	if err := t.fresh(ctx); err != nil {
 		return err
 	}
-	msgID, err := t.pub.Publish(ctx, env, deliverAt)
+	msgID, err := t.pub.Publish(ctx, env, at.Add(-t.cfg.DeliverAhead))
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", env.RunKey, err)
 	}
