@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chatplat/job-service/internal/testenv"
 )
 
 // Measurement helpers shared by the precision and takeover benchmarks.
@@ -21,9 +23,9 @@ const precisionFires = 1000
 // tickJobs is how many jobs fire every second in each system: 1,000 fires take 50 s.
 const tickJobs = 20
 
-// loadRate is the forced work per second that flows through the same worker while the fires
-// are measured under load (issue 14: about 5,000).
-const loadRate = 5000
+// loadRate is the forced work per second offered to the same worker while the fires are
+// measured under load: PEERS_LOAD_RATE, default 5,000 (issue 14).
+func loadRate(b *testing.B) int { return testenv.EnvInt(b, "PEERS_LOAD_RATE", 5000) }
 
 // delays collects fire time -> handler start of the fires at or after from, keyed so a fire
 // seen twice (a redelivery) counts once, its first start.

@@ -73,7 +73,7 @@ func riverPrecision(b *testing.B, underLoad bool) {
 		}, "River's periodic jobs to fire")
 		var ld *load
 		if underLoad {
-			ld = startLoad(loadRate, 4, 50, func(ctx context.Context, _ int64, n int) error {
+			ld = startLoad(loadRate(b), 4, 50, func(ctx context.Context, _ int64, n int) error {
 				batch := make([]river.InsertManyParams, n)
 				for i := range batch {
 					batch[i] = river.InsertManyParams{Args: NoopArgs{}}
@@ -172,7 +172,7 @@ func asynqPrecision(b *testing.B, underLoad bool, taskCheck time.Duration) {
 		}
 		var ld *load
 		if underLoad {
-			ld = startLoad(loadRate, 16, 1, func(ctx context.Context, _ int64, _ int) error {
+			ld = startLoad(loadRate(b), 16, 1, func(ctx context.Context, _ int64, _ int) error {
 				_, err := client.EnqueueContext(ctx, asynq.NewTask("peers_noop", nil), asynq.Queue(queue),
 					asynq.Retention(time.Hour), asynq.MaxRetry(0))
 				return err

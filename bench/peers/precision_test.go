@@ -58,6 +58,8 @@ func jobServicePrecision(b *testing.B, underLoad bool) {
 		Ticker: true, Interval: time.Second, Lookahead: 30 * time.Second, Misfire: 10 * time.Second,
 		Repair: 10 * time.Second, Heartbeat: 5 * time.Second, StaleAfter: 30 * time.Second, Jobs: jobs.String()}
 	s.MQ.QueueNums = queues
+	// PEERS_DELIVER_AHEAD=1ms measures the ticker as it was before deliver_ahead (1 s by default).
+	s.DeliverAhead = testenv.EnvDuration(b, "PEERS_DELIVER_AHEAD", 0)
 	c := chaos.NewCluster(b, testnode(b), s)
 	prod, err := mq.NewProducer(m.Config, "peers-"+testenv.Suffix())
 	require.NoError(b, err)
@@ -70,7 +72,7 @@ func jobServicePrecision(b *testing.B, underLoad bool) {
 		prefix := "manual:load-" + testenv.Suffix() + "-"
 		if underLoad {
 			rss = watchRSS(node.Pid())
-			ld = startLoad(loadRate, 32, 1, func(ctx context.Context, i int64, _ int) error {
+			ld = startLoad(loadRate(b), 32, 1, func(ctx context.Context, i int64, _ int) error {
 				env := job.Envelope{Job: chaos.NoopKind, RunKey: prefix + strconv.FormatInt(i, 10), Trigger: job.TriggerManual,
 					ScheduledAt: time.Now().UTC(), Shard: job.Shard{Total: 1}, Params: []byte(`{}`), RequestedBy: "peers"}
 				_, err := prod.Publish(ctx, env, time.Time{})
