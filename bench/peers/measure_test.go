@@ -182,11 +182,14 @@ func startLoad(rate, workers, batch int, send func(ctx context.Context, first in
 	return l
 }
 
-// stop ends the load and returns the rate it offered.
-func (l *load) stop() float64 {
+// stop ends the load and returns the rate it offered; it logs the last send error, if any.
+func (l *load) stop(b *testing.B) float64 {
 	elapsed := time.Since(l.started)
 	l.cancel()
 	l.wg.Wait()
+	if err, ok := l.err.Load().(error); ok {
+		b.Logf("%d load sends failed; the last: %v", l.failed.Load(), err)
+	}
 	return float64(l.sent.Load()) / elapsed.Seconds()
 }
 

@@ -73,7 +73,7 @@ func riverPrecision(b *testing.B, underLoad bool) {
 		}, "River's periodic jobs to fire")
 		var ld *load
 		if underLoad {
-			ld = startLoad(loadRate(b), 4, 50, func(ctx context.Context, _ int64, n int) error {
+			ld = startLoad(loadRate(b), 8, 50, func(ctx context.Context, _ int64, n int) error {
 				batch := make([]river.InsertManyParams, n)
 				for i := range batch {
 					batch[i] = river.InsertManyParams{Args: NoopArgs{}}
@@ -89,7 +89,7 @@ func riverPrecision(b *testing.B, underLoad bool) {
 		time.Sleep(time.Until(to))
 		n := waitFires(d.count, precisionFires, 60*time.Second)
 		if underLoad {
-			offered := ld.stop()
+			offered := ld.stop(b)
 			var done int
 			require.NoError(b, pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'peers_noop'
 				AND state = 'completed' AND finalized_at >= $1 AND finalized_at < $2`, from, to).Scan(&done))
@@ -189,7 +189,7 @@ func asynqPrecision(b *testing.B, underLoad bool, taskCheck time.Duration) {
 		noopsTo := noops.Load()
 		n := waitFires(func() int { return len(window()) }, precisionFires, 60*time.Second)
 		if underLoad {
-			offered := ld.stop()
+			offered := ld.stop(b)
 			b.ReportMetric(offered, "offered/s")
 			b.ReportMetric(float64(noopsTo-noopsFrom)/to.Sub(from).Seconds(), "forced_done/s")
 			b.ReportMetric(float64(ld.failed.Load()), "send_errors")

@@ -95,7 +95,7 @@ func jobServicePrecision(b *testing.B, underLoad bool) {
 		time.Sleep(time.Until(to))
 		n := waitFires(fired, precisionFires, 60*time.Second)
 		if underLoad {
-			offered := ld.stop()
+			offered := ld.stop(b)
 			sampled, hwm := rss.peak()
 			var done int
 			require.NoError(b, sch.Pool.QueryRow(ctx, `SELECT count(*) FROM job_runs WHERE run_key LIKE $1 || '%'
