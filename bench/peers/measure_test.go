@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/chatplat/job-service/internal/testenv"
 )
 
@@ -249,3 +252,36 @@ type everySecond struct{}
 
 // Next is the whole second after t.
 func (everySecond) Next(t time.Time) time.Time { return t.Truncate(time.Second).Add(time.Second) }
+
+// dropAsynqQueue removes every key of an Asynq queue. Inspector.DeleteQueue(queue, true) left
+// queues of a few hundred thousand completed tasks in place here, and the shared Redis has a
+// 256 MB maxmemory with noeviction: the next benchmark's enqueues then fail with OOM.
+func dropAsynqQueue(b *testing.B, opt asynq.RedisClientOpt, queue string) {
+	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		b.Logf("drop asynq queue %s: not a go-redis client", queue)
+		return
+	}
+	defer rdb.Close()
+	ctx := context.Background()
+	it := rdb.Scan(ctx, 0, "asynq:{"+queue+"}*", 1000).Iterator()
+	var keys []string
+	flush := func() {
+		if len(keys) > 0 {
+			if err := rdb.Unlink(ctx, keys...).Err(); err != nil {
+				b.Logf("drop asynq queue %s: %v", queue, err)
+			}
+			keys = keys[:0]
+		}
+	}
+	for it.Next(ctx) {
+		if keys = append(keys, it.Val()); len(keys) == 1000 {
+			flush()
+		}
+	}
+	flush()
+	if err := it.Err(); err != nil {
+		b.Logf("drop asynq queue %s: %v", queue, err)
+	}
+	_ = rdb.SRem(ctx, "asynq:queues", queue).Err()
+}

@@ -184,11 +184,7 @@ func asynqTakeover(b *testing.B) {
 	testenv.Integration(b)
 	redis := asynq.RedisClientOpt{Addr: testenv.RedisAddr()}
 	queue := "peers-takeover-" + testenv.Suffix()
-	insp := asynq.NewInspector(redis)
-	b.Cleanup(func() {
-		_ = insp.DeleteQueue(queue, true)
-		_ = insp.Close()
-	})
+	b.Cleanup(func() { dropAsynqQueue(b, redis, queue) })
 	client := asynq.NewClient(redis)
 	b.Cleanup(func() { _ = client.Close() })
 	for b.Loop() {
