@@ -361,11 +361,22 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 	defer cancel(nil)
 	logs := newRunBuffer(env, claim)
 	p.mu.Lock()
+	// This node may still be finishing an earlier attempt of the same run: one cut off from
+	// the ledger stops its attempt, and once the ledger is back it can claim the run's next
+	// attempt before the earlier one has recorded its (now lost) outcome. The newer attempt
+	// owns the entry; the earlier one is over (its claim is gone) and must not touch it.
+	if old, ok := p.running[claim.RunID]; ok && old.claim.Attempt < claim.Attempt {
+		old.cancel(ledger.ErrLostClaim)
+	}
 	p.running[claim.RunID] = inflight{claim: claim, env: env, cancel: cancel, logs: logs, aliveAt: claimSent}
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
-		delete(p.running, claim.RunID)
+		// Only this attempt's own entry: deleting a newer attempt's would stop its heartbeat,
+		// and another node would take over a run that is still running here (twice at once).
+		if f, ok := p.running[claim.RunID]; ok && f.claim.Attempt == claim.Attempt {
+			delete(p.running, claim.RunID)
+		}
 		p.mu.Unlock()
 	}()
 
@@ -503,10 +514,16 @@ func (p *Processor) Heartbeat(ctx context.Context) error {
 		return err
 	}
 	p.mu.Lock()
+	sentAttempt := make(map[int64]int, len(claims))
+	for _, c := range claims {
+		sentAttempt[c.RunID] = c.Attempt
+	}
 	gone := make(map[int64]bool, len(lost))
 	for _, id := range lost {
 		gone[id] = true
-		if f, ok := p.running[id]; ok {
+		// The attempt heartbeated is the one lost; a newer attempt claimed here since owns the
+		// entry now and is not.
+		if f, ok := p.running[id]; ok && f.claim.Attempt == sentAttempt[id] {
 			f.cancel(ledger.ErrLostClaim)
 		}
 	}

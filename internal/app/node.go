@@ -234,6 +234,9 @@ func (n *Node) Stop(ctx context.Context) error {
 	// First of all, no new message and no new handler: the rest of the shutdown takes time.
 	if n.Consumer != nil {
 		n.Consumer.Pause()
+		// Logged once the pause took effect, before any other service stops: the order of the
+		// node's log is how a drain shows (and the chaos test checks) that jobs stopped first.
+		n.Log.Info("job consumer paused: no new job messages", "runs_in_flight", n.Proc.InFlight())
 	}
 	errs := []error{stopAll(ctx, n.services)}
 	n.services = nil
