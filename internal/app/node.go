@@ -187,6 +187,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 		n.Ticker.SetKnown(n.Registry.Known)
+		// The watch reads the route with the local clock: a broker's silence is this node's own
+		// measure, not a database timestamp.
+		n.Ticker.SetBrokerWatch(mq.NewBrokerWatch(n.Cfg.RocketMQ, tc.BrokerGoneAfter, time.Now))
 		if n.Alerts != nil {
 			n.Ticker.SetAlerter(n.Alerts)
 		}
