@@ -2,6 +2,7 @@ package chaos_test
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -9,20 +10,31 @@ import (
 
 	"github.com/apache/rocketmq-client-go/v2/admin"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/chatplat/job-service/filegc"
 	"github.com/chatplat/job-service/internal/chaos"
 	"github.com/chatplat/job-service/internal/testenv"
 	"github.com/chatplat/job-service/mq"
 )
 
-// twoOverdue is ticker.overdue_after in the two-broker test: how long a scheduled run whose
-// timer message sits on a dead master waits before the repair pass publishes it again.
-const twoOverdue = 5 * time.Second
+// twoGoneAfter is ticker.broker_gone_after in the two-broker test: the service's default.
+// overdue_after stays at its default too (10 m), so any bound the test sees comes from the
+// ledger knowing which broker holds each timer message.
+const twoGoneAfter = 30 * time.Second
 
-// Killing one of two broker masters (kill -9) under load: producers route around it, the
-// ticker's repair pass republishes the scheduled runs whose timer messages were on it, and
-// once it comes back the forced runs it had accepted run too, each exactly once.
+// twoGCFiles is how many ref_count=0 files the test's file service reports, one event every
+// 200 ms, before and after the kill.
+const twoGCFiles = 150
+
+// Issue 14, item 4: kill -9 of one of two broker masters under load (a job every second,
+// forced runs every 250 ms, file GC events every 200 ms). Producers route around it; the
+// repair pass sees the broker leave the route and publishes the scheduled runs whose timer
+// messages it held again at once; when it comes back, the forced runs and GC events it had
+// accepted are processed, and its copies of the republished runs are acknowledged as
+// duplicates. Every run and occurrence runs exactly once, every GC event is carried out.
 func TestKill9OneOfTwoBrokerMasters(t *testing.T) {
 	testenv.Integration(t)
 	t.Parallel()
@@ -37,22 +49,38 @@ func TestKill9OneOfTwoBrokerMasters(t *testing.T) {
 	mqc := mq.Config{NameServers: []string{rmq.NameServer}, Topic: "CHAOS2_" + sfx, ConsumerGroup: "chaos2_g_" + sfx,
 		ProducerGroup: "chaos2_p_" + sfx, BrokerAddrs: []string{rmq.Broker, second.Broker}, QueueNums: 4,
 		SendTimeout: 3 * time.Second}.WithDefaults()
+	gcTopic, gcGroup := "CHAOS2F_"+sfx, "chaos2f_g_"+sfx
 	require.NoError(t, mq.EnsureTopics(ctx, mqc, mqc.Topic, mq.RetryTopic(mqc.ConsumerGroup)))
+	require.NoError(t, mq.EnsureGroupTopics(ctx, mqc, gcGroup, gcTopic))
 	waitQueues(t, rmq.NameServer, mqc.Topic, 8)
+	waitQueues(t, rmq.NameServer, gcTopic, 8)
 
 	tick := chaos.TickKind(0)
-	w := newWorld(t, "", &mqc, chaos.Settings{Ticker: true, Misfire: 2 * time.Minute, Overdue: twoOverdue,
+	bucket := testenv.NewBucket(t)
+	w := newWorld(t, "", &mqc, chaos.Settings{Ticker: true, Misfire: 2 * time.Minute, Lookahead: 30 * time.Second,
+		BrokerGoneAfter: twoGoneAfter,
 		Jobs: `chaos_probe: {max_attempts: 5, timeout: 1m, overlap: allow}
-  ` + tick + `: {schedule: "* * * * * *", max_attempts: 5, overlap: allow, params: {sleep_ms: 100}}`})
+  ` + tick + `: {schedule: "* * * * * *", max_attempts: 5, overlap: allow, params: {sleep_ms: 100}}`,
+		Extra: fmt.Sprintf("s3: {endpoint: %q, access_key: %q, secret_key: %q}\nfilegc: {enabled: true, topic: %s, group: %s, grace: 1s}\n",
+			testenv.S3Endpoint(), testenv.S3AccessKey(), testenv.S3SecretKey(), gcTopic, gcGroup)})
+	applyChatSchema(t, w.pool)
+	files := seedGCFiles(t, w.pool, bucket, twoGCFiles)
 	nodes := []*chaos.Proc{w.c.Start("a", nil), w.c.Start("b", nil)}
 	from := w.ready(2).Add(time.Second)
 
 	stop := make(chan struct{})
 	wl := w.startWorkload(250*time.Millisecond, `{"sleep_ms":100}`, stop)
+	gc := w.startGCEvents(gcTopic, bucket.Name, files, 200*time.Millisecond)
 	testenv.Eventually(t, 60*time.Second, func() bool { return len(w.rows(chaos.ProbeKind, "")) >= 8 }, "the workload to run")
+	testenv.Eventually(t, 60*time.Second, func() bool { return gcRowsLeft(t, w.pool, files) < len(files)-10 }, "GC events to be carried out")
+
+	// The occurrences whose timer messages the second master holds right now, published up to
+	// lookahead (30 s) ahead: they are stranded by the kill.
+	stranded := w.onBroker(tick, second.Name)
 	killed := time.Now()
 	second.Kill()
-	t.Logf("killed master %s (kill -9)", second.Name)
+	t.Logf("killed master %s (kill -9); %d scheduled occurrences had their timer message on it", second.Name, len(stranded))
+	require.NotEmpty(t, stranded, "the placement spreads timer messages over both masters")
 
 	// Forced runs published after the kill land on the surviving master and run.
 	testenv.Eventually(t, 90*time.Second, func() bool {
@@ -61,43 +89,52 @@ func TestKill9OneOfTwoBrokerMasters(t *testing.T) {
 			AND scheduled_at > $2`, chaos.ProbeKind, killed.Add(2*time.Second)).Scan(&n))
 		return n >= 8
 	}, "forced runs to flow on the surviving master")
-	// Every occurrence due by a few seconds after the kill ran, including those whose timer
-	// message is stranded on the dead master: the repair pass republished them.
-	until := killed.Add(4 * time.Second)
-	sched := w.scheduledDone(tick, from, until, 90*time.Second)
+	// Every occurrence up to the last stranded one ran, the stranded ones too, long before
+	// overdue_after: the repair pass saw their broker leave.
+	last := stranded[len(stranded)-1].at
+	until := last.Add(2 * time.Second)
+	sched := w.scheduledDone(tick, from, until, 3*time.Minute)
 	recovered := time.Since(killed)
+	waits, afterKill := w.strandedWaits(stranded, killed)
+	t.Logf("stranded occurrences (%d, due %s..%s after the kill): wait from their time to their start p50 %s, max %s; "+
+		"latest start after the kill or their time, whichever is later: %s; every occurrence up to the last stranded one ran %s after the kill "+
+		"(broker_gone_after %s, overdue_after default 10m)",
+		len(waits), stranded[0].at.Sub(killed).Round(time.Millisecond), last.Sub(killed).Round(time.Millisecond),
+		waits[len(waits)/2].Round(time.Millisecond), waits[len(waits)-1].Round(time.Millisecond),
+		afterKill.Round(time.Millisecond), recovered.Round(time.Millisecond), twoGoneAfter)
+	require.LessOrEqual(t, waits[len(waits)-1], twoGoneAfter+15*time.Second, "broker_gone_after bounds the wait")
+	forgotten := 0
+	for _, n := range nodes {
+		forgotten += strings.Count(n.Log(), "broker left the cluster")
+		require.NotContains(t, n.Log(), "overdue and unclaimed", "nothing waited for overdue_after")
+	}
+	require.Positive(t, forgotten, "the repair pass saw the broker leave")
 	close(stop)
 	keys, refused := wl.keys()
-	waits := w.startWaits(tick, from, until)
-	late := 0
-	for _, d := range waits {
-		if d > 2*time.Second {
-			late++
-		}
-	}
-	t.Logf("every occurrence up to 4 s after the kill ran %s after it; %d of %d occurrences waited > 2 s; max wait %s (overdue_after %s)",
-		recovered.Round(time.Millisecond), late, len(waits), waits[len(waits)-1].Round(time.Millisecond), twoOverdue)
-	require.LessOrEqual(t, waits[len(waits)-1], twoOverdue+15*time.Second, "the repair pass bounds the wait")
-	republished := 0
-	for _, n := range nodes {
-		republished += strings.Count(n.Log(), "overdue and unclaimed")
-	}
-	t.Logf("runs republished by the repair pass as overdue: %d", republished)
+	gcAccepted, gcRefused := gc.wait()
 
-	// The forced runs the dead master had accepted but not delivered are on its disk: they
-	// run when it comes back (kill -9 keeps the page cache, so nothing accepted is lost).
+	// What the dead master accepted is on its disk (kill -9 keeps the page cache): the forced
+	// runs and GC events run when it comes back, and its stranded timer messages are delivered
+	// too, late, and acknowledged as duplicates.
 	back := time.Now()
 	require.NoError(t, second.Start(ctx))
 	t.Logf("master %s restarted in %s", second.Name, time.Since(back).Round(time.Millisecond))
 	for _, k := range keys {
 		exactlyOnce(t, w.waitDone(chaos.ProbeKind, k, 1, 2*time.Minute))
 	}
-	// Occurrences republished by repair and delivered again from the restarted master's disk
-	// are deduplicated by the claim.
 	sched = w.scheduledDone(tick, from, time.Now(), 90*time.Second)
 	exactlyOnce(t, sched)
-	t.Logf("%d forced runs accepted (%d refused), %d scheduled occurrences: each succeeded exactly once",
-		len(keys), refused, len(sched))
+	testenv.Eventually(t, 2*time.Minute, func() bool { return gcRowsLeft(t, w.pool, files) == 0 }, "every GC event to be carried out")
+	gcCollected(t, w.pool, bucket, files)
+	dups := 0
+	testenv.Eventually(t, 2*time.Minute, func() bool {
+		dups = duplicatesAcked(nodes, stranded)
+		return dups == len(stranded)
+	}, "the restarted master's stranded copies to be acknowledged as duplicates (%d of %d so far)", &dups, len(stranded))
+	t.Logf("%d forced runs accepted (%d refused), %d scheduled occurrences: each succeeded exactly once; "+
+		"%d GC events accepted (%d sends refused and retried): every file collected once; "+
+		"%d of %d stranded timer messages came back and were acknowledged as duplicates",
+		len(keys), refused, len(sched), gcAccepted, gcRefused, dups, len(stranded))
 	w.noneRunning(until)
 	for _, n := range nodes {
 		require.True(t, n.Alive(), "node %s survived the broker's death", n.Name)
@@ -123,23 +160,144 @@ func waitQueues(t *testing.T, nameServer, topic string, want int) {
 	}, "%d queues of %s routed (routed: %v)", want, topic, &brokers)
 }
 
-// startWaits returns, sorted, how long after its time each occurrence of kind in (from, until]
-// started its succeeded attempt.
-func (w *world) startWaits(kind string, from, until time.Time) []time.Duration {
+// strandedRun is a scheduled occurrence whose timer message a broker held.
+type strandedRun struct {
+	runKey string
+	at     time.Time
+}
+
+// onBroker returns the unclaimed occurrences of kind whose timer messages broker holds, by
+// time.
+func (w *world) onBroker(kind, broker string) []strandedRun {
 	w.t.Helper()
-	rows, err := w.pool.Query(context.Background(), `SELECT extract(epoch FROM a.started_at - r.scheduled_at)
-		FROM job_runs r JOIN job_attempts a ON a.run_id = r.id AND a.outcome = 'succeeded'
-		WHERE r.job = $1 AND r.scheduled_at > $2 AND r.scheduled_at <= $3`, kind, from, until)
+	rows, err := w.pool.Query(context.Background(), `SELECT run_key, scheduled_at FROM job_runs
+		WHERE job = $1 AND status = 'scheduled' AND msg_broker = $2 ORDER BY scheduled_at`, kind, broker)
 	require.NoError(w.t, err)
-	defer rows.Close()
-	var out []time.Duration
-	for rows.Next() {
-		var s float64
-		require.NoError(w.t, rows.Scan(&s))
-		out = append(out, time.Duration(s*float64(time.Second)))
-	}
-	require.NoError(w.t, rows.Err())
-	require.NotEmpty(w.t, out)
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (strandedRun, error) {
+		var s strandedRun
+		err := r.Scan(&s.runKey, &s.at)
+		return s, err
+	})
+	require.NoError(w.t, err)
 	return out
+}
+
+// strandedWaits returns how long after its time each stranded run started its succeeded
+// attempt (sorted), and the latest start measured from the kill or the run's time, whichever
+// came later.
+func (w *world) strandedWaits(stranded []strandedRun, killed time.Time) ([]time.Duration, time.Duration) {
+	w.t.Helper()
+	var waits []time.Duration
+	var latest time.Duration
+	for _, s := range stranded {
+		var started time.Time
+		require.NoError(w.t, w.pool.QueryRow(context.Background(), `SELECT a.started_at FROM job_runs r
+			JOIN job_attempts a ON a.run_id = r.id AND a.outcome = 'succeeded' WHERE r.run_key = $1`, s.runKey).Scan(&started))
+		waits = append(waits, max(0, started.Sub(s.at)))
+		ref := s.at
+		if killed.After(ref) {
+			ref = killed
+		}
+		latest = max(latest, started.Sub(ref))
+	}
+	sort.Slice(waits, func(i, j int) bool { return waits[i] < waits[j] })
+	return waits, latest
+}
+
+// duplicatesAcked counts the stranded runs whose late copy a node acknowledged as a duplicate.
+func duplicatesAcked(nodes []*chaos.Proc, stranded []strandedRun) int {
+	var logs strings.Builder
+	for _, n := range nodes {
+		logs.WriteString(n.Log())
+	}
+	n := 0
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if !strings.Contains(line, "duplicate delivery of a finished run, acknowledged") {
+			continue
+		}
+		for _, s := range stranded {
+			if strings.Contains(line, "run_key="+s.runKey+" ") {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// seedGCFiles writes n collectable files (status 2, ref_count 0, long untouched) with their
+// objects and returns their ids.
+func seedGCFiles(t *testing.T, pool *pgxpool.Pool, b *testenv.Bucket, n int) []int64 {
+	t.Helper()
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = int64(i + 1)
+		b.Put(t, gcKey(ids[i]), 64)
+		_, err := pool.Exec(context.Background(), `INSERT INTO file_metadata (id, file_hash, bucket, object_path, size_bytes,
+			ref_count, status, updated_at) VALUES ($1, $2, $3, $4, 64, 0, 2, now() - interval '2 days')`,
+			ids[i], fmt.Sprintf("h%d", ids[i]), b.Name, gcKey(ids[i]))
+		require.NoError(t, err)
+	}
+	return ids
+}
+
+// gcEvents is the test's file service: one ref_count=0 event per file, a send refused by the
+// brokers is sent again at the next turn (as the file service's outbox would).
+type gcEvents struct {
+	done              chan struct{}
+	accepted, refused int
+}
+
+func (w *world) startGCEvents(topic, bucket string, ids []int64, period time.Duration) *gcEvents {
+	g := &gcEvents{done: make(chan struct{})}
+	p := w.producer()
+	go func() {
+		defer close(g.done)
+		tk := time.NewTicker(period)
+		defer tk.Stop()
+		for i := 0; i < len(ids); {
+			<-tk.C
+			body, err := filegc.Encode(filegc.Event{FileID: ids[i], FileHash: fmt.Sprintf("h%d", ids[i]), Bucket: bucket,
+				ObjectPath: gcKey(ids[i]), EventTime: time.Now().Add(-time.Minute).UTC()}, time.Now())
+			if err != nil {
+				panic(err) // a bad event is the test's bug
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err = p.PublishRaw(ctx, topic, filegc.DefaultTag, []string{fmt.Sprint(ids[i])}, body, time.Time{})
+			cancel()
+			if err != nil {
+				g.refused++
+				continue
+			}
+			g.accepted++
+			i++
+		}
+	}()
+	return g
+}
+
+// wait waits until every event was accepted and returns the counts.
+func (g *gcEvents) wait() (accepted, refused int) {
+	<-g.done
+	return g.accepted, g.refused
+}
+
+func gcRowsLeft(t *testing.T, pool *pgxpool.Pool, ids []int64) int {
+	t.Helper()
+	var n int
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM file_metadata WHERE id = ANY($1)`, ids).Scan(&n))
+	return n
+}
+
+// gcCollected checks that every file's row is gone, logged once, and its object deleted.
+func gcCollected(t *testing.T, pool *pgxpool.Pool, b *testenv.Bucket, ids []int64) {
+	t.Helper()
+	var logged, dup int
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(DISTINCT file_id), count(*) - count(DISTINCT file_id)
+		FROM gc_log WHERE file_id = ANY($1)`, ids).Scan(&logged, &dup))
+	require.Equal(t, len(ids), logged, "files logged")
+	require.Zero(t, dup, "files logged twice")
+	for _, id := range ids {
+		require.False(t, b.Exists(t, gcKey(id)), "object of collected file %d", id)
+	}
 }
