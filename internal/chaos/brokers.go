@@ -80,7 +80,8 @@ func (r *RocketMQ) AddMaster(ctx context.Context, name, dir string) (*Master, er
 	return m, nil
 }
 
-// Start starts the master (again, with the same store) and waits until it booted.
+// Start starts the master (again, with the same store) and waits until it booted (a JVM on
+// a box shared by several test runs has taken over two minutes).
 func (m *Master) Start(ctx context.Context) error {
 	var err error
 	m.r.broker, err = m.r.java("broker", "rmq.broker.logback.xml", "-Xms128m -Xmx384m -XX:MaxDirectMemorySize=384m",
@@ -89,7 +90,7 @@ func (m *Master) Start(ctx context.Context) error {
 		return err
 	}
 	out := filepath.Join(m.r.dir, "logs", "broker.out")
-	return waitFor(ctx, 120*time.Second, "broker "+m.Broker, func() bool {
+	return waitFor(ctx, 240*time.Second, "broker "+m.Broker, func() bool {
 		return portOpen(m.Broker) && fileContains(out, "boot success")
 	})
 }
