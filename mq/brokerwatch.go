@@ -23,8 +23,9 @@ type BrokerWatch struct {
 	now         func() time.Time
 	rpc         remoting
 
-	mu     sync.Mutex
-	silent map[string]time.Time // broker name → first unanswered probe of the current streak
+	mu      sync.Mutex
+	silent  map[string]time.Time // broker name → first unanswered probe of the current streak
+	avoided map[string]bool      // routed brokers found gone by the last Gone
 }
 
 // NewBrokerWatch watches the brokers of cfg.Topic through cfg.NameServers.
@@ -64,8 +65,14 @@ func (w *BrokerWatch) Gone(ctx context.Context, brokers []string) ([]string, err
 			delete(w.silent, name) // left the route: gone by that rule; a streak restarts if it returns
 		}
 	}
+	w.avoided = map[string]bool{}
 	if live == 0 {
 		return nil, nil
+	}
+	for name, since := range w.silent {
+		if now.Sub(since) >= w.goneAfter {
+			w.avoided[name] = true
+		}
 	}
 	var gone []string
 	for _, b := range brokers {
@@ -77,6 +84,14 @@ func (w *BrokerWatch) Gone(ctx context.Context, brokers []string) ([]string, err
 	}
 	slices.Sort(gone)
 	return gone, nil
+}
+
+// Avoided reports whether the last Gone found broker gone while the route still listed it
+// (silent for goneAfter); Producer.AvoidBrokers takes it.
+func (w *BrokerWatch) Avoided(broker string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.avoided[broker]
 }
 
 // route reads the topic's route from the first name server that answers.

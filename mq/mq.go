@@ -89,17 +89,19 @@ func (c Config) credentials() primitive.Credentials {
 type Producer struct {
 	p     rocketmq.Producer
 	topic string
+	sel   *placementSelector
 }
 
 // NewProducer starts a producer. instance distinguishes several clients in one process.
 func NewProducer(cfg Config, instance string) (*Producer, error) {
+	sel := newPlacementSelector()
 	opts := []producer.Option{
 		producer.WithNameServer(cfg.NameServers),
 		producer.WithGroupName(cfg.ProducerGroup),
 		producer.WithRetry(2),
 		producer.WithSendMsgTimeout(cfg.SendTimeout),
 		// Shards of one run on distinct nodes, runs spread over all (selector.go).
-		producer.WithQueueSelector(newPlacementSelector()),
+		producer.WithQueueSelector(sel),
 	}
 	if instance != "" {
 		opts = append(opts, producer.WithInstanceName(instance))
@@ -114,8 +116,13 @@ func NewProducer(cfg Config, instance string) (*Producer, error) {
 	if err := p.Start(); err != nil {
 		return nil, fmt.Errorf("start producer (namesrv %v): %w", cfg.NameServers, err)
 	}
-	return &Producer{p: p, topic: cfg.Topic}, nil
+	return &Producer{p: p, topic: cfg.Topic, sel: sel}, nil
 }
+
+// AvoidBrokers makes later sends leave out the queues of brokers for which gone reports true,
+// while another broker has queues (BrokerWatch.Avoided). A frozen broker stays in the route
+// for two minutes, and each send placed on it would wait send_timeout before the retry.
+func (p *Producer) AvoidBrokers(gone func(broker string) bool) { p.sel.avoid.Store(&gone) }
 
 // Close stops the producer.
 func (p *Producer) Close() error { return p.p.Shutdown() }

@@ -189,7 +189,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		n.Ticker.SetKnown(n.Registry.Known)
 		// The watch reads the route with the local clock: a broker's silence is this node's own
 		// measure, not a database timestamp.
-		n.Ticker.SetBrokerWatch(mq.NewBrokerWatch(n.Cfg.RocketMQ, tc.BrokerGoneAfter, time.Now))
+		watch := mq.NewBrokerWatch(n.Cfg.RocketMQ, tc.BrokerGoneAfter, time.Now)
+		n.Ticker.SetBrokerWatch(watch)
+		// The republishes (and every send of this node) then skip a frozen broker at once.
+		n.Producer.AvoidBrokers(watch.Avoided)
 		if n.Alerts != nil {
 			n.Ticker.SetAlerter(n.Alerts)
 		}
