@@ -107,3 +107,19 @@ func (m *Master) Kill() {
 	}
 	_ = waitFor(context.Background(), 10*time.Second, "port closed", func() bool { return !portOpen(m.Broker) })
 }
+
+// Freeze stops the master with SIGSTOP: its connections stay open, so the name server keeps
+// routing it (until its two-minute expiry) while it answers nothing, like a hung process or a
+// host cut off without a reset.
+func (m *Master) Freeze() error { return m.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen master.
+func (m *Master) Thaw() error { return m.signal(syscall.SIGCONT) }
+
+func (m *Master) signal(sig syscall.Signal) error {
+	c := m.r.broker
+	if c == nil || c.Process == nil {
+		return fmt.Errorf("master %s is not running", m.Name)
+	}
+	return syscall.Kill(-c.Process.Pid, sig)
+}

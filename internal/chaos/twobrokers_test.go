@@ -39,20 +39,10 @@ func TestKill9OneOfTwoBrokerMasters(t *testing.T) {
 	testenv.Integration(t)
 	t.Parallel()
 	ctx := context.Background()
-	rmq, err := chaos.StartRocketMQ(ctx, t.TempDir())
-	require.NoError(t, err)
-	t.Cleanup(rmq.Kill)
-	second, err := rmq.AddMaster(ctx, "chaos-broker-2", t.TempDir())
-	require.NoError(t, err)
-	t.Cleanup(second.Kill)
+	rmq, second, mqc := twoMasters(t)
 	sfx := testenv.Suffix()
-	mqc := mq.Config{NameServers: []string{rmq.NameServer}, Topic: "CHAOS2_" + sfx, ConsumerGroup: "chaos2_g_" + sfx,
-		ProducerGroup: "chaos2_p_" + sfx, BrokerAddrs: []string{rmq.Broker, second.Broker}, QueueNums: 4,
-		SendTimeout: 3 * time.Second}.WithDefaults()
 	gcTopic, gcGroup := "CHAOS2F_"+sfx, "chaos2f_g_"+sfx
-	require.NoError(t, mq.EnsureTopics(ctx, mqc, mqc.Topic, mq.RetryTopic(mqc.ConsumerGroup)))
 	require.NoError(t, mq.EnsureGroupTopics(ctx, mqc, gcGroup, gcTopic))
-	waitQueues(t, rmq.NameServer, mqc.Topic, 8)
 	waitQueues(t, rmq.NameServer, gcTopic, 8)
 
 	tick := chaos.TickKind(0)
@@ -141,6 +131,96 @@ func TestKill9OneOfTwoBrokerMasters(t *testing.T) {
 	for _, n := range nodes {
 		require.True(t, n.Alive(), "node %s survived the broker's death", n.Name)
 	}
+}
+
+// twoMasters starts a private name server with two broker masters and a job topic (4 queues
+// on each) and group on both.
+func twoMasters(t *testing.T) (*chaos.RocketMQ, *chaos.Master, mq.Config) {
+	t.Helper()
+	ctx := context.Background()
+	rmq, err := chaos.StartRocketMQ(ctx, t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(rmq.Kill)
+	second, err := rmq.AddMaster(ctx, "chaos-broker-2", t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(second.Kill)
+	sfx := testenv.Suffix()
+	mqc := mq.Config{NameServers: []string{rmq.NameServer}, Topic: "CHAOS2_" + sfx, ConsumerGroup: "chaos2_g_" + sfx,
+		ProducerGroup: "chaos2_p_" + sfx, BrokerAddrs: []string{rmq.Broker, second.Broker}, QueueNums: 4,
+		SendTimeout: 3 * time.Second}.WithDefaults()
+	require.NoError(t, mq.EnsureTopics(ctx, mqc, mqc.Topic, mq.RetryTopic(mqc.ConsumerGroup)))
+	waitQueues(t, rmq.NameServer, mqc.Topic, 8)
+	return rmq, second, mqc
+}
+
+// frozenGoneAfter is ticker.broker_gone_after in the frozen-master test: shorter than the
+// default so the test is short, and far below the name server's two-minute expiry, so the
+// silence rule is what finds the broker gone.
+const frozenGoneAfter = 10 * time.Second
+
+// A master frozen with SIGSTOP stays in the name server's route (its connections stay open)
+// while it answers nothing: the watch finds it gone after broker_gone_after of silence, the
+// repair pass publishes its scheduled runs again on the other master, and producers stop
+// placing messages on it. When it thaws, its late copies are acknowledged as duplicates, and
+// every run and occurrence has run exactly once.
+func TestFrozenBrokerMasterIsGoneAfterBrokerGoneAfter(t *testing.T) {
+	testenv.Integration(t)
+	t.Parallel()
+	_, second, mqc := twoMasters(t)
+	tick := chaos.TickKind(0)
+	w := newWorld(t, "", &mqc, chaos.Settings{Ticker: true, Misfire: 2 * time.Minute, Lookahead: 30 * time.Second,
+		BrokerGoneAfter: frozenGoneAfter,
+		Jobs: `chaos_probe: {max_attempts: 5, timeout: 1m, overlap: allow}
+  ` + tick + `: {schedule: "* * * * * *", max_attempts: 5, overlap: allow, params: {sleep_ms: 100}}`})
+	nodes := []*chaos.Proc{w.c.Start("a", nil), w.c.Start("b", nil)}
+	from := w.ready(2).Add(time.Second)
+	stop := make(chan struct{})
+	wl := w.startWorkload(250*time.Millisecond, `{"sleep_ms":100}`, stop)
+	testenv.Eventually(t, 60*time.Second, func() bool { return len(w.rows(chaos.ProbeKind, "")) >= 8 }, "the workload to run")
+
+	stranded := w.onBroker(tick, second.Name)
+	frozen := time.Now()
+	require.NoError(t, second.Freeze())
+	thawed := false
+	t.Cleanup(func() {
+		if !thawed {
+			_ = second.Thaw()
+		}
+	})
+	t.Logf("froze master %s (SIGSTOP); %d scheduled occurrences had their timer message on it", second.Name, len(stranded))
+	require.NotEmpty(t, stranded, "the placement spreads timer messages over both masters")
+
+	last := stranded[len(stranded)-1].at
+	until := last.Add(2 * time.Second)
+	sched := w.scheduledDone(tick, from, until, 3*time.Minute)
+	waits, afterFreeze := w.strandedWaits(stranded, frozen)
+	seen := brokerLeftAt(t, nodes)
+	t.Logf("the repair pass found the frozen broker gone %s after the freeze (broker_gone_after %s); stranded occurrences "+
+		"(%d, due %s..%s after the freeze): wait p50 %s, max %s; latest start after the freeze or their time: %s",
+		seen.Sub(frozen).Round(time.Millisecond), frozenGoneAfter, len(waits),
+		stranded[0].at.Sub(frozen).Round(time.Millisecond), last.Sub(frozen).Round(time.Millisecond),
+		waits[len(waits)/2].Round(time.Millisecond), waits[len(waits)-1].Round(time.Millisecond), afterFreeze.Round(time.Millisecond))
+	require.GreaterOrEqual(t, seen.Sub(frozen), frozenGoneAfter-time.Second, "a silent broker is gone only after broker_gone_after")
+	require.LessOrEqual(t, waits[len(waits)-1], frozenGoneAfter+15*time.Second, "broker_gone_after bounds the wait")
+	close(stop)
+	keys, refused := wl.keys()
+
+	require.NoError(t, second.Thaw())
+	thawed = true
+	for _, k := range keys {
+		exactlyOnce(t, w.waitDone(chaos.ProbeKind, k, 1, 2*time.Minute))
+	}
+	sched = w.scheduledDone(tick, from, time.Now(), 90*time.Second)
+	exactlyOnce(t, sched)
+	dups := 0
+	testenv.Eventually(t, 2*time.Minute, func() bool {
+		dups = duplicatesAcked(nodes, stranded)
+		return dups == len(stranded)
+	}, "the thawed master's stranded copies to be acknowledged as duplicates (%d of %d so far)", &dups, len(stranded))
+	t.Logf("%d forced runs accepted (%d refused), %d scheduled occurrences: each succeeded exactly once; "+
+		"%d of %d stranded timer messages delivered after the thaw and acknowledged as duplicates",
+		len(keys), refused, len(sched), dups, len(stranded))
+	w.noneRunning(until)
 }
 
 // waitQueues waits until the name server routes topic to want write queues (all masters
