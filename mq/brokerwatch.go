@@ -25,7 +25,7 @@ type BrokerWatch struct {
 
 	mu      sync.Mutex
 	silent  map[string]time.Time // broker name → first unanswered probe of the current streak
-	avoided map[string]bool      // routed brokers found gone by the last Gone
+	avoided map[string]bool      // routed brokers that did not answer the last probe
 }
 
 // NewBrokerWatch watches the brokers of cfg.Topic through cfg.NameServers.
@@ -44,6 +44,7 @@ func (w *BrokerWatch) Gone(ctx context.Context, brokers []string) ([]string, err
 	if err != nil {
 		return nil, err
 	}
+	asked := w.now() // a streak starts when the unanswered probe was sent
 	reachable := w.probeAll(ctx, route)
 	now := w.now()
 	w.mu.Lock()
@@ -57,7 +58,7 @@ func (w *BrokerWatch) Gone(ctx context.Context, brokers []string) ([]string, err
 			delete(w.silent, name)
 			live++
 		} else if _, ok := w.silent[name]; !ok {
-			w.silent[name] = now
+			w.silent[name] = asked
 		}
 	}
 	for name := range w.silent {
@@ -69,10 +70,8 @@ func (w *BrokerWatch) Gone(ctx context.Context, brokers []string) ([]string, err
 	if live == 0 {
 		return nil, nil
 	}
-	for name, since := range w.silent {
-		if now.Sub(since) >= w.goneAfter {
-			w.avoided[name] = true
-		}
+	for name := range w.silent {
+		w.avoided[name] = true
 	}
 	var gone []string
 	for _, b := range brokers {
@@ -86,8 +85,10 @@ func (w *BrokerWatch) Gone(ctx context.Context, brokers []string) ([]string, err
 	return gone, nil
 }
 
-// Avoided reports whether the last Gone found broker gone while the route still listed it
-// (silent for goneAfter); Producer.AvoidBrokers takes it.
+// Avoided reports whether broker, still routed, did not answer the last probe while another
+// did; Producer.AvoidBrokers takes it. Sends leave such a broker at once, before it counts as
+// gone: each send placed on a frozen broker waits send_timeout, and a leader publishing one
+// occurrence a second falls behind (and its repair pass with it) if half of them wait 3 s.
 func (w *BrokerWatch) Avoided(broker string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()

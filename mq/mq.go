@@ -119,10 +119,10 @@ func NewProducer(cfg Config, instance string) (*Producer, error) {
 	return &Producer{p: p, topic: cfg.Topic, sel: sel}, nil
 }
 
-// AvoidBrokers makes later sends leave out the queues of brokers for which gone reports true,
+// AvoidBrokers makes later sends leave out the queues of brokers for which avoid reports true,
 // while another broker has queues (BrokerWatch.Avoided). A frozen broker stays in the route
 // for two minutes, and each send placed on it would wait send_timeout before the retry.
-func (p *Producer) AvoidBrokers(gone func(broker string) bool) { p.sel.avoid.Store(&gone) }
+func (p *Producer) AvoidBrokers(avoid func(broker string) bool) { p.sel.avoid.Store(&avoid) }
 
 // Close stops the producer.
 func (p *Producer) Close() error { return p.p.Shutdown() }
