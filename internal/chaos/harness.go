@@ -41,25 +41,25 @@ func Build(dir string) (string, error) {
 
 // Settings are the knobs of a node's config file that the tests turn.
 type Settings struct {
-	DSN       string
-	MQ        mq.Config
-	LeaseKey  int64
-	Ticker    bool
-	Interval  time.Duration // ticker.interval
-	Lookahead time.Duration
-	Misfire   time.Duration // ticker.misfire_tolerance
-	Repair    time.Duration // ticker.repair_interval
-	Overdue   time.Duration // ticker.overdue_after (0: the service's default)
-	// BrokerGoneAfter is ticker.broker_gone_after (0: the service's default).
-	BrokerGoneAfter time.Duration
-	Heartbeat       time.Duration
-	StaleAfter      time.Duration
-	Drain           time.Duration
-	Backoff         time.Duration // consumer.retry_backoff (max is 4x)
-	Goroutines      int
-	MaxRunning      int
+	DSN        string
+	MQ         mq.Config
+	LeaseKey   int64
+	Ticker     bool
+	Interval   time.Duration // ticker.interval
+	Lookahead  time.Duration
+	Misfire    time.Duration // ticker.misfire_tolerance
+	Repair     time.Duration // ticker.repair_interval
+	Overdue    time.Duration // ticker.overdue_after (0: the service's default)
+	Heartbeat  time.Duration
+	StaleAfter time.Duration
+	Drain      time.Duration
+	Backoff    time.Duration // consumer.retry_backoff (max is 4x)
+	Goroutines int
+	MaxRunning int
 	// LeaseTimeout is ticker.lease_timeout (default: the production default, 15s).
 	LeaseTimeout time.Duration
+	// BrokerGoneAfter is ticker.broker_gone_after (0: the service's default).
+	BrokerGoneAfter time.Duration
 	// Env is added to the node's environment (JOBSVC_TEST_CLOCK_SKEW=5m skews its clock).
 	Env []string
 	// Jobs is the YAML body of the jobs section, indented by two spaces.
