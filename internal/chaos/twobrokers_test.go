@@ -67,9 +67,11 @@ func TestKill9OneOfTwoBrokerMasters(t *testing.T) {
 	// The occurrences whose timer messages the second master holds right now, published up to
 	// lookahead (30 s) ahead: they are stranded by the kill.
 	stranded := w.onBroker(tick, second.Name)
+	ahead := w.publishedAhead(tick)
 	killed := time.Now()
 	second.Kill()
-	t.Logf("killed master %s (kill -9); %d scheduled occurrences had their timer message on it", second.Name, len(stranded))
+	t.Logf("killed master %s (kill -9); %d scheduled occurrences had their timer message on it; the ticker had published %s ahead (lookahead 30 s)",
+		second.Name, len(stranded), ahead.Round(time.Millisecond))
 	require.NotEmpty(t, stranded, "the placement spreads timer messages over both masters")
 
 	// Forced runs published after the kill land on the surviving master and run.
@@ -254,6 +256,16 @@ func (w *world) onBroker(kind, broker string) []strandedRun {
 	})
 	require.NoError(w.t, err)
 	return out
+}
+
+// publishedAhead is how far ahead of now the ticker has published kind's occurrences: close to
+// lookahead when its loop keeps up, less when a loaded box starves it (and its repair pass).
+func (w *world) publishedAhead(kind string) time.Duration {
+	w.t.Helper()
+	var last time.Time
+	require.NoError(w.t, w.pool.QueryRow(context.Background(), `SELECT coalesce(max(scheduled_at), now()) FROM job_runs
+		WHERE job = $1 AND msg_id <> ''`, kind).Scan(&last))
+	return time.Until(last)
 }
 
 // strandedWaits returns how long after its time each stranded run started its succeeded
