@@ -168,7 +168,7 @@ func (l *Ledger) Retry(ctx context.Context, id int64, by, runKey string, publish
 	if err != nil {
 		return r, true, fmt.Errorf("retry run %d: publish run %d (recorded; the ticker republishes it): %w", id, r.ID, err)
 	}
-	if err := l.MarkPublished(ctx, env, msgID); err != nil {
+	if err := l.MarkPublished(ctx, env, job.Receipt{MsgID: msgID}); err != nil {
 		return r, true, err
 	}
 	r.MsgID = msgID

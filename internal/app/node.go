@@ -187,6 +187,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 		n.Ticker.SetKnown(n.Registry.Known)
+		// The watch reads the route with the local clock: a broker's silence is this node's own
+		// measure, not a database timestamp.
+		watch := mq.NewBrokerWatch(n.Cfg.RocketMQ, tc.BrokerGoneAfter, time.Now)
+		n.Ticker.SetBrokerWatch(watch)
+		// The republishes (and every send of this node) then skip a frozen broker at once.
+		n.Producer.AvoidBrokers(watch.Avoided)
 		if n.Alerts != nil {
 			n.Ticker.SetAlerter(n.Alerts)
 		}

@@ -58,6 +58,8 @@ type Settings struct {
 	MaxRunning int
 	// LeaseTimeout is ticker.lease_timeout (default: the production default, 15s).
 	LeaseTimeout time.Duration
+	// BrokerGoneAfter is ticker.broker_gone_after (0: the service's default).
+	BrokerGoneAfter time.Duration
 	// Env is added to the node's environment (JOBSVC_TEST_CLOCK_SKEW=5m skews its clock).
 	Env []string
 	// Jobs is the YAML body of the jobs section, indented by two spaces.
@@ -109,6 +111,9 @@ func (s Settings) YAML(name string) string {
 	overdue := ""
 	if s.Overdue > 0 {
 		overdue = ", overdue_after: " + s.Overdue.String()
+	}
+	if s.BrokerGoneAfter > 0 {
+		overdue += ", broker_gone_after: " + s.BrokerGoneAfter.String()
 	}
 	queues := s.MQ.QueueNums
 	if queues == 0 {
