@@ -29,6 +29,12 @@ const twoGoneAfter = 30 * time.Second
 // 200 ms, before and after the kill.
 const twoGCFiles = 150
 
+// loadedLeaderSlack is what the stranded runs' wait may exceed broker_gone_after by. Idle, the
+// waits are under 13 s past the kill or freeze (BENCHMARKS.md); on a box at load 46-55 the
+// leader's loop, which runs the repair pass, once ran 77 s behind. The point the tests hold
+// is that the wait comes from broker_gone_after, far below overdue_after's 10 minutes.
+const loadedLeaderSlack = 90 * time.Second
+
 // Issue 14, item 4: kill -9 of one of two broker masters under load (a job every second,
 // forced runs every 250 ms, file GC events every 200 ms). Producers route around it; the
 // repair pass sees the broker leave the route and publishes the scheduled runs whose timer
@@ -94,7 +100,7 @@ func TestKill9OneOfTwoBrokerMasters(t *testing.T) {
 		len(waits), stranded[0].at.Sub(killed).Round(time.Millisecond), last.Sub(killed).Round(time.Millisecond),
 		waits[len(waits)/2].Round(time.Millisecond), waits[len(waits)-1].Round(time.Millisecond),
 		afterKill.Round(time.Millisecond), recovered.Round(time.Millisecond), twoGoneAfter)
-	require.LessOrEqual(t, waits[len(waits)-1], twoGoneAfter+15*time.Second, "broker_gone_after bounds the wait")
+	require.LessOrEqual(t, waits[len(waits)-1], twoGoneAfter+loadedLeaderSlack, "broker_gone_after, not overdue_after (10m), bounds the wait")
 	seen := brokerLeftAt(t, nodes)
 	t.Logf("the repair pass saw the broker leave %s after the kill", seen.Sub(killed).Round(time.Millisecond))
 	for _, n := range nodes {
@@ -199,7 +205,7 @@ func TestFrozenBrokerMasterIsGoneAfterBrokerGoneAfter(t *testing.T) {
 		stranded[0].at.Sub(frozen).Round(time.Millisecond), last.Sub(frozen).Round(time.Millisecond),
 		waits[len(waits)/2].Round(time.Millisecond), waits[len(waits)-1].Round(time.Millisecond), afterFreeze.Round(time.Millisecond))
 	require.GreaterOrEqual(t, seen.Sub(frozen), frozenGoneAfter-time.Second, "a silent broker is gone only after broker_gone_after")
-	require.LessOrEqual(t, waits[len(waits)-1], frozenGoneAfter+15*time.Second, "broker_gone_after bounds the wait")
+	require.LessOrEqual(t, waits[len(waits)-1], frozenGoneAfter+loadedLeaderSlack, "broker_gone_after, not overdue_after (10m), bounds the wait")
 	close(stop)
 	keys, refused := wl.keys()
 
