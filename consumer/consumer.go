@@ -47,12 +47,15 @@ type Consumer struct {
 	cancel    context.CancelFunc
 	hbDone    chan struct{}
 	stopOnce  sync.Once
-	goroutine int
+	batch     int // messages per delivery
+	goroutine int // deliveries at once
 }
 
 // New returns a consumer; Start subscribes and starts it.
 func New(opts Options, proc *Processor, log *slog.Logger) *Consumer {
-	return &Consumer{opts: opts, proc: proc, log: log, goroutine: proc.cfg.Goroutines}
+	// Deliveries at once, so that the messages in hand stay within goroutines.
+	batch := min(proc.cfg.ConsumeBatch, proc.cfg.Goroutines)
+	return &Consumer{opts: opts, proc: proc, log: log, batch: batch, goroutine: max(1, proc.cfg.Goroutines/batch)}
 }
 
 // Start subscribes to the topic and starts consuming. The topic must exist.
@@ -63,9 +66,9 @@ func (c *Consumer) Start(ctx context.Context) error {
 	c.baseCtx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	pc, err := sub.Subscribe(mq.Subscription{Topic: c.opts.Topic, Tags: c.opts.Tags, Extra: []rmqconsumer.Option{
 		// A callback takes up to consume_batch messages of one queue, claimed together (see
-		// Processor.ProcessBatch); goroutines bounds the callbacks at once.
-		rmqconsumer.WithConsumeMessageBatchMaxSize(c.proc.cfg.ConsumeBatch),
-		rmqconsumer.WithPullBatchSize(int32(max(32, c.proc.cfg.ConsumeBatch))),
+		// Processor.ProcessBatch).
+		rmqconsumer.WithConsumeMessageBatchMaxSize(c.batch),
+		rmqconsumer.WithPullBatchSize(int32(max(32, c.batch))),
 		rmqconsumer.WithConsumeGoroutineNums(c.goroutine),
 		rmqconsumer.WithMaxReconsumeTimes(maxReconsume),
 	}}, c.handle)

@@ -96,15 +96,15 @@ type Config struct {
 	// RetryBackoff is the first retry delay; it doubles per attempt up to RetryBackoffMax.
 	RetryBackoff    time.Duration `yaml:"retry_backoff"`
 	RetryBackoffMax time.Duration `yaml:"retry_backoff_max"`
-	// Goroutines is how many deliveries one node has in hand at once, each of up to
-	// ConsumeBatch messages: decoded, being claimed, waiting for a handler slot, running or
-	// being recorded. Waiting is cheap, and the more messages are in hand the more claims and
-	// outcomes share one ledger statement.
+	// Goroutines is how many messages one node has in hand at once: decoded, being claimed,
+	// waiting for a handler slot, running or being recorded. Waiting is cheap, and the more
+	// messages are in hand the more claims and outcomes share one ledger statement; but every
+	// claimed run in hand is heartbeated, so this also bounds the heartbeat statement.
 	Goroutines int `yaml:"goroutines"`
-	// ConsumeBatch is how many messages of one queue a delivery hands over at once (1..1024):
-	// their runs are claimed in one ledger statement and their outcomes coalesced, each run
-	// still in its own goroutine under max_running. Goroutines bounds the deliveries in
-	// hand, so up to goroutines x consume_batch messages are.
+	// ConsumeBatch is how many messages of one queue a delivery hands over at once (1..1024,
+	// at most goroutines): their runs are claimed in one ledger call and their outcomes
+	// coalesced, each run still in its own goroutine under max_running. The node takes
+	// goroutines / consume_batch deliveries at once.
 	ConsumeBatch int `yaml:"consume_batch"`
 	// MaxRunning is how many handlers run at once on one node: the limit that protects the
 	// systems the jobs work on. A claimed run waits for a slot (heartbeating) before it starts.
