@@ -517,7 +517,16 @@ func (p *Processor) invoke(ctx context.Context, timeout time.Duration, claim led
 func (p *Processor) Heartbeat(ctx context.Context) error {
 	p.mu.Lock()
 	claims := make([]ledger.Claim, 0, len(p.running))
+	// A run claimed less than a quarter interval ago still has the heartbeat its claim wrote:
+	// it cannot have gone stale (stale_after is at least two intervals), and the next beat
+	// refreshes it well before stopUnheard's limit (2/3 of stale_after, at least 4/3 of an
+	// interval). Short runs mostly end before their first beat, so the heartbeat statement
+	// no longer grows with the throughput.
+	young := p.now().Add(-p.cfg.HeartbeatInterval / 4)
 	for _, f := range p.running {
+		if f.aliveAt.After(young) {
+			continue
+		}
 		claims = append(claims, f.claim)
 	}
 	p.mu.Unlock()
