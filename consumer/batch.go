@@ -32,12 +32,15 @@ type claimable struct {
 // own goroutine, waits for its own handler slot (max_running) and records its own outcome;
 // messages that need more than a claim (malformed, early, skip_if_running, resent dead
 // letters) take Process's path, each in its own goroutine.
+//
+// At most Goroutines messages are claimed and in hand on the node at once, over all
+// deliveries: each holds a token from claim to decision. A delivery takes the tokens that
+// are free (at least one, waiting for it) and claims that many, then the next ones as tokens
+// come back; it never holds tokens without having claimed runs that will return them, so
+// deliveries cannot starve each other. Every claimed run is heartbeated, so this bound is
+// also the heartbeat statement's.
 func (p *Processor) ProcessBatch(ctx context.Context, ds []Delivery) []Decision {
 	out := make([]Decision, len(ds))
-	if len(ds) == 1 {
-		out[0] = p.Process(ctx, ds[0])
-		return out
-	}
 	p.mu.Lock()
 	if p.draining {
 		p.mu.Unlock()
@@ -53,6 +56,7 @@ func (p *Processor) ProcessBatch(ctx context.Context, ds []Delivery) []Decision 
 	var wg sync.WaitGroup
 	now := p.now()
 	batch := make([]claimable, 0, len(ds))
+	var alone []int
 	for i, d := range ds {
 		env, err := job.Decode(d.Body, now, p.registry.Known)
 		var prepared job.Prepared
@@ -61,35 +65,82 @@ func (p *Processor) ProcessBatch(ctx context.Context, ds []Delivery) []Decision 
 		}
 		spec := p.spec(env.Job)
 		if err != nil || env.ScheduledAt.After(now) || fromDLQ(d) || spec.Overlap == job.OverlapSkipIfRunning {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				out[i] = p.Process(ctx, d)
-			}()
+			alone = append(alone, i)
 			continue
 		}
 		batch = append(batch, claimable{i: i, env: env, spec: spec, prepared: prepared})
 	}
-	if len(batch) > 0 {
-		reqs := make([]ledger.ClaimRequest, len(batch))
-		for j, c := range batch {
+	refuse := func(i int) {
+		out[i] = Decision{Action: RetryLater, After: time.Second, Reason: "node draining"}
+	}
+	for len(batch) > 0 {
+		n := p.takeInHand(ctx, len(batch))
+		if n == 0 {
+			for _, c := range batch {
+				refuse(c.i)
+			}
+			break
+		}
+		chunk := batch[:n]
+		batch = batch[n:]
+		reqs := make([]ledger.ClaimRequest, len(chunk))
+		for j, c := range chunk {
 			reqs[j] = ledger.ClaimRequest{Env: c.env, Node: p.cfg.Node, MsgID: ds[c.i].MsgID}
 		}
 		claimSent := p.now()
 		res := p.claimAll(ctx, reqs)
-		for j, c := range batch {
+		for j, c := range chunk {
 			d := ds[c.i]
 			log := p.log.With(slog.String("job", c.env.Job), slog.String("run_key", c.env.RunKey),
 				slog.Int("shard", c.env.Shard.Index), slog.String("msg_id", d.MsgID))
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer func() { <-p.inHand }()
 				out[c.i] = p.claimed(ctx, log, d, c.env, c.spec, c.prepared, res[j].Claim, res[j].Err, claimSent)
 			}()
 		}
 	}
+	for _, i := range alone {
+		if p.takeInHand(ctx, 1) == 0 {
+			refuse(i)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-p.inHand }()
+			out[i] = p.Process(ctx, ds[i])
+		}()
+	}
 	wg.Wait()
 	return out
+}
+
+// takeInHand waits for one in-hand token, then takes up to want-1 more that are free at
+// once, and returns how many it took: 0 when the drain began or ctx ended first.
+func (p *Processor) takeInHand(ctx context.Context, want int) int {
+	select {
+	case p.inHand <- struct{}{}:
+	case <-p.drained:
+		return 0
+	case <-ctx.Done():
+		return 0
+	}
+	if !p.mayStart() { // the token and the drain were ready at once
+		<-p.inHand
+		return 0
+	}
+	n := 1
+	for n < want {
+		select {
+		case p.inHand <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+	return n
 }
 
 // claimAll claims reqs in one ledger call when the ledger can, else one by one. An error of

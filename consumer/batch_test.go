@@ -329,3 +329,37 @@ func TestBatchSkipIfRunningTakesThePerMessagePath(t *testing.T) {
 	require.Equal(t, []int{1, 1}, l.claimCalls)
 	require.Equal(t, map[string]ledger.Status{"a": ledger.StatusSucceeded, "b": ledger.StatusSucceeded}, l.outcomes)
 }
+
+// A long run holds its delivery until it ends; another delivery still gets claimed and run
+// meanwhile, as long as messages in hand stay within goroutines.
+func TestBatchLongRunDoesNotHoldOtherDeliveries(t *testing.T) {
+	t.Parallel()
+	l := newBatchLedger()
+	release := make(chan struct{})
+	reg := keyRegistry{handlers: map[string]func(context.Context) (any, error){
+		"long": func(ctx context.Context) (any, error) {
+			select {
+			case <-release:
+				return nil, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		},
+	}}
+	p := NewProcessor(Config{Node: "n", MaxRunning: 2, Goroutines: 3}, l, reg,
+		map[string]job.Spec{"probe": job.Spec{Overlap: job.OverlapAllow}.WithDefaults()}, nil, nil, discard(), time.Now)
+	_, first := batchOfMessages(keyBody(t, "long"))
+	longDone := make(chan []Decision, 1)
+	go func() { longDone <- p.ProcessBatch(context.Background(), first) }()
+	_, second := batchOfMessages(keyBody(t, "s1"), keyBody(t, "s2"), keyBody(t, "s3"), keyBody(t, "s4"))
+	// Two tokens are left beside the long run's: the four short runs go two by two.
+	require.Equal(t, []Action{Ack, Ack, Ack, Ack}, actions(p.ProcessBatch(context.Background(), second)))
+	select {
+	case <-longDone:
+		t.Fatal("the long run ended before it was released")
+	default:
+	}
+	close(release)
+	require.Equal(t, []Action{Ack}, actions(<-longDone))
+	require.Equal(t, ledger.StatusSucceeded, l.outcomes["s4"])
+}

@@ -53,9 +53,10 @@ type Consumer struct {
 
 // New returns a consumer; Start subscribes and starts it.
 func New(opts Options, proc *Processor, log *slog.Logger) *Consumer {
-	// Deliveries at once, so that the messages in hand stay within goroutines.
-	batch := min(proc.cfg.ConsumeBatch, proc.cfg.Goroutines)
-	return &Consumer{opts: opts, proc: proc, log: log, batch: batch, goroutine: max(1, proc.cfg.Goroutines/batch)}
+	// As many deliveries at once as messages in hand: a long run keeps its delivery until it
+	// ends, and must not keep the node from taking other messages. Processor.ProcessBatch
+	// bounds the messages claimed and in hand to goroutines.
+	return &Consumer{opts: opts, proc: proc, log: log, batch: proc.cfg.ConsumeBatch, goroutine: proc.cfg.Goroutines}
 }
 
 // Start subscribes to the topic and starts consuming. The topic must exist.

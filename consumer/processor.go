@@ -101,10 +101,10 @@ type Config struct {
 	// messages are in hand the more claims and outcomes share one ledger statement; but every
 	// claimed run in hand is heartbeated, so this also bounds the heartbeat statement.
 	Goroutines int `yaml:"goroutines"`
-	// ConsumeBatch is how many messages of one queue a delivery hands over at once (1..1024,
-	// at most goroutines): their runs are claimed in one ledger call and their outcomes
-	// coalesced, each run still in its own goroutine under max_running. The node takes
-	// goroutines / consume_batch deliveries at once.
+	// ConsumeBatch is how many messages of one queue a delivery hands over at once (1..1024):
+	// their runs are claimed together and their outcomes coalesced, each run still in its own
+	// goroutine under max_running. Goroutines still bounds the messages claimed and in hand;
+	// the rest of a delivery waits, unclaimed, for those to finish.
 	ConsumeBatch int `yaml:"consume_batch"`
 	// MaxRunning is how many handlers run at once on one node: the limit that protects the
 	// systems the jobs work on. A claimed run waits for a slot (heartbeating) before it starts.
@@ -213,6 +213,9 @@ type Processor struct {
 
 	// slots holds one token per handler running (MaxRunning).
 	slots chan struct{}
+	// inHand holds one token per message of a batch being claimed or run (Goroutines): see
+	// ProcessBatch.
+	inHand chan struct{}
 	// drained is closed when Drain starts: runs still waiting for a slot give up.
 	drained chan struct{}
 
@@ -232,7 +235,7 @@ func NewProcessor(cfg Config, l Ledger, reg Registry, specs map[string]job.Spec,
 	cfg = cfg.WithDefaults()
 	return &Processor{cfg: cfg, ledger: l, registry: reg, specs: specs, pub: pub, obs: obs,
 		log: log, now: now, running: map[int64]inflight{},
-		slots: make(chan struct{}, cfg.MaxRunning), drained: make(chan struct{})}
+		slots: make(chan struct{}, cfg.MaxRunning), inHand: make(chan struct{}, cfg.Goroutines), drained: make(chan struct{})}
 }
 
 func (p *Processor) spec(kind string) job.Spec {
