@@ -180,6 +180,10 @@ func (p *Producer) publish(ctx context.Context, topic, tag string, keys []string
 	if time.Until(deliverAt) > 0 {
 		msg.WithDelayTimestamp(deliverAt)
 	}
+	return p.send(ctx, topic, msg)
+}
+
+func (p *Producer) send(ctx context.Context, topic string, msg *primitive.Message) (string, error) {
 	res, err := p.p.SendSync(ctx, msg)
 	if err != nil {
 		return job.Receipt{}, fmt.Errorf("send to %s: %w", topic, err)

@@ -168,6 +168,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.Consumer = consumer.New(consumer.Options{
 		NameServers: n.Cfg.RocketMQ.NameServers, Topic: n.Cfg.RocketMQ.Topic, Group: n.Cfg.RocketMQ.ConsumerGroup,
 		Instance: n.Instance, AccessKey: n.Cfg.RocketMQ.AccessKey, SecretKey: n.Cfg.RocketMQ.SecretKey,
+		Resend: n.Producer,
 	}, n.Proc, n.Log)
 	consumers := together{n.Consumer}
 	if n.FileGC, err = n.newFileGC(ctx, now); err != nil {
