@@ -197,8 +197,12 @@ func TestAnEarlierAttemptEndingKeepsTheNewerOneHeartbeating(t *testing.T) {
 		<-ctx.Done() // attempt 2 runs on
 		return nil, ctx.Err()
 	}}
+	// The heartbeat skips runs claimed less than a quarter interval ago; the clock moves past
+	// that before the beat below, so attempt 2 is due one.
+	var ahead atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
 	p := NewProcessor(Config{Node: "n", StaleAfter: time.Minute}, l, reg,
-		map[string]job.Spec{"probe": job.Spec{Timeout: time.Minute, MaxAttempts: 3}.WithDefaults()}, nil, nil, discard(), time.Now)
+		map[string]job.Spec{"probe": job.Spec{Timeout: time.Minute, MaxAttempts: 3}.WithDefaults()}, nil, nil, discard(), now)
 	done1 := make(chan Decision, 1)
 	go func() { done1 <- p.Process(context.Background(), Delivery{Body: body(t)}) }()
 	<-l.finishing // attempt 1 is recording its outcome
@@ -210,6 +214,7 @@ func TestAnEarlierAttemptEndingKeepsTheNewerOneHeartbeating(t *testing.T) {
 	close(l.release)
 	d1 := <-done1
 	require.Equal(t, "taken over", d1.Reason)
+	ahead.Store(int64(10 * time.Second))
 	require.NoError(t, p.Heartbeat(context.Background()))
 	beat := <-l.beats
 	require.Len(t, beat, 1, "attempt 2 is still heartbeated after attempt 1 ended")

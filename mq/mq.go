@@ -183,7 +183,7 @@ func (p *Producer) publish(ctx context.Context, topic, tag string, keys []string
 	return p.send(ctx, topic, msg)
 }
 
-func (p *Producer) send(ctx context.Context, topic string, msg *primitive.Message) (string, error) {
+func (p *Producer) send(ctx context.Context, topic string, msg *primitive.Message) (job.Receipt, error) {
 	res, err := p.p.SendSync(ctx, msg)
 	if err != nil {
 		return job.Receipt{}, fmt.Errorf("send to %s: %w", topic, err)

@@ -43,5 +43,6 @@ func (p *Producer) Resend(ctx context.Context, m *primitive.MessageExt, topic st
 	if time.Until(deliverAt) > 0 {
 		msg.WithDelayTimestamp(deliverAt)
 	}
-	return p.send(ctx, topic, msg)
+	rc, err := p.send(ctx, topic, msg)
+	return rc.MsgID, err
 }
