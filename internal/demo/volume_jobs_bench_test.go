@@ -3,9 +3,11 @@ package demo
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatplat/job-service/handlers"
@@ -126,5 +128,136 @@ func BenchmarkVolumeFileGC(b *testing.B) {
 		}
 		m.stop(fmt.Sprintf("scanned %d, deleted %d objects", scanned, deleted))
 		require.Equal(b, int(n), deleted)
+	}
+}
+
+// BenchmarkVolumeReports: daily_stats (daily) and group_activity (weekly) over a month of
+// chat_messages (VOLUME_MESSAGES, default 1,000,000; production 20,000,000 across 50,000
+// channels) and a month of audit_logs at VOLUME_AUDIT_PER_SEC calls per second (default 1,
+// about 2.7 M rows; production 20, about 53 M), plus VOLUME_USERS users; then pg_partition
+// (daily) on those tables. daily_stats runs first without an index on audit_logs(created_at)
+// (the chat schema has none), then with a BRIN index on it.
+func BenchmarkVolumeReports(b *testing.B) {
+	ctx := context.Background()
+	v := ProductionVolume()
+	v.Messages = envSize(b, "VOLUME_MESSAGES", 1_000_000)
+	v.AuditPerSecond = envSize(b, "VOLUME_AUDIT_PER_SEC", 1)
+	users := envSize(b, "VOLUME_USERS", 200_000)
+	s := testenv.NewSchema(b)
+	s.ApplyChatSchema(b)
+	require.NoError(b, ledger.Migrate(ctx, s.Pool))
+	clock := MonthStart(time.Now()).AddDate(0, 1, 0).Add(-time.Hour)
+	day := MonthStart(clock).AddDate(0, 0, 14) // the 15th, well inside both months of data
+	t0 := time.Now()
+	_, err := s.Pool.Exec(ctx, `INSERT INTO channels (id, name, kind) SELECT g, 'c' || g, CASE WHEN g % 10 = 0 THEN 1 ELSE 2 END
+		FROM generate_series(1, $1::bigint) g`, v.Channels)
+	require.NoError(b, err)
+	require.NoError(b, SeedUsers(ctx, s.Pool, users))
+	require.NoError(b, SeedMessageVolume(ctx, s.Pool, v, clock, 0))
+	audit, err := SeedAuditVolume(ctx, s.Pool, v, clock)
+	require.NoError(b, err)
+	_, err = s.Pool.Exec(ctx, `ANALYZE audit_logs`)
+	require.NoError(b, err)
+	b.Logf("seeded %d channels, %d users, %d messages, %d audit rows in %s (%s)", v.Channels, users, v.Messages, audit,
+		time.Since(t0).Round(time.Second), loadAvg())
+	size := fmt.Sprintf("%d msgs, %d audit rows, %d users", v.Messages, audit, users)
+
+	daily, err := handlers.NewDailyStats(s.Pool, handlers.DailyStatsConfig{}, time.Now, testenv.Logger(b))
+	require.NoError(b, err)
+	for _, index := range []string{"none", "brin"} {
+		if index == "brin" {
+			t := time.Now()
+			_, err := s.Pool.Exec(ctx, `CREATE INDEX audit_logs_created_at ON audit_logs USING brin (created_at)`)
+			require.NoError(b, err)
+			b.Logf("BRIN index on audit_logs(created_at) built in %s", time.Since(t).Round(time.Millisecond))
+		}
+		b.Run("daily_stats/audit_index="+index, func(b *testing.B) {
+			for b.Loop() {
+				m := startMeasure(b, "daily_stats, audit_logs index "+index, size, 24*time.Hour, s)
+				out, err := handlertest.Run(ctx, daily, handlertest.Job[handlers.DailyStatsArgs]{
+					Args: handlers.DailyStatsArgs{Date: day.Format(time.DateOnly)}})
+				require.NoError(b, err)
+				res := out.(handlers.DailyStatsResult)
+				m.stop(fmt.Sprintf("dau %d, messages %d, qps peak %d", res.DAU, res.Messages, res.APIQPSPeak))
+			}
+		})
+	}
+
+	group, err := handlers.NewGroupActivity(s.Pool, handlers.GroupActivityConfig{}, time.Now, testenv.Logger(b))
+	require.NoError(b, err)
+	b.Run("group_activity", func(b *testing.B) {
+		for b.Loop() {
+			m := startMeasure(b, "group_activity", size, 7*24*time.Hour, s)
+			out, err := handlertest.Run(ctx, group, handlertest.Job[handlers.GroupActivityArgs]{
+				Args: handlers.GroupActivityArgs{Week: handlers.ISOWeekLabel(day)}})
+			require.NoError(b, err)
+			res := out.(handlers.GroupActivityResult)
+			m.stop(fmt.Sprintf("week %s, %d channels ranked", res.Week, res.Ranked))
+		}
+	})
+
+	part, err := handlers.NewPartition(s.Pool, handlers.PartitionConfig{Tables: []string{"chat_messages", "audit_logs"}},
+		func() time.Time { return clock }, testenv.Logger(b))
+	require.NoError(b, err)
+	b.Run("pg_partition", func(b *testing.B) {
+		for b.Loop() {
+			m := startMeasure(b, "pg_partition", size, 24*time.Hour, s)
+			out, err := handlertest.Run(ctx, part, handlertest.Job[handlers.PartitionArgs]{})
+			require.NoError(b, err)
+			res := out.(handlers.PartitionResult)
+			created := 0
+			for _, t := range res.Tables {
+				created += len(t.Created)
+			}
+			m.stop(fmt.Sprintf("%d partitions created", created))
+		}
+	})
+}
+
+// BenchmarkVolumeESForceMerge: es_forcemerge (daily) over VOLUME_ES_INDICES daily indices
+// (default 2) of VOLUME_ES_DOCS chat messages each (default 50,000; a production day is about
+// 670,000: 20 M messages a month), each written in VOLUME_ES_SEGMENTS refreshed batches
+// (default 10) so it has that many segments to merge. In production one run merges the one
+// day that just passed min_age_days; the others are already merged and skipped.
+func BenchmarkVolumeESForceMerge(b *testing.B) {
+	ctx := context.Background()
+	indices := testenv.EnvInt(b, "VOLUME_ES_INDICES", 2)
+	docs := testenv.EnvInt(b, "VOLUME_ES_DOCS", 50_000)
+	segments := testenv.EnvInt(b, "VOLUME_ES_SEGMENTS", 10)
+	es := testenv.NewES(b)
+	t0 := time.Now()
+	for i := range indices {
+		name := fmt.Sprintf("%schat-messages-2026.11.%02d", es.Prefix, i+1)
+		require.NoError(b, esDo(ctx, es.Client, esapi.IndicesCreateRequest{Index: name, Body: strings.NewReader(
+			`{"settings":{"number_of_shards":1,"number_of_replicas":0,"refresh_interval":"-1"}}`)}))
+		per := docs / segments
+		for seg := range segments {
+			for from := 0; from < per; from += 5000 {
+				var bulk strings.Builder
+				for j := from; j < min(from+5000, per); j++ {
+					k := seg*per + j
+					fmt.Fprintf(&bulk, "{\"index\":{}}\n{\"channel_id\":%d,\"seq\":%d,\"sender_id\":%d,\"body\":\"message %d of the day, about forty characters\",\"created_at\":\"2026-11-%02dT%02d:%02d:00Z\"}\n",
+						k%50_000, k/50_000+1, (k*7919)%2_000_000, k, i+1, k%24, k%60)
+				}
+				require.NoError(b, esDo(ctx, es.Client, esapi.BulkRequest{Index: name, Body: strings.NewReader(bulk.String())}))
+			}
+			require.NoError(b, esDo(ctx, es.Client, esapi.IndicesRefreshRequest{Index: []string{name}}))
+		}
+	}
+	b.Logf("seeded %d indices of %d docs (%d segments each) in %s (%s)", indices, docs, segments, time.Since(t0).Round(time.Second), loadAvg())
+	zero := 0
+	h, err := handlers.NewESForceMerge(es.Client, handlers.ESForceMergeConfig{Patterns: []string{es.Prefix + "chat-messages-*"},
+		MinAgeDays: &zero, PollInterval: 200 * time.Millisecond}, time.Now, testenv.Logger(b))
+	require.NoError(b, err)
+	for _, name := range []string{"merge", "already_merged"} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				m := startMeasure(b, "es_forcemerge "+name, fmt.Sprintf("%d indices x %d docs", indices, docs), 24*time.Hour, nil, "elasticsearch")
+				out, err := handlertest.Run(ctx, h, handlertest.Job[handlers.ESForceMergeArgs]{})
+				require.NoError(b, err)
+				res := out.(handlers.ESForceMergeResult)
+				m.stop(fmt.Sprintf("%d merged, %d skipped", len(res.Merged), len(res.Skipped)))
+			}
+		})
 	}
 }
