@@ -73,3 +73,7 @@ CREATE TABLE IF NOT EXISTS file_metadata (
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS file_metadata_gc ON file_metadata (id) WHERE status = 2 AND ref_count = 0;
+-- The file GCs ask, for every batch of files they collect, whether another row names the same
+-- object (deduplicated uploads); without this index each batch reads the whole table.
+-- file_gc reports its absence.
+CREATE INDEX IF NOT EXISTS file_metadata_object ON file_metadata (bucket, object_path);

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -69,6 +70,7 @@ func (m *measurement) stop(extra string) time.Duration {
 	if m.schema != nil {
 		d := readPGStats(m.b, m.schema).minus(m.pg0)
 		pg = d.String()
+		m.b.Logf("%s per table: %s", m.job, d.tables())
 		m.b.ReportMetric(float64(d.blocks)*8/1024, "pg_MB_touched")
 	}
 	m.b.ReportMetric(float64(wall.Milliseconds()), "ms/run")
@@ -132,10 +134,30 @@ func loadAvg() string {
 }
 
 // pgStats are counters of the tables of one schema.
-type pgStats struct{ blocks, read, seqTup, idxTup int64 }
+type pgStats struct {
+	blocks, read, seqTup, idxTup int64
+	perTable                     map[string][4]int64 // blocks, seq scans, rows seq-read, rows via index
+}
 
 func (a pgStats) minus(b pgStats) pgStats {
-	return pgStats{a.blocks - b.blocks, a.read - b.read, a.seqTup - b.seqTup, a.idxTup - b.idxTup}
+	d := pgStats{a.blocks - b.blocks, a.read - b.read, a.seqTup - b.seqTup, a.idxTup - b.idxTup, map[string][4]int64{}}
+	for t, v := range a.perTable {
+		w := b.perTable[t]
+		if diff := [4]int64{v[0] - w[0], v[1] - w[1], v[2] - w[2], v[3] - w[3]}; diff != [4]int64{} {
+			d.perTable[t] = diff
+		}
+	}
+	return d
+}
+
+// tables lists the tables the run touched: blocks, seq scans, rows seq-read, rows via index.
+func (a pgStats) tables() string {
+	var out []string
+	for t, v := range a.perTable {
+		out = append(out, fmt.Sprintf("%s %.1f MB/%d seq scans/%d seq rows/%d idx rows", t, float64(v[0])*8/1024, v[1], v[2], v[3]))
+	}
+	sort.Strings(out)
+	return strings.Join(out, "; ")
 }
 
 func (a pgStats) String() string {
@@ -149,13 +171,26 @@ func readPGStats(b *testing.B, s *testenv.Schema) pgStats {
 	ctx := context.Background()
 	s.Pool.Reset()
 	time.Sleep(500 * time.Millisecond) // let the closed backends exit and flush their counters
-	var st pgStats
-	require.NoError(b, s.Pool.QueryRow(ctx, `SELECT
-			coalesce(sum(coalesce(io.heap_blks_hit, 0) + coalesce(io.heap_blks_read, 0) + coalesce(io.idx_blks_hit, 0) + coalesce(io.idx_blks_read, 0)), 0)::bigint,
-			coalesce(sum(coalesce(io.heap_blks_read, 0) + coalesce(io.idx_blks_read, 0)), 0)::bigint,
-			coalesce(sum(coalesce(t.seq_tup_read, 0)), 0)::bigint, coalesce(sum(coalesce(t.idx_tup_fetch, 0)), 0)::bigint
-		FROM pg_statio_user_tables io JOIN pg_stat_user_tables t USING (relid) WHERE io.schemaname = $1`, s.Name).
-		Scan(&st.blocks, &st.read, &st.seqTup, &st.idxTup))
+	st := pgStats{perTable: map[string][4]int64{}}
+	rows, err := s.Pool.Query(ctx, `SELECT io.relname,
+			coalesce(io.heap_blks_hit, 0) + coalesce(io.heap_blks_read, 0) + coalesce(io.idx_blks_hit, 0) + coalesce(io.idx_blks_read, 0)
+				+ coalesce(io.toast_blks_hit, 0) + coalesce(io.toast_blks_read, 0),
+			coalesce(io.heap_blks_read, 0) + coalesce(io.idx_blks_read, 0),
+			coalesce(t.seq_scan, 0), coalesce(t.seq_tup_read, 0), coalesce(t.idx_tup_fetch, 0)
+		FROM pg_statio_user_tables io JOIN pg_stat_user_tables t USING (relid) WHERE io.schemaname = $1`, s.Name)
+	require.NoError(b, err)
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var blocks, read, seqScans, seqTup, idxTup int64
+		require.NoError(b, rows.Scan(&name, &blocks, &read, &seqScans, &seqTup, &idxTup))
+		st.blocks += blocks
+		st.read += read
+		st.seqTup += seqTup
+		st.idxTup += idxTup
+		st.perTable[name] = [4]int64{blocks, seqScans, seqTup, idxTup}
+	}
+	require.NoError(b, rows.Err())
 	return st
 }
 

@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +97,8 @@ func BenchmarkVolumeGraph(b *testing.B) {
 // objects (default 10,000; production 1,000,000) among as many live files. The objects are
 // put with VOLUME_S3_WORKERS concurrent PUTs (default 16); the rate is logged. The shards run
 // one after the other here (in production on up to three nodes at once), each uncapped.
+// VOLUME_FILE_INDEX=none drops the (bucket, object_path) index first: the chat schema before
+// this branch, where every batch's shared-object check read the whole table.
 func BenchmarkVolumeFileGC(b *testing.B) {
 	ctx := context.Background()
 	n := envSize(b, "VOLUME_FILES", 10_000)
@@ -104,6 +107,12 @@ func BenchmarkVolumeFileGC(b *testing.B) {
 	s.ApplyChatSchema(b)
 	require.NoError(b, ledger.Migrate(ctx, s.Pool))
 	bk := testenv.NewBucket(b)
+	index := "object"
+	if os.Getenv("VOLUME_FILE_INDEX") == "none" {
+		index = "none"
+		_, err := s.Pool.Exec(ctx, `DROP INDEX file_metadata_object`)
+		require.NoError(b, err)
+	}
 	require.NoError(b, SeedFileRows(ctx, s.Pool, bk.Name, n, 1024))
 	t0 := time.Now()
 	rate, err := PutObjects(ctx, bk.Client, bk.Name, FileCandidateID, n, 1024, workers)
@@ -113,7 +122,7 @@ func BenchmarkVolumeFileGC(b *testing.B) {
 	require.NoError(b, err)
 	uncapped := int(n)
 	for b.Loop() {
-		m := startMeasure(b, "file_gc (3 shards in turn)", fmt.Sprintf("%d candidates + %d live", n, n), 24*time.Hour, s, "versitygw")
+		m := startMeasure(b, "file_gc (3 shards in turn), index "+index, fmt.Sprintf("%d candidates + %d live", n, n), 24*time.Hour, s, "versitygw")
 		var deleted, scanned int
 		for shard := range 3 {
 			t := time.Now()
