@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS audit_logs (
     PRIMARY KEY (id, created_at)
 ) PARTITION BY RANGE (created_at);
 CREATE TABLE IF NOT EXISTS audit_logs_default PARTITION OF audit_logs DEFAULT;
+-- daily_stats reads one day of audit_logs (DAU, QPS peak); without an index on created_at each
+-- run reads the whole month's partition twice. Rows arrive in time order, so BRIN serves and
+-- stays tiny (BENCHMARKS.md, "Jobs at production volume").
+CREATE INDEX IF NOT EXISTS audit_logs_created_at ON audit_logs USING brin (created_at);
 
 -- Files: status 1 = active, 2 = deleted by the user (eligible for GC once ref_count = 0).
 CREATE TABLE IF NOT EXISTS file_metadata (
