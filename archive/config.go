@@ -42,7 +42,18 @@ type Config struct {
 	LockTimeout time.Duration `yaml:"lock_timeout"`
 	LockRetries int           `yaml:"lock_retries"`
 	// TimeZone whose month boundaries count for the hot period and the current month.
+	// Unset, it is the job's zone (jobs.partition_archive.time_zone, else the top-level
+	// time_zone): "the current month" is the platform's, not UTC's.
 	TimeZone string `yaml:"time_zone"`
+}
+
+// WithTimeZone sets the zone whose months count, unless the section names one (the config
+// passes the job's zone, which is the top-level time_zone when the job names none).
+func (c Config) WithTimeZone(zone string) Config {
+	if c.TimeZone == "" {
+		c.TimeZone = zone
+	}
+	return c
 }
 
 // WithDefaults fills unset fields.

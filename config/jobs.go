@@ -27,7 +27,7 @@ func withPolicies(jobs map[string]job.Spec, kinds []job.Definition) map[string]j
 }
 
 // loadSections decodes every handlers.<kind> section (unknown keys refused), fills its
-// defaults with the top-level time zone, validates it, and checks each job's resolved policy
+// defaults with its job's time zone (the top-level one unless the job names its own), validates it, and checks each job's resolved policy
 // against it: scheduled params decode and validate by the job's own rules. Every problem is
 // returned, not the first.
 func (c *Config) loadSections(kinds []job.Definition) []error {
@@ -41,7 +41,13 @@ func (c *Config) loadSections(kinds []job.Definition) []error {
 		if node, ok := c.Handlers[kind]; ok {
 			decode = strictDecoder(node)
 		}
-		section, err := k.LoadSection(decode, c.zone())
+		// A section with a zone of its own follows its job's zone when it names none: the
+		// job's time_zone, or the top-level one the job inherited.
+		zone := c.zone()
+		if s, ok := c.Jobs[kind]; ok && validZone(s.TimeZone) {
+			zone = s.TimeZone
+		}
+		section, err := k.LoadSection(decode, zone)
 		var de *decodeError
 		switch {
 		case errors.As(err, &de):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	rmqconsumer "github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
@@ -23,6 +24,15 @@ type Options struct {
 	SecretKey string
 	// Tags, when set, is a tag expression ("a || b"); default all.
 	Tags string
+	// Resend sends one message of a batch back on its own (see settle); nil: a batch with a
+	// message that must come back goes back whole.
+	Resend Resender
+}
+
+// Resender sends a copy of one delivered message to topic, to be delivered at deliverAt
+// (mq.Producer).
+type Resender interface {
+	Resend(ctx context.Context, m *primitive.MessageExt, topic string, deliverAt time.Time) (string, error)
 }
 
 // Consumer is a clustering push consumer that hands every message to a Processor. The topic's
@@ -37,12 +47,16 @@ type Consumer struct {
 	cancel    context.CancelFunc
 	hbDone    chan struct{}
 	stopOnce  sync.Once
-	goroutine int
+	batch     int // messages per delivery
+	goroutine int // deliveries at once
 }
 
 // New returns a consumer; Start subscribes and starts it.
 func New(opts Options, proc *Processor, log *slog.Logger) *Consumer {
-	return &Consumer{opts: opts, proc: proc, log: log, goroutine: proc.cfg.Goroutines}
+	// As many deliveries at once as messages in hand: a long run keeps its delivery until it
+	// ends, and must not keep the node from taking other messages. Processor.ProcessBatch
+	// bounds the messages claimed and in hand to goroutines.
+	return &Consumer{opts: opts, proc: proc, log: log, batch: proc.cfg.ConsumeBatch, goroutine: proc.cfg.Goroutines}
 }
 
 // Start subscribes to the topic and starts consuming. The topic must exist.
@@ -52,11 +66,12 @@ func (c *Consumer) Start(ctx context.Context) error {
 	// Runs outlive the Start caller's context; they end with Stop.
 	c.baseCtx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	pc, err := sub.Subscribe(mq.Subscription{Topic: c.opts.Topic, Tags: c.opts.Tags, Extra: []rmqconsumer.Option{
-		rmqconsumer.WithConsumeMessageBatchMaxSize(1),
+		// A callback takes up to consume_batch messages of one queue, claimed together (see
+		// Processor.ProcessBatch).
+		rmqconsumer.WithConsumeMessageBatchMaxSize(c.batch),
+		rmqconsumer.WithPullBatchSize(int32(max(32, c.batch))),
 		rmqconsumer.WithConsumeGoroutineNums(c.goroutine),
-		// We send to the DLQ ourselves when a job's attempts run out; this only bounds
-		// messages that keep failing before a claim (a database that stays down).
-		rmqconsumer.WithMaxReconsumeTimes(16),
+		rmqconsumer.WithMaxReconsumeTimes(maxReconsume),
 	}}, c.handle)
 	if err != nil {
 		c.cancel()
@@ -73,26 +88,13 @@ func (c *Consumer) Start(ctx context.Context) error {
 }
 
 func (c *Consumer) handle(ctx context.Context, msgs ...*primitive.MessageExt) (rmqconsumer.ConsumeResult, error) {
-	concCtx, _ := primitive.GetConcurrentlyCtx(ctx)
-	// Batch size is 1; should the client hand over more, the worst decision wins for all.
-	result := rmqconsumer.ConsumeSuccess
-	for _, m := range msgs {
-		d := c.proc.Process(c.baseCtx, Delivery{Body: m.Body, MsgID: m.MsgId, Tag: m.GetTags(),
-			ReconsumeTimes: int(m.ReconsumeTimes), Topic: m.Topic})
-		switch d.Action {
-		case RetryLater:
-			result = rmqconsumer.ConsumeRetryLater
-			if concCtx != nil {
-				concCtx.DelayLevelWhenNextConsume = mq.DelayLevelFor(d.After)
-			}
-		case DeadLetter:
-			result = rmqconsumer.ConsumeRetryLater
-			if concCtx != nil {
-				concCtx.DelayLevelWhenNextConsume = -1 // straight to %DLQ%<group>
-			}
-		}
+	ds := make([]Delivery, len(msgs))
+	for i, m := range msgs {
+		ds[i] = Delivery{Body: m.Body, MsgID: m.MsgId, Tag: m.GetTags(), ReconsumeTimes: mq.Reconsumed(m), Topic: m.Topic}
 	}
-	return result, nil
+	decisions := c.proc.ProcessBatch(c.baseCtx, ds)
+	concCtx, _ := primitive.GetConcurrentlyCtx(ctx)
+	return c.settle(concCtx, msgs, decisions), nil
 }
 
 // Queues lists the message queues the consumer holds after its last rebalance, as

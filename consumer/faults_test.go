@@ -155,3 +155,76 @@ func TestSkipIfRunningDefersRunsThatAlreadyStarted(t *testing.T) {
 		require.Equal(t, c.action, d.Action, "run found %q: %+v", c.found, d)
 	}
 }
+
+// slowFinishLedger hands out attempts 1, 2, ... of one run (id 7, as a node that claims the
+// run again after losing it); the outcome of attempt 1 hangs until release is closed and is
+// then refused as taken over. Heartbeats record the attempts they were sent.
+type slowFinishLedger struct {
+	fakeLedger
+	finishing chan struct{}
+	release   chan struct{}
+	beats     chan []ledger.Claim
+}
+
+func (s *slowFinishLedger) Finish(ctx context.Context, c ledger.Claim, o ledger.Outcome) error {
+	if c.Attempt == 1 {
+		close(s.finishing)
+		<-s.release
+		return ledger.ErrLostClaim
+	}
+	return s.fakeLedger.Finish(ctx, c, o)
+}
+
+func (s *slowFinishLedger) Heartbeat(_ context.Context, _ string, claims []ledger.Claim) ([]int64, error) {
+	s.beats <- claims
+	return nil, nil
+}
+
+// Issue 11, item 3 (the a,a,b run): a node cut from the ledger stops attempt 1, whose outcome
+// hangs on the dead connection; healed, the node claims attempt 2 of the same run before
+// attempt 1's outcome comes back refused. Attempt 1 ending must not drop attempt 2 from the
+// runs the node heartbeats: it would go stale while it runs, and another node would run it too.
+func TestAnEarlierAttemptEndingKeepsTheNewerOneHeartbeating(t *testing.T) {
+	t.Parallel()
+	l := &slowFinishLedger{finishing: make(chan struct{}), release: make(chan struct{}), beats: make(chan []ledger.Claim, 1)}
+	first := make(chan struct{})
+	var calls atomic.Int32
+	reg := &ctxRegistry{fn: func(ctx context.Context) (any, error) {
+		if calls.Add(1) == 1 {
+			close(first)
+			return nil, errors.New("stopped") // attempt 1: its handler returns at once
+		}
+		<-ctx.Done() // attempt 2 runs on
+		return nil, ctx.Err()
+	}}
+	// The heartbeat skips runs claimed less than a quarter interval ago; the clock moves past
+	// that before the beat below, so attempt 2 is due one.
+	var ahead atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	p := NewProcessor(Config{Node: "n", StaleAfter: time.Minute}, l, reg,
+		map[string]job.Spec{"probe": job.Spec{Timeout: time.Minute, MaxAttempts: 3}.WithDefaults()}, nil, nil, discard(), now)
+	done1 := make(chan Decision, 1)
+	go func() { done1 <- p.Process(context.Background(), Delivery{Body: body(t)}) }()
+	<-l.finishing // attempt 1 is recording its outcome
+	ctx2, stop2 := context.WithCancel(context.Background())
+	defer stop2()
+	done2 := make(chan Decision, 1)
+	go func() { done2 <- p.Process(ctx2, Delivery{Body: body(t)}) }()
+	require.Eventually(t, func() bool { return calls.Load() == 2 }, 5*time.Second, time.Millisecond, "attempt 2 to start")
+	close(l.release)
+	d1 := <-done1
+	require.Equal(t, "taken over", d1.Reason)
+	ahead.Store(int64(10 * time.Second))
+	require.NoError(t, p.Heartbeat(context.Background()))
+	beat := <-l.beats
+	require.Len(t, beat, 1, "attempt 2 is still heartbeated after attempt 1 ended")
+	require.Equal(t, 2, beat[0].Attempt)
+	require.Equal(t, 1, p.InFlight())
+	select {
+	case d := <-done2:
+		t.Fatalf("attempt 2 was stopped: %+v", d)
+	default:
+	}
+	stop2()
+	<-done2
+}

@@ -188,7 +188,11 @@ func TestProcessorDecisions(t *testing.T) {
 			blocking: true,
 			during: func(t *testing.T, p *Processor, started <-chan struct{}) {
 				<-started
-				require.NoError(t, p.Heartbeat(context.Background()))
+				// A claim younger than a quarter interval is not beaten yet (see Heartbeat).
+				require.Eventually(t, func() bool {
+					require.NoError(t, p.Heartbeat(context.Background()))
+					return p.InFlight() == 0
+				}, 10*time.Second, 10*time.Millisecond)
 			},
 			want: Decision{Action: Ack, Reason: "taken over"}},
 		{name: "drain: a run past the drain timeout is interrupted and redelivered", script: script{claim: claimed(1)},

@@ -184,6 +184,10 @@ func TestShippedConfigsDoTheWholeJob(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			cfg, err := config.Load(sc.path, func(k string) string { return sc.env[k] }, handlers.Definitions())
 			require.NoError(t, err)
+			// Issue 14: a dead broker's timer messages are republished well before overdue_after.
+			tc := cfg.Ticker.WithDefaults()
+			require.LessOrEqual(t, tc.BrokerGoneAfter, time.Minute, "ticker.broker_gone_after")
+			require.Less(t, tc.BrokerGoneAfter+tc.RepairInterval, tc.OverdueAfter, "ticker.broker_gone_after")
 
 			var kinds []string
 			for _, d := range designTable {

@@ -96,6 +96,9 @@ func (c *Consumer) Stop(ctx context.Context) error {
 		if c.pc == nil {
 			return
 		}
+		// Logged before pulling stops: a node's drain pauses the job consumer first, and this
+		// line coming after that one in the log shows it did.
+		c.log.Info("file GC consumer stopping: no new events")
 		c.pc.Suspend()
 		done := make(chan struct{})
 		go func() { c.inFlight.Wait(); close(done) }()

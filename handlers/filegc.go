@@ -150,6 +150,11 @@ type FileGCResult struct {
 	Capped         bool                     `json:"capped"`
 	MaxDeletes     int                      `json:"max_deletes"`
 	StoppedReason  string                   `json:"stopped_reason,omitempty"`
+	// ObjectIndex names the index on the object columns (bucket, object_path) the shared-object
+	// check of every batch relies on; empty when the table has none (IndexWarning then says
+	// what to create).
+	ObjectIndex  string `json:"object_index,omitempty"`
+	IndexWarning string `json:"index_warning,omitempty"`
 }
 
 const maxFailureSamples = 20
@@ -169,6 +174,9 @@ func (g *FileGC) Run(ctx context.Context, run *job.Run[FileGCArgs]) (any, error)
 	s := g.sql
 	page := fmt.Sprintf(`SELECT %s FROM %s WHERE %s AND %s < $1 AND %s > $2 AND mod(%s, $3) = $4 ORDER BY %s LIMIT $5`,
 		s.ID, s.Table, s.Eligible(), s.UpdatedAt, s.ID, s.ID, s.ID)
+	if err := g.checkObjectIndex(ctx, &res); err != nil {
+		return res, err
+	}
 	if !run.Args.DryRun {
 		if err := g.finishTombstones(ctx, run, shard, maxDeletes, &res); err != nil {
 			return res, err
@@ -271,5 +279,41 @@ func (g *FileGC) reapBatch(ctx context.Context, run *job.Run[FileGCArgs], batch 
 	res.SharedObjects += out.Shared
 	res.Resumed += out.Resumed
 	res.BytesFreed += out.Bytes
+	return nil
+}
+
+// objectIndexSQL finds a non-partial index of the file table that answers "which rows name
+// this object": one leading with the path column, or with the bucket column then the path.
+const objectIndexSQL = `
+SELECT i.indexrelid::regclass::text
+FROM pg_index i
+JOIN pg_attribute a0 ON a0.attrelid = i.indrelid AND a0.attnum = i.indkey[0]
+LEFT JOIN pg_attribute a1 ON a1.attrelid = i.indrelid AND a1.attnum = i.indkey[1]
+WHERE i.indrelid = to_regclass($1) AND i.indpred IS NULL
+	AND (a0.attname = $3 OR (a0.attname = $2 AND a1.attname = $3))
+ORDER BY 1 LIMIT 1`
+
+// checkObjectIndex looks for the index the reaper's shared-object check needs. Without it
+// every batch (500 files) reads and hashes the whole file table: at a million candidates
+// that is thousands of full scans of a table of millions of rows per run (BENCHMARKS.md,
+// "Jobs at production volume"). The run goes on, slower, and says what to create.
+func (g *FileGC) checkObjectIndex(ctx context.Context, res *FileGCResult) error {
+	c := g.cfg.File.Columns
+	rows, err := g.db.Query(ctx, objectIndexSQL, g.sql.Table, c.Bucket, c.ObjectPath)
+	if err != nil {
+		return fmt.Errorf("look for an index on %s(%s, %s): %w", g.cfg.File.Table, c.Bucket, c.ObjectPath, err)
+	}
+	name, err := pgx.CollectOneRow(rows, pgx.RowTo[string])
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		res.IndexWarning = fmt.Sprintf("no index on %s (%s, %s): every batch reads the whole table to find rows sharing "+
+			"an object; create one: CREATE INDEX ON %s (%s, %s)", g.cfg.File.Table, c.Bucket, c.ObjectPath,
+			g.sql.Table, g.sql.Bucket, g.sql.Path)
+		g.log.WarnContext(ctx, "file_gc: missing index", "warning", res.IndexWarning)
+	case err != nil:
+		return fmt.Errorf("look for an index on %s(%s, %s): %w", g.cfg.File.Table, c.Bucket, c.ObjectPath, err)
+	default:
+		res.ObjectIndex = name
+	}
 	return nil
 }

@@ -261,3 +261,27 @@ func TestFileGCMaxDeletesCapsTheRun(t *testing.T) {
 	require.Equal(t, 6, left)
 	require.Equal(t, 6, f.b.Count(t))
 }
+
+// TestFileGCReportsTheObjectIndex: the run names the index its shared-object check uses, and
+// without one says which to create (it still collects).
+func TestFileGCReportsTheObjectIndex(t *testing.T) {
+	f := newGCFixture(t)
+	ctx := context.Background()
+	key := f.file(t, 1, 2, 0, 2*day, true)
+	g := f.handler(t, FileGCConfig{})
+	out, err := handlertest.Run(ctx, g, f.runRow(t, job.Shard{Index: 0, Total: 1}))
+	require.NoError(t, err)
+	require.Equal(t, "file_metadata_object", out.(FileGCResult).ObjectIndex)
+	require.Empty(t, out.(FileGCResult).IndexWarning)
+
+	_, err = f.s.Pool.Exec(ctx, `DROP INDEX file_metadata_object`)
+	require.NoError(t, err)
+	f.file(t, 2, 2, 0, 2*day, true)
+	out, err = handlertest.Run(ctx, g, f.runRow(t, job.Shard{Index: 0, Total: 1}))
+	require.NoError(t, err)
+	res := out.(FileGCResult)
+	require.Empty(t, res.ObjectIndex)
+	require.Contains(t, res.IndexWarning, `CREATE INDEX ON "file_metadata" ("bucket", "object_path")`)
+	require.Equal(t, 1, res.DeletedObjects)
+	require.False(t, f.b.Exists(t, key))
+}

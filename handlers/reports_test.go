@@ -356,3 +356,24 @@ func TestReportConfigsRefuseBadNames(t *testing.T) {
 		require.Error(t, (&DailyStatsArgs{Date: bad}).Validate(), bad)
 	}
 }
+
+// TestDailyStatsSaysWhichTimeIndexIsMissing: without an index on audit_logs' time column the
+// run still reports the day, and says which index to create.
+func TestDailyStatsSaysWhichTimeIndexIsMissing(t *testing.T) {
+	s := reportSchema(t)
+	seedDay(t, s)
+	ctx := context.Background()
+	d, err := NewDailyStats(s.Pool, DailyStatsConfig{}, time.Now, testenv.Logger(t))
+	require.NoError(t, err)
+	res, err := handlertest.Run(ctx, d, dailyRun("2026-11-15", time.Time{}))
+	require.NoError(t, err)
+	require.Empty(t, res.(DailyStatsResult).IndexWarnings)
+
+	exec(t, s, `DROP INDEX audit_logs_created_at`)
+	res, err = handlertest.Run(ctx, d, dailyRun("2026-11-15", time.Time{}))
+	require.NoError(t, err)
+	got := res.(DailyStatsResult)
+	require.Len(t, got.IndexWarnings, 1)
+	require.Contains(t, got.IndexWarnings[0], `CREATE INDEX ON "audit_logs" ("created_at")`)
+	require.Equal(t, int64(3), got.DAU, "the day is still reported")
+}

@@ -61,6 +61,8 @@ func TestDefaultPoliciesAreTheDesigns(t *testing.T) {
 	require.Equal(t, "Asia/Shanghai", job.SectionOf[handlers.DailyStatsConfig](cfg.Sections, handlers.DailyStatsKind).TimeZone)
 	require.Equal(t, "Asia/Shanghai", job.SectionOf[handlers.GroupActivityConfig](cfg.Sections, handlers.GroupActivityKind).TimeZone)
 	require.Equal(t, "UTC", job.SectionOf[handlers.PartitionConfig](cfg.Sections, handlers.PartitionKind).TimeZone)
+	// Archiving counts months where the platform lives: "the current month" is Shanghai's.
+	require.Equal(t, "Asia/Shanghai", job.SectionOf[handlers.PartitionArchiveConfig](cfg.Sections, handlers.PartitionArchiveKind).TimeZone)
 
 	// UTC deployments (no time_zone) get the same wall-clock times in UTC.
 	cfg, err = parse(base, nil)
@@ -157,4 +159,20 @@ func TestExampleConfigsLoad(t *testing.T) {
 		n++
 	}
 	require.Positive(t, n)
+}
+
+// partition_archive's months are counted in its section's zone, else its job's, else the
+// top-level time_zone: a platform in Shanghai archives by Shanghai's months unless told.
+func TestPartitionArchiveZoneFollowsTheConfig(t *testing.T) {
+	t.Parallel()
+	zone := func(raw string) string {
+		cfg, err := parse(base+raw, nil)
+		require.NoError(t, err)
+		return job.SectionOf[handlers.PartitionArchiveConfig](cfg.Sections, handlers.PartitionArchiveKind).TimeZone
+	}
+	require.Equal(t, "UTC", zone(""))
+	require.Equal(t, "Asia/Shanghai", zone("time_zone: Asia/Shanghai\n"))
+	require.Equal(t, "Europe/Berlin", zone("time_zone: Asia/Shanghai\njobs: {partition_archive: {time_zone: Europe/Berlin}}\n"))
+	require.Equal(t, "America/New_York", zone("time_zone: Asia/Shanghai\njobs: {partition_archive: {time_zone: Europe/Berlin}}\n"+
+		"handlers: {partition_archive: {time_zone: America/New_York}}\n"))
 }

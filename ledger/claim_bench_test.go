@@ -16,7 +16,8 @@ import (
 
 // Claim and finish of no-op runs straight against Postgres, without the broker: the ledger's
 // share of dispatch. Batches of 1, 8 and 64 on one connection, then batches of 64 from four
-// connections at once, which is as fast as this Postgres can ledger runs on this machine.
+// connections at once, which is as fast as this Postgres can ledger runs on this machine;
+// 512 is the size of the batches a batch-consuming node sends.
 func BenchmarkClaimFinish(b *testing.B) {
 	s := testenv.NewSchema(b)
 	ctx := context.Background()
@@ -44,7 +45,7 @@ func BenchmarkClaimFinish(b *testing.B) {
 			require.NoError(b, e)
 		}
 	}
-	for _, size := range []int{1, 8, 64} {
+	for _, size := range []int{1, 8, 64, 512} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			runs := 0
 			for b.Loop() {

@@ -65,6 +65,24 @@ func (g *GroupCommit) ClaimRun(ctx context.Context, env job.Envelope, node, msgI
 	return r.Claim, r.Err
 }
 
+// ClaimRuns is Ledger.ClaimRuns, group-committed: a consumer that was handed a batch of
+// messages claims them together, and with the claims other batches queued meanwhile, in as
+// few statements as the batch bound allows. Unlike Ledger.ClaimRuns it has no error of the
+// whole call: each request's error (its statement's, should that fail) is in its result.
+func (g *GroupCommit) ClaimRuns(ctx context.Context, staleAfter time.Duration, reqs []ClaimRequest) ([]ClaimResult, error) {
+	calls := make([]claimCall, len(reqs))
+	for i, r := range reqs {
+		calls[i] = claimCall{req: r, staleAfter: staleAfter}
+	}
+	res, errs := g.claims.DoEach(ctx, calls)
+	for i, err := range errs {
+		if err != nil {
+			res[i] = ClaimResult{Err: err}
+		}
+	}
+	return res, nil
+}
+
 // Finish is Ledger.Finish, group-committed.
 func (g *GroupCommit) Finish(ctx context.Context, c Claim, o Outcome) error {
 	err, batchErr := g.finishes.Do(ctx, FinishRequest{Claim: c, Outcome: o})
@@ -87,12 +105,12 @@ func (g *GroupCommit) flushClaims(ctx context.Context, calls []claimCall) ([]Cla
 		for j, i := range idx {
 			reqs[j] = calls[i].req
 		}
-		res, err := g.ClaimRuns(ctx, staleAfter, reqs)
+		res, err := g.Ledger.ClaimRuns(ctx, staleAfter, reqs)
 		if len(reqs) > 1 && rejectedByServer(err) {
 			// One bad request (or a deadlock) must not fail its neighbours: try each alone.
 			res, err = make([]ClaimResult, len(reqs)), nil
 			for j, r := range reqs {
-				one, oneErr := g.ClaimRuns(ctx, staleAfter, []ClaimRequest{r})
+				one, oneErr := g.Ledger.ClaimRuns(ctx, staleAfter, []ClaimRequest{r})
 				if oneErr != nil {
 					res[j] = ClaimResult{Err: oneErr}
 					continue

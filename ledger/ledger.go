@@ -138,17 +138,26 @@ func (l *Ledger) RecordScheduled(ctx context.Context, env job.Envelope) (bool, e
 	return tag.RowsAffected() == 1, nil
 }
 
-// MarkPublished stores the RocketMQ message id of a scheduled row, which also tells the
-// ticker that the publish went through.
-func (l *Ledger) MarkPublished(ctx context.Context, env job.Envelope, msgID string) error {
+// MarkPublished stores where the broker put a scheduled row's message (its id, broker and
+// queue), which also tells the ticker that the publish went through.
+func (l *Ledger) MarkPublished(ctx context.Context, env job.Envelope, rc job.Receipt) error {
 	_, err := l.db.Exec(ctx, `
-		UPDATE job_runs SET msg_id = $4, updated_at = now()
+		UPDATE job_runs SET msg_id = $4, msg_broker = $5, msg_queue = $6, updated_at = now()
 		WHERE job = $1 AND run_key = $2 AND shard_index = $3 AND msg_id = ''`,
-		env.Job, env.RunKey, env.Shard.Index, msgID)
+		env.Job, env.RunKey, env.Shard.Index, rc.MsgID, rc.Broker, queueOrUnknown(rc))
 	if err != nil {
 		return fmt.Errorf("mark published %s/%s#%d: %w", env.Job, env.RunKey, env.Shard.Index, err)
 	}
 	return nil
+}
+
+// queueOrUnknown is the queue a receipt names, -1 when it names no broker (a publisher that
+// does not say where the message went).
+func queueOrUnknown(rc job.Receipt) int {
+	if rc.Broker == "" {
+		return -1
+	}
+	return rc.Queue
 }
 
 // Unpublished returns scheduled rows whose publish never completed (the leader died between

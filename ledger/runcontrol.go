@@ -70,6 +70,16 @@ type RunControl struct {
 	CancelRequestedAt *time.Time `json:"cancel_requested_at,omitempty"`
 	RetryOf           int64      `json:"retry_of,omitempty"`
 	RetriedAs         []int64    `json:"retried_as,omitempty"`
+	// Retries are the runs that retry this one, with who asked and when (RetriedAs's ids).
+	Retries []RetryLink `json:"retries,omitempty"`
+}
+
+// RetryLink is one retry of a run: the new run, who asked for it and when.
+type RetryLink struct {
+	ID          int64     `json:"id"`
+	RequestedBy string    `json:"requested_by"`
+	RequestedAt time.Time `json:"requested_at"`
+	Status      Status    `json:"status"`
 }
 
 // Control returns the cancel request and retry links of run id.
@@ -91,6 +101,18 @@ func (l *Ledger) Control(ctx context.Context, id int64) (RunControl, error) {
 	}
 	if retryOf != nil {
 		c.RetryOf = *retryOf
+	}
+	if len(c.RetriedAs) == 0 {
+		return c, nil
+	}
+	// A retry is a run of its own: its requested_by and created_at say who asked and when.
+	rows, err := l.db.Query(ctx, `SELECT id, requested_by, created_at, status FROM job_runs
+		WHERE retry_of = $1 ORDER BY id`, id)
+	if err != nil {
+		return c, fmt.Errorf("retries of run %d: %w", id, err)
+	}
+	if c.Retries, err = pgx.CollectRows(rows, pgx.RowToStructByPos[RetryLink]); err != nil {
+		return c, fmt.Errorf("retries of run %d: %w", id, err)
 	}
 	return c, nil
 }
@@ -146,7 +168,7 @@ func (l *Ledger) Retry(ctx context.Context, id int64, by, runKey string, publish
 	if err != nil {
 		return r, true, fmt.Errorf("retry run %d: publish run %d (recorded; the ticker republishes it): %w", id, r.ID, err)
 	}
-	if err := l.MarkPublished(ctx, env, msgID); err != nil {
+	if err := l.MarkPublished(ctx, env, job.Receipt{MsgID: msgID}); err != nil {
 		return r, true, err
 	}
 	r.MsgID = msgID

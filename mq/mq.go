@@ -89,17 +89,19 @@ func (c Config) credentials() primitive.Credentials {
 type Producer struct {
 	p     rocketmq.Producer
 	topic string
+	sel   *placementSelector
 }
 
 // NewProducer starts a producer. instance distinguishes several clients in one process.
 func NewProducer(cfg Config, instance string) (*Producer, error) {
+	sel := newPlacementSelector()
 	opts := []producer.Option{
 		producer.WithNameServer(cfg.NameServers),
 		producer.WithGroupName(cfg.ProducerGroup),
 		producer.WithRetry(2),
 		producer.WithSendMsgTimeout(cfg.SendTimeout),
 		// Shards of one run on distinct nodes, runs spread over all (selector.go).
-		producer.WithQueueSelector(newPlacementSelector()),
+		producer.WithQueueSelector(sel),
 	}
 	if instance != "" {
 		opts = append(opts, producer.WithInstanceName(instance))
@@ -114,8 +116,13 @@ func NewProducer(cfg Config, instance string) (*Producer, error) {
 	if err := p.Start(); err != nil {
 		return nil, fmt.Errorf("start producer (namesrv %v): %w", cfg.NameServers, err)
 	}
-	return &Producer{p: p, topic: cfg.Topic}, nil
+	return &Producer{p: p, topic: cfg.Topic, sel: sel}, nil
 }
+
+// AvoidBrokers makes later sends leave out the queues of brokers for which avoid reports true,
+// while another broker has queues (BrokerWatch.Avoided). A frozen broker stays in the route
+// for two minutes, and each send placed on it would wait send_timeout before the retry.
+func (p *Producer) AvoidBrokers(avoid func(broker string) bool) { p.sel.avoid.Store(&avoid) }
 
 // Close stops the producer.
 func (p *Producer) Close() error { return p.p.Shutdown() }
@@ -124,6 +131,13 @@ func (p *Producer) Close() error { return p.p.Shutdown() }
 // places its shard. When deliverAt is in the future the message is a timer message the
 // broker holds until then (and then delivers to that queue).
 func (p *Producer) Publish(ctx context.Context, env job.Envelope, deliverAt time.Time) (string, error) {
+	rc, err := p.Send(ctx, env, deliverAt)
+	return rc.MsgID, err
+}
+
+// Send is Publish that also says where the message went (broker and queue): the ticker keeps
+// that with the run, so when the broker leaves the cluster its runs are published again.
+func (p *Producer) Send(ctx context.Context, env job.Envelope, deliverAt time.Time) (job.Receipt, error) {
 	return p.publishEnvelope(ctx, env, deliverAt, Rotation(env.RunKey))
 }
 
@@ -132,14 +146,15 @@ func (p *Producer) Publish(ctx context.Context, env job.Envelope, deliverAt time
 // to may belong to a node that is frozen or gone but still counted in the group, and a
 // republish there would wait for the same node again.
 func (p *Producer) Republish(ctx context.Context, env job.Envelope, turn int) (string, error) {
-	return p.publishEnvelope(ctx, env, time.Time{}, Rotation(fmt.Sprintf("%s#%d", env.RunKey, turn)))
+	rc, err := p.publishEnvelope(ctx, env, time.Time{}, Rotation(fmt.Sprintf("%s#%d", env.RunKey, turn)))
+	return rc.MsgID, err
 }
 
 // publishEnvelope sends env to the job topic on the queue its shard and rotation place it.
-func (p *Producer) publishEnvelope(ctx context.Context, env job.Envelope, deliverAt time.Time, rotation uint32) (string, error) {
+func (p *Producer) publishEnvelope(ctx context.Context, env job.Envelope, deliverAt time.Time, rotation uint32) (job.Receipt, error) {
 	body, err := job.Encode(env)
 	if err != nil {
-		return "", fmt.Errorf("publish %s/%s: %w", env.Job, env.RunKey, err)
+		return job.Receipt{}, fmt.Errorf("publish %s/%s: %w", env.Job, env.RunKey, err)
 	}
 	place := fmt.Sprintf("%d/%d/%d", env.Shard.Index, env.Shard.Total, rotation)
 	return p.publish(ctx, p.topic, env.Job, []string{env.RunKey}, body, deliverAt, place)
@@ -147,10 +162,11 @@ func (p *Producer) publishEnvelope(ctx context.Context, env job.Envelope, delive
 
 // PublishRaw sends body as is; tests and jobctl use it for messages of other shapes.
 func (p *Producer) PublishRaw(ctx context.Context, topic, tag string, keys []string, body []byte, deliverAt time.Time) (string, error) {
-	return p.publish(ctx, topic, tag, keys, body, deliverAt, "")
+	rc, err := p.publish(ctx, topic, tag, keys, body, deliverAt, "")
+	return rc.MsgID, err
 }
 
-func (p *Producer) publish(ctx context.Context, topic, tag string, keys []string, body []byte, deliverAt time.Time, place string) (string, error) {
+func (p *Producer) publish(ctx context.Context, topic, tag string, keys []string, body []byte, deliverAt time.Time, place string) (job.Receipt, error) {
 	msg := primitive.NewMessage(topic, body)
 	if place != "" {
 		msg.WithProperty(shardProperty, place)
@@ -164,14 +180,22 @@ func (p *Producer) publish(ctx context.Context, topic, tag string, keys []string
 	if time.Until(deliverAt) > 0 {
 		msg.WithDelayTimestamp(deliverAt)
 	}
+	return p.send(ctx, topic, msg)
+}
+
+func (p *Producer) send(ctx context.Context, topic string, msg *primitive.Message) (job.Receipt, error) {
 	res, err := p.p.SendSync(ctx, msg)
 	if err != nil {
-		return "", fmt.Errorf("send to %s: %w", topic, err)
+		return job.Receipt{}, fmt.Errorf("send to %s: %w", topic, err)
 	}
 	if res.Status != primitive.SendOK {
-		return "", fmt.Errorf("send to %s: broker answered status %d", topic, res.Status)
+		return job.Receipt{}, fmt.Errorf("send to %s: broker answered status %d", topic, res.Status)
 	}
-	return res.MsgID, nil
+	rc := job.Receipt{MsgID: res.MsgID, Queue: -1}
+	if q := res.MessageQueue; q != nil {
+		rc.Broker, rc.Queue = q.BrokerName, q.QueueId
+	}
+	return rc, nil
 }
 
 // EnsureTopics creates topics on every broker in cfg.BrokerAddrs (creating an existing topic

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
@@ -54,9 +55,11 @@ func QueueFor(rotation uint32, index, total, queues int) int {
 }
 
 // placementSelector sends job messages to the queue QueueFor names and anything else
-// round-robin.
+// round-robin, leaving out the queues of brokers avoid names (gone: frozen or unreachable
+// while the route still lists them) when others exist.
 type placementSelector struct {
 	fallback producer.QueueSelector
+	avoid    atomic.Pointer[func(broker string) bool]
 }
 
 func newPlacementSelector() *placementSelector {
@@ -66,6 +69,17 @@ func newPlacementSelector() *placementSelector {
 // Select implements producer.QueueSelector. On a resend after a failure (lastBrokerName set)
 // the failed broker's queues are left out when others exist.
 func (s *placementSelector) Select(msg *primitive.Message, mqs []*primitive.MessageQueue, lastBrokerName string) *primitive.MessageQueue {
+	if avoid := s.avoid.Load(); avoid != nil && len(mqs) > 0 {
+		kept := make([]*primitive.MessageQueue, 0, len(mqs))
+		for _, q := range mqs {
+			if !(*avoid)(q.BrokerName) {
+				kept = append(kept, q)
+			}
+		}
+		if len(kept) > 0 {
+			mqs = kept
+		}
+	}
 	var index, total int
 	var rot uint32
 	if _, err := fmt.Sscanf(msg.GetProperty(shardProperty), "%d/%d/%d", &index, &total, &rot); err != nil || len(mqs) == 0 {

@@ -82,3 +82,28 @@ func TestPlacementSelectorSortsAndAvoidsFailedBroker(t *testing.T) {
 	// Messages without a placement go round-robin.
 	require.NotNil(t, s.Select(primitive.NewMessage("t", nil), mqs, ""))
 }
+
+// Issue 14: a broker the watch found gone (frozen, still routed) gets no sends while another
+// broker has queues, placed or round-robin; when it is the only one left, it still gets them.
+func TestPlacementSelectorAvoidsGoneBrokers(t *testing.T) {
+	t.Parallel()
+	s := newPlacementSelector()
+	var mqs []*primitive.MessageQueue
+	for _, b := range []string{"b1", "b2"} {
+		for q := range 4 {
+			mqs = append(mqs, &primitive.MessageQueue{Topic: "t", BrokerName: b, QueueId: q})
+		}
+	}
+	gone := func(b string) bool { return b == "b2" }
+	p := &Producer{sel: s}
+	p.AvoidBrokers(gone)
+	for rot := range 50 {
+		msg := primitive.NewMessage("t", nil)
+		msg.WithProperty(shardProperty, fmt.Sprintf("0/1/%d", rot))
+		require.Equal(t, "b1", s.Select(msg, mqs, "").BrokerName)
+		require.Equal(t, "b1", s.Select(primitive.NewMessage("t", nil), mqs, "").BrokerName)
+	}
+	msg := primitive.NewMessage("t", nil)
+	msg.WithProperty(shardProperty, "0/1/7")
+	require.Equal(t, "b2", s.Select(msg, mqs[4:], "").BrokerName, "the only broker left")
+}

@@ -20,7 +20,9 @@ import (
 
 // Publisher sends an envelope, held by the broker until deliverAt.
 type Publisher interface {
-	Publish(ctx context.Context, env job.Envelope, deliverAt time.Time) (string, error)
+	// Send publishes env and says where the broker stored it (kept with the run, so the
+	// repair pass knows which runs a broker that left the cluster held).
+	Send(ctx context.Context, env job.Envelope, deliverAt time.Time) (job.Receipt, error)
 	// Republish sends a run again for the repair pass, placed anew for each turn (its first
 	// queue may belong to a node that no longer consumes).
 	Republish(ctx context.Context, env job.Envelope, turn int) (string, error)
@@ -29,7 +31,7 @@ type Publisher interface {
 // Ledger is what the ticker needs of the ledger.
 type Ledger interface {
 	RecordScheduled(ctx context.Context, env job.Envelope) (bool, error)
-	MarkPublished(ctx context.Context, env job.Envelope, msgID string) error
+	MarkPublished(ctx context.Context, env job.Envelope, rc job.Receipt) error
 	Unpublished(ctx context.Context, olderThan time.Duration, limit int) ([]ledger.Run, error)
 	LastScheduled(ctx context.Context, jobName string) (time.Time, error)
 	RecordSkipped(ctx context.Context, env job.Envelope, node string, why any) error
@@ -39,6 +41,13 @@ type Ledger interface {
 	StuckRuns(ctx context.Context, olderThan time.Duration, limit int) ([]ledger.Run, error)
 	NoteRepublished(ctx context.Context, id int64) (int, error)
 	GiveUp(ctx context.Context, id int64, status ledger.Status, reason string) (bool, error)
+	WaitingBrokers(ctx context.Context) ([]string, error)
+	ForgetBroker(ctx context.Context, broker string) (int64, error)
+}
+
+// BrokerWatch says which of the given brokers left the cluster (mq.BrokerWatch).
+type BrokerWatch interface {
+	Gone(ctx context.Context, brokers []string) ([]string, error)
 }
 
 // Alerter is told about runs the repair pass gave up on (the consumer's alerter fits).
@@ -93,6 +102,12 @@ type Config struct {
 	// time the message waits in its queue and in the node before a goroutine takes it; ahead,
 	// those happen before the fire time instead of after it.
 	DeliverAhead time.Duration `yaml:"deliver_ahead"`
+	// BrokerGoneAfter: a broker whose master has not answered for this long is gone, like one
+	// the name server's route no longer lists, and the scheduled runs whose timer messages it
+	// holds are published again on a live broker at the next repair pass, without waiting for
+	// overdue_after. Shorter notices a dead host sooner; a broker that was only slow then
+	// delivers its copies too, which the claim dedups.
+	BrokerGoneAfter time.Duration `yaml:"broker_gone_after"`
 }
 
 // WithDefaults fills unset fields.
@@ -134,6 +149,9 @@ func (c Config) WithDefaults() Config {
 	if c.DeliverAhead == 0 {
 		c.DeliverAhead = time.Second
 	}
+	if c.BrokerGoneAfter == 0 {
+		c.BrokerGoneAfter = 30 * time.Second
+	}
 	return c
 }
 
@@ -160,6 +178,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max_republish: %d is below 1", c.MaxRepublish)
 	case c.DeliverAhead < 0 || c.DeliverAhead > c.Lookahead:
 		return fmt.Errorf("deliver_ahead: %s is outside 0..lookahead (%s)", c.DeliverAhead, c.Lookahead)
+	case c.BrokerGoneAfter < time.Second || c.BrokerGoneAfter > 10*time.Minute:
+		return fmt.Errorf("broker_gone_after: %s is outside 1s..10m", c.BrokerGoneAfter)
 	}
 	return nil
 }
@@ -197,6 +217,7 @@ type Ticker struct {
 	onLeader   func(bool)
 	known      func(kind string) bool
 	alerter    Alerter
+	brokers    BrokerWatch
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -223,6 +244,10 @@ func New(cfg Config, node string, specs map[string]job.Spec, l Ledger, pub Publi
 // SetKnown tells the repair pass which job kinds this build runs: a run of a kind that no
 // longer exists is recorded rejected once instead of being republished. Call before Start.
 func (t *Ticker) SetKnown(known func(kind string) bool) { t.known = known }
+
+// SetBrokerWatch installs what tells the repair pass that a broker left the cluster (nil: only
+// overdue_after finds runs stranded on a dead broker); call before Start.
+func (t *Ticker) SetBrokerWatch(w BrokerWatch) { t.brokers = w }
 
 // SetAlerter installs the alerter told about runs the repair pass gives up; call before Start.
 func (t *Ticker) SetAlerter(a Alerter) { t.alerter = a }
@@ -423,11 +448,11 @@ func (t *Ticker) send(ctx context.Context, env job.Envelope, at time.Time) error
 	if err := t.fresh(ctx); err != nil {
 		return err
 	}
-	msgID, err := t.pub.Publish(ctx, env, at.Add(-t.cfg.DeliverAhead))
+	rc, err := t.pub.Send(ctx, env, at.Add(-t.cfg.DeliverAhead))
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", env.RunKey, err)
 	}
-	return t.ledger.MarkPublished(ctx, env, msgID)
+	return t.ledger.MarkPublished(ctx, env, rc)
 }
 
 // misfire applies the job's misfire policy to occurrences nobody published in time.
@@ -453,10 +478,12 @@ func (t *Ticker) misfire(ctx context.Context, j *scheduledJob, missed []time.Tim
 	return nil
 }
 
-// repair publishes runs whose publish never completed, runs whose message never reached a
-// consumer, and runs whose node vanished.
+// repair publishes runs whose publish never completed, runs whose broker left the cluster,
+// runs whose message never reached a consumer, and runs whose node vanished.
 func (t *Ticker) repair(ctx context.Context) error {
 	var errs []error
+	// First, so the runs of a gone broker are published again by the step below, this pass.
+	errs = append(errs, t.forgetGoneBrokers(ctx))
 	unpublished, err := t.ledger.Unpublished(ctx, 2*t.cfg.Interval+5*time.Second, 500)
 	if err != nil {
 		errs = append(errs, err)
@@ -489,6 +516,36 @@ func (t *Ticker) repair(ctx context.Context) error {
 	}
 	for _, r := range stuck {
 		errs = append(errs, t.republish(ctx, r, string(r.Status)+" run without a message"))
+	}
+	return errors.Join(errs...)
+}
+
+// forgetGoneBrokers marks the scheduled runs whose timer messages are on a broker that left the
+// cluster as unpublished. Their copies are on that broker's disk only: if it comes back it
+// delivers them, and the claim recognises each as a run already taken or done.
+func (t *Ticker) forgetGoneBrokers(ctx context.Context) error {
+	if t.brokers == nil {
+		return nil
+	}
+	waiting, err := t.ledger.WaitingBrokers(ctx)
+	if err != nil {
+		return err
+	}
+	// Asked also when no run waits: the watch counts a broker's silence from its first probe.
+	gone, err := t.brokers.Gone(ctx, waiting)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, b := range gone {
+		n, err := t.ledger.ForgetBroker(ctx, b)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if n > 0 {
+			t.log.WarnContext(ctx, "broker left the cluster; publishing its scheduled runs again", "broker", b, "runs", n)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -22,8 +22,8 @@ type countingPublisher struct {
 	ahead map[time.Duration]int
 }
 
-func (c *countingPublisher) Publish(ctx context.Context, env job.Envelope, at time.Time) (string, error) {
-	id, err := c.inner.Publish(ctx, env, at)
+func (c *countingPublisher) Send(ctx context.Context, env job.Envelope, at time.Time) (job.Receipt, error) {
+	rc, err := c.inner.Send(ctx, env, at)
 	if err == nil {
 		c.mu.Lock()
 		c.sent[env.RunKey]++
@@ -33,7 +33,7 @@ func (c *countingPublisher) Publish(ctx context.Context, env job.Envelope, at ti
 		c.ahead[env.ScheduledAt.Sub(at)]++
 		c.mu.Unlock()
 	}
-	return id, err
+	return rc, err
 }
 
 // aheads returns how far before scheduled_at each publish asked the broker to deliver.
@@ -166,7 +166,7 @@ func TestRepairRepublishesOverdueUnclaimedRunOnce(t *testing.T) {
 	inserted, err := l.RecordScheduled(ctx, env)
 	require.NoError(t, err)
 	require.True(t, inserted)
-	require.NoError(t, l.MarkPublished(ctx, env, "lost-msg"))
+	require.NoError(t, l.MarkPublished(ctx, env, job.Receipt{MsgID: "lost-msg"}))
 	_, err = s.Pool.Exec(ctx, `UPDATE job_runs SET updated_at = now() - interval '1 hour'`)
 	require.NoError(t, err)
 
@@ -270,4 +270,65 @@ func (r *recAlerts) ids() []int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]int64(nil), r.got...)
+}
+
+// Issue 14, item 4: a scheduled run whose timer message is on a broker the name server no
+// longer routes is published again at the next repair pass, long before overdue_after, on a
+// live broker, which the ledger then records; a run on a live broker is left alone.
+func TestRepairRepublishesRunsOfAGoneBrokerAtOnce(t *testing.T) {
+	s := testenv.NewSchema(t)
+	m := testenv.NewMQ(t, 2)
+	ctx := context.Background()
+	require.NoError(t, ledger.Migrate(ctx, s.Pool))
+	l := ledger.New(s.Pool)
+	prod, err := mq.NewProducer(m.Config, "gone-"+testenv.Suffix())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = prod.Close() })
+
+	at := time.Now().Add(20 * time.Second).UTC().Truncate(time.Second)
+	record := func(kind string, rc func(job.Envelope) job.Receipt) job.Envelope {
+		env := job.Envelope{Job: kind, RunKey: job.ScheduleRunKey(kind, at), Trigger: job.TriggerSchedule,
+			ScheduledAt: at, Shard: job.Shard{Index: 0, Total: 1}}
+		inserted, err := l.RecordScheduled(ctx, env)
+		require.NoError(t, err)
+		require.True(t, inserted)
+		require.NoError(t, l.MarkPublished(ctx, env, rc(env)))
+		return env
+	}
+	var live job.Receipt
+	record("probe_live", func(env job.Envelope) job.Receipt {
+		testenv.Eventually(t, 30*time.Second, func() bool {
+			live, err = prod.Send(ctx, env, at)
+			return err == nil
+		}, "a send to the new topic: %v", &err)
+		return live
+	})
+	onGone := record("probe_gone", func(job.Envelope) job.Receipt {
+		return job.Receipt{MsgID: "stranded", Broker: "gone-" + testenv.Suffix(), Queue: 1}
+	})
+	_, err = s.Pool.Exec(ctx, `UPDATE job_runs SET created_at = now() - interval '1 minute'`)
+	require.NoError(t, err)
+
+	key := time.Now().UnixNano() & 0x7fffffff
+	pub := &countingPublisher{inner: prod, sent: map[string]int{}}
+	cfg := Config{Interval: 10 * time.Millisecond, RepairInterval: 10 * time.Millisecond, LeaseKey: key}
+	tk, err := New(cfg, "a", map[string]job.Spec{}, l, pub, NewLease(s.Pool, key, 15*time.Second), testenv.Logger(t), time.Now)
+	require.NoError(t, err)
+	tk.SetBrokerWatch(mq.NewBrokerWatch(m.Config, cfg.WithDefaults().BrokerGoneAfter, time.Now))
+	t.Cleanup(func() { _ = tk.Stop(context.Background()) })
+	require.NoError(t, tk.Tick(ctx))
+	require.Equal(t, map[string]int{onGone.RunKey: 1}, pub.snapshot(), "only the gone broker's run, at once")
+
+	runs, err := l.ListRuns(ctx, ledger.RunFilter{Job: onGone.Job})
+	require.NoError(t, err)
+	require.Len(t, runs, 1)
+	require.Equal(t, ledger.StatusScheduled, runs[0].Status)
+	require.NotEqual(t, "stranded", runs[0].MsgID)
+	var broker string
+	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT msg_broker FROM job_runs WHERE id = $1`, runs[0].ID).Scan(&broker))
+	require.Equal(t, live.Broker, broker, "the new message's broker is recorded")
+
+	time.Sleep(20 * time.Millisecond) // let the next tick be a repair tick too
+	require.NoError(t, tk.Tick(ctx))
+	require.Equal(t, map[string]int{onGone.RunKey: 1}, pub.snapshot(), "published again once, not every pass")
 }

@@ -231,17 +231,49 @@ func showCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			ctl, err := l.Control(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
 			if g.json {
-				return printJSON(cmd.OutOrStdout(), map[string]any{"run": r, "attempts": attempts})
+				return printJSON(cmd.OutOrStdout(), map[string]any{"run": r, "attempts": attempts, "control": ctl})
 			}
-			printRuns(cmd.OutOrStdout(), []ledger.Run{r}, true)
-			fmt.Fprintln(cmd.OutOrStdout(), "attempts:")
-			for _, a := range attempts {
-				fmt.Fprintf(cmd.OutOrStdout(), "  #%d %s on %s at %s %s\n", a.Attempt, a.Outcome, a.Node,
-					a.StartedAt.Local().Format(time.DateTime), oneLine(a.Error, 100))
-			}
+			printRunDetail(cmd.OutOrStdout(), r, attempts, &ctl)
 			return nil
 		},
+	}
+}
+
+// printRunDetail is `jobctl show`, direct or through the API: the run, who asked to cancel or
+// retry it and when, and its attempts. ctl is nil from a server without run control.
+func printRunDetail(w io.Writer, r ledger.Run, attempts []ledger.Attempt, ctl *ledger.RunControl) {
+	printRuns(w, []ledger.Run{r}, true)
+	when := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return t.Local().Format(time.DateTime)
+	}
+	if r.Trigger != "" {
+		fmt.Fprintf(w, "trigger: %s by %s at %s\n", r.Trigger, orDash(r.RequestedBy), when(&r.CreatedAt))
+	}
+	if ctl != nil {
+		if ctl.CancelRequestedBy != "" {
+			fmt.Fprintf(w, "cancel: requested by %s at %s\n", ctl.CancelRequestedBy, when(ctl.CancelRequestedAt))
+		}
+		if ctl.RetryOf != 0 {
+			// A retry is a run of its own: its requester and creation are the retry's.
+			fmt.Fprintf(w, "retry of: run %d, requested by %s at %s\n", ctl.RetryOf, orDash(r.RequestedBy), when(&r.CreatedAt))
+		}
+		for _, rt := range ctl.Retries {
+			fmt.Fprintf(w, "retried as: run %d (%s), requested by %s at %s\n", rt.ID, rt.Status, orDash(rt.RequestedBy),
+				when(&rt.RequestedAt))
+		}
+	}
+	fmt.Fprintln(w, "attempts:")
+	for _, a := range attempts {
+		fmt.Fprintf(w, "  #%d %s on %s at %s %s\n", a.Attempt, a.Outcome, a.Node,
+			a.StartedAt.Local().Format(time.DateTime), oneLine(a.Error, 100))
 	}
 }
 

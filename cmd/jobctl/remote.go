@@ -56,14 +56,13 @@ func remoteShow(cmd *cobra.Command, g *globals, id int64) error {
 		return err
 	}
 	if g.json {
-		return printJSON(cmd.OutOrStdout(), map[string]any{"run": d.Run, "attempts": d.Attempts})
+		out := map[string]any{"run": d.Run, "attempts": d.Attempts}
+		if d.Control != nil {
+			out["control"] = d.Control
+		}
+		return printJSON(cmd.OutOrStdout(), out)
 	}
-	printRuns(cmd.OutOrStdout(), []ledger.Run{d.Run}, true)
-	fmt.Fprintln(cmd.OutOrStdout(), "attempts:")
-	for _, a := range d.Attempts {
-		fmt.Fprintf(cmd.OutOrStdout(), "  #%d %s on %s at %s %s\n", a.Attempt, a.Outcome, a.Node,
-			a.StartedAt.Local().Format(time.DateTime), oneLine(a.Error, 100))
-	}
+	printRunDetail(cmd.OutOrStdout(), d.Run, d.Attempts, d.Control)
 	return nil
 }
 

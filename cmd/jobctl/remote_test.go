@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -33,8 +35,15 @@ func TestServerModeReadsAndWritesThroughTheAPI(t *testing.T) {
 	require.NoError(t, s.Pool.QueryRow(ctx, `INSERT INTO job_runs (job, run_key, trigger, scheduled_at, status)
 		VALUES ('pg_partition', 'k1', 'manual', now(), 'failed') RETURNING id`).Scan(&runID))
 
+	// An operator's cancel request on it, and a retry of it by another.
+	_, err := s.Pool.Exec(ctx, `UPDATE job_runs SET cancel_requested_by = 'alice@console', cancel_requested_at = now() WHERE id = $1`, runID)
+	require.NoError(t, err)
+	var retryID int64
+	require.NoError(t, s.Pool.QueryRow(ctx, `INSERT INTO job_runs (job, run_key, trigger, scheduled_at, status, requested_by, retry_of)
+		VALUES ('pg_partition', 'retry:k1', 'manual', now(), 'scheduled', 'bob@jobctl', $1) RETURNING id`, runID).Scan(&retryID))
+
 	cfg := config.AdminConfig{Token: "tok-for-tests"}
-	srv := admin.New(cfg, admin.Deps{Node: "node-a", Ledger: l, Cluster: l, StaleAfter: 30 * time.Second,
+	srv := admin.New(cfg, admin.Deps{Node: "node-a", Ledger: l, Cluster: l, Runs: l, StaleAfter: 30 * time.Second,
 		Kinds: handlers.Kinds, Spec: func(string) job.Spec { return job.Spec{Schedule: "0 0 3 * * *", TimeZone: "Asia/Tokyo"}.WithDefaults() }})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
@@ -54,9 +63,21 @@ func TestServerModeReadsAndWritesThroughTheAPI(t *testing.T) {
 	require.Contains(t, out, "node-b")
 	require.Contains(t, out, "gone")
 
-	out, err = jobctl(t, noConfig, "--server", ts.URL, "show", "1")
+	out, err = jobctl(t, noConfig, "--server", ts.URL, "show", strconv.FormatInt(runID, 10))
 	require.NoError(t, err, out)
 	require.Contains(t, out, "k1")
+	require.Contains(t, out, "cancel: requested by alice@console at ")
+	require.Contains(t, out, fmt.Sprintf("retried as: run %d (scheduled), requested by bob@jobctl at ", retryID))
+	out, err = jobctl(t, noConfig, "--server", ts.URL, "show", strconv.FormatInt(retryID, 10))
+	require.NoError(t, err, out)
+	require.Contains(t, out, fmt.Sprintf("retry of: run %d, requested by bob@jobctl at ", runID))
+	out, err = jobctl(t, noConfig, "--server", ts.URL, "--json", "show", strconv.FormatInt(runID, 10))
+	require.NoError(t, err, out)
+	var shown admin.RunDetail
+	require.NoError(t, json.Unmarshal([]byte(out), &shown))
+	require.NotNil(t, shown.Control)
+	require.Equal(t, "alice@console", shown.Control.CancelRequestedBy)
+	require.Equal(t, "bob@jobctl", shown.Control.Retries[0].RequestedBy)
 
 	out, err = jobctl(t, noConfig, "--server", ts.URL, "runs", "--status", "failed")
 	require.NoError(t, err, out)

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -81,4 +83,23 @@ ticker: {enabled: false}
 	require.Equal(t, requester(), retry.RequestedBy)
 	_, err = jobctl(t, cfgPath, "retry", id)
 	require.ErrorIs(t, err, ledger.ErrNotRetryable)
+
+	// show says who asked to cancel or retry, and when, on both sides of a retry.
+	out, err = jobctl(t, cfgPath, "show", strconv.FormatInt(running.RunID, 10))
+	require.NoError(t, err, out)
+	require.Regexp(t, `cancel: requested by \S+ at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d`, out)
+	out, err = jobctl(t, cfgPath, "show", strconv.FormatInt(failed.RunID, 10))
+	require.NoError(t, err, out)
+	require.Regexp(t, fmt.Sprintf(`retried as: run %d \(\w+\), requested by %s at \d{4}-`, retry.ID, regexp.QuoteMeta(requester())), out)
+	out, err = jobctl(t, cfgPath, "show", strconv.FormatInt(retry.ID, 10))
+	require.NoError(t, err, out)
+	require.Regexp(t, fmt.Sprintf(`retry of: run %d, requested by %s at \d{4}-`, failed.RunID, regexp.QuoteMeta(requester())), out)
+	out, err = jobctl(t, cfgPath, "--json", "show", strconv.FormatInt(failed.RunID, 10))
+	require.NoError(t, err, out)
+	var shown struct {
+		Control ledger.RunControl `json:"control"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &shown))
+	require.Len(t, shown.Control.Retries, 1)
+	require.Equal(t, requester(), shown.Control.Retries[0].RequestedBy)
 }

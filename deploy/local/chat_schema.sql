@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS audit_logs (
     PRIMARY KEY (id, created_at)
 ) PARTITION BY RANGE (created_at);
 CREATE TABLE IF NOT EXISTS audit_logs_default PARTITION OF audit_logs DEFAULT;
+-- daily_stats reads one day of audit_logs (DAU, QPS peak); without an index on created_at each
+-- run reads the whole month's partition twice. Rows arrive in time order, so BRIN serves and
+-- stays tiny (BENCHMARKS.md, "Jobs at production volume").
+CREATE INDEX IF NOT EXISTS audit_logs_created_at ON audit_logs USING brin (created_at);
 
 -- Files: status 1 = active, 2 = deleted by the user (eligible for GC once ref_count = 0).
 CREATE TABLE IF NOT EXISTS file_metadata (
@@ -73,3 +77,7 @@ CREATE TABLE IF NOT EXISTS file_metadata (
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS file_metadata_gc ON file_metadata (id) WHERE status = 2 AND ref_count = 0;
+-- The file GCs ask, for every batch of files they collect, whether another row names the same
+-- object (deduplicated uploads); without this index each batch reads the whole table.
+-- file_gc reports its absence.
+CREATE INDEX IF NOT EXISTS file_metadata_object ON file_metadata (bucket, object_path);

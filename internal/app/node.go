@@ -168,6 +168,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.Consumer = consumer.New(consumer.Options{
 		NameServers: n.Cfg.RocketMQ.NameServers, Topic: n.Cfg.RocketMQ.Topic, Group: n.Cfg.RocketMQ.ConsumerGroup,
 		Instance: n.Instance, AccessKey: n.Cfg.RocketMQ.AccessKey, SecretKey: n.Cfg.RocketMQ.SecretKey,
+		Resend: n.Producer,
 	}, n.Proc, n.Log)
 	consumers := together{n.Consumer}
 	if n.FileGC, err = n.newFileGC(ctx, now); err != nil {
@@ -187,6 +188,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 		n.Ticker.SetKnown(n.Registry.Known)
+		// The watch reads the route with the local clock: a broker's silence is this node's own
+		// measure, not a database timestamp.
+		watch := mq.NewBrokerWatch(n.Cfg.RocketMQ, tc.BrokerGoneAfter, time.Now)
+		n.Ticker.SetBrokerWatch(watch)
+		// The republishes (and every send of this node) then skip a frozen broker at once.
+		n.Producer.AvoidBrokers(watch.Avoided)
 		if n.Alerts != nil {
 			n.Ticker.SetAlerter(n.Alerts)
 		}
@@ -234,6 +241,9 @@ func (n *Node) Stop(ctx context.Context) error {
 	// First of all, no new message and no new handler: the rest of the shutdown takes time.
 	if n.Consumer != nil {
 		n.Consumer.Pause()
+		// Logged once the pause took effect, before any other service stops: the order of the
+		// node's log is how a drain shows (and the chaos test checks) that jobs stopped first.
+		n.Log.Info("job consumer paused: no new job messages", "runs_in_flight", n.Proc.InFlight())
 	}
 	errs := []error{stopAll(ctx, n.services)}
 	n.services = nil

@@ -80,7 +80,8 @@ func (r *RocketMQ) AddMaster(ctx context.Context, name, dir string) (*Master, er
 	return m, nil
 }
 
-// Start starts the master (again, with the same store) and waits until it booted.
+// Start starts the master (again, with the same store) and waits until it booted (a JVM on
+// a box shared by several test runs has taken over two minutes).
 func (m *Master) Start(ctx context.Context) error {
 	var err error
 	m.r.broker, err = m.r.java("broker", "rmq.broker.logback.xml", "-Xms128m -Xmx384m -XX:MaxDirectMemorySize=384m",
@@ -89,7 +90,7 @@ func (m *Master) Start(ctx context.Context) error {
 		return err
 	}
 	out := filepath.Join(m.r.dir, "logs", "broker.out")
-	return waitFor(ctx, 120*time.Second, "broker "+m.Broker, func() bool {
+	return waitFor(ctx, 240*time.Second, "broker "+m.Broker, func() bool {
 		return portOpen(m.Broker) && fileContains(out, "boot success")
 	})
 }
@@ -105,4 +106,20 @@ func (m *Master) Kill() {
 		}
 	}
 	_ = waitFor(context.Background(), 10*time.Second, "port closed", func() bool { return !portOpen(m.Broker) })
+}
+
+// Freeze stops the master with SIGSTOP: its connections stay open, so the name server keeps
+// routing it (until its two-minute expiry) while it answers nothing, like a hung process or a
+// host cut off without a reset.
+func (m *Master) Freeze() error { return m.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen master.
+func (m *Master) Thaw() error { return m.signal(syscall.SIGCONT) }
+
+func (m *Master) signal(sig syscall.Signal) error {
+	c := m.r.broker
+	if c == nil || c.Process == nil {
+		return fmt.Errorf("master %s is not running", m.Name)
+	}
+	return syscall.Kill(-c.Process.Pid, sig)
 }

@@ -60,6 +60,8 @@ type Settings struct {
 	LeaseTimeout time.Duration
 	// DeliverAhead is ticker.deliver_ahead (0: the service's default).
 	DeliverAhead time.Duration
+	// BrokerGoneAfter is ticker.broker_gone_after (0: the service's default).
+	BrokerGoneAfter time.Duration
 	// Env is added to the node's environment (JOBSVC_TEST_CLOCK_SKEW=5m skews its clock).
 	Env []string
 	// Jobs is the YAML body of the jobs section, indented by two spaces.
@@ -114,6 +116,9 @@ func (s Settings) YAML(name string) string {
 	}
 	if s.DeliverAhead > 0 {
 		overdue += ", deliver_ahead: " + s.DeliverAhead.String()
+	}
+	if s.BrokerGoneAfter > 0 {
+		overdue += ", broker_gone_after: " + s.BrokerGoneAfter.String()
 	}
 	queues := s.MQ.QueueNums
 	if queues == 0 {

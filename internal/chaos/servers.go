@@ -126,7 +126,7 @@ func (r *RocketMQ) Start(ctx context.Context) error {
 		return err
 	}
 	out := filepath.Join(r.dir, "logs", "broker.out")
-	return waitFor(ctx, 120*time.Second, "broker "+r.Broker, func() bool {
+	return waitFor(ctx, 240*time.Second, "broker "+r.Broker, func() bool {
 		return portOpen(r.Broker) && fileContains(out, "boot success")
 	})
 }

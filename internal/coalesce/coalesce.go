@@ -83,6 +83,42 @@ func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 	return o.res, o.err
 }
 
+// DoEach queues every request of reqs at once and waits for all their results: the calls of
+// a caller that already holds a batch (a batch of delivered messages) leave together, and
+// with whatever other callers queued, in as few flushes as MaxBatch allows. errs[i] is the
+// error of reqs[i] (ctx's error for all when ctx ended before queuing).
+func (b *Batcher[Req, Res]) DoEach(ctx context.Context, reqs []Req) (res []Res, errs []error) {
+	res, errs = make([]Res, len(reqs)), make([]error, len(reqs))
+	calls := make([]call[Req, Res], len(reqs))
+	b.mu.Lock()
+	if err := ctx.Err(); err != nil {
+		b.mu.Unlock()
+		for i := range errs {
+			errs[i] = err
+		}
+		return res, errs
+	}
+	for i, r := range reqs {
+		calls[i] = call[Req, Res]{req: r, done: make(chan outcome[Res], 1)}
+	}
+	b.pending = append(b.pending, calls...)
+	// One flusher at once, as for Do, and more while the queued calls fill their batches.
+	if b.active < b.opts.Flushers {
+		b.active++
+		go b.run()
+	}
+	for b.active < b.opts.Flushers && b.active*b.opts.MaxBatch < len(b.pending) {
+		b.active++
+		go b.run()
+	}
+	b.mu.Unlock()
+	for i, c := range calls {
+		o := <-c.done
+		res[i], errs[i] = o.res, o.err
+	}
+	return res, errs
+}
+
 // run flushes pending batches until none is left.
 func (b *Batcher[Req, Res]) run() {
 	for {

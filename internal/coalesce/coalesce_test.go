@@ -145,3 +145,53 @@ func TestFlushersBoundedAndExitWhenIdle(t *testing.T) {
 	require.LessOrEqual(t, peak.Load(), int32(3))
 	require.Eventually(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.active == 0 }, time.Second, time.Millisecond)
 }
+
+// A caller holding many requests queues them at once: each gets its own result, an error of
+// one flush reaches only the requests of that flush, and no flush exceeds the maximum.
+func TestDoEachSplitsIntoBatchesAndAnswersEachRequest(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var sizes []int
+	b := New(func(_ context.Context, reqs []int) ([]int, error) {
+		mu.Lock()
+		sizes = append(sizes, len(reqs))
+		mu.Unlock()
+		for _, r := range reqs {
+			if r == 13 {
+				return nil, errors.New("thirteen")
+			}
+		}
+		out := make([]int, len(reqs))
+		for i, r := range reqs {
+			out[i] = r * 10
+		}
+		return out, nil
+	}, Options{MaxBatch: 4, Flushers: 2})
+	reqs := make([]int, 10)
+	for i := range reqs {
+		reqs[i] = i + 10 // 13 fails its flush
+	}
+	res, errs := b.DoEach(context.Background(), reqs)
+	failed := 0
+	for i, r := range reqs {
+		if errs[i] != nil {
+			failed++
+			continue
+		}
+		require.Equal(t, r*10, res[i])
+	}
+	require.Error(t, errs[3], "the request that fails its flush")
+	require.LessOrEqual(t, failed, 4, "only the flush holding 13 failed")
+	total := 0
+	for _, s := range sizes {
+		require.LessOrEqual(t, s, 4)
+		total += s
+	}
+	require.Equal(t, 10, total)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, errs = b.DoEach(ctx, []int{1, 2})
+	require.ErrorIs(t, errs[0], context.Canceled)
+	require.ErrorIs(t, errs[1], context.Canceled)
+}

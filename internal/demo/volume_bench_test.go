@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
@@ -63,6 +64,7 @@ func BenchmarkVolumeMsgGap(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			var r handlers.MsgGapResult
+			m := startMeasure(b, "msg_gap_check, "+name, fmt.Sprintf("%d messages", v.Messages), period, s)
 			for b.Loop() {
 				res, err := h.Run(ctx, run)
 				if err != nil && !job.IsDiscard(err) {
@@ -70,6 +72,7 @@ func BenchmarkVolumeMsgGap(b *testing.B) {
 				}
 				r = res.(handlers.MsgGapResult)
 			}
+			m.stop(fmt.Sprintf("%d runs, %d messages in the window", b.N, r.MessagesChecked))
 			checked[i] = r.MessagesChecked
 			per := b.Elapsed() / time.Duration(b.N)
 			b.ReportMetric(float64(per.Milliseconds()), "ms/run")

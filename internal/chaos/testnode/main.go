@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/chatplat/job-service/internal/app"
@@ -30,6 +31,14 @@ func run(cfgPath string) error {
 	if err != nil {
 		return err
 	}
+	// Benchmarks profile the node: JOBSVC_TEST_CPUPROFILE=path writes a CPU profile of the
+	// process in windows (see profileCPU); the benchmarks end nodes with kill -9, so a
+	// profile cannot wait for the exit.
+	if path := os.Getenv("JOBSVC_TEST_CPUPROFILE"); path != "" {
+		if err := profileCPU(path, os.Getenv("JOBSVC_TEST_CPUPROFILE_FOR")); err != nil {
+			return err
+		}
+	}
 	var opts []func(*app.Node)
 	// The clock-skew fault: this node's own clock reads JOBSVC_TEST_CLOCK_SKEW ahead (e.g. 5m).
 	if v := os.Getenv("JOBSVC_TEST_CLOCK_SKEW"); v != "" {
@@ -42,4 +51,44 @@ func run(cfgPath string) error {
 	return app.Serve(context.Background(), cfg, func(n *app.Node, r *job.Registry) {
 		chaos.Register(r, cfg.Node, n.Pool, n.Log)
 	}, opts...)
+}
+
+// profileCPU writes CPU profiles in windows of forText (default 1m) to path.1, path.2, ...
+// until the process ends; a window cut short by kill -9 is lost.
+func profileCPU(path, forText string) error {
+	dur := time.Minute
+	if forText != "" {
+		d, err := time.ParseDuration(forText)
+		if err != nil {
+			return fmt.Errorf("JOBSVC_TEST_CPUPROFILE_FOR: %w", err)
+		}
+		dur = d
+	}
+	start := func(n int) (*os.File, error) {
+		f, err := os.Create(fmt.Sprintf("%s.%d", path, n))
+		if err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		return f, nil
+	}
+	f, err := start(1)
+	if err != nil {
+		return err
+	}
+	go func() {
+		for n := 2; ; n++ {
+			time.Sleep(dur)
+			pprof.StopCPUProfile()
+			f.Close()
+			if f, err = start(n); err != nil {
+				fmt.Fprintln(os.Stderr, "testnode:", err)
+				return
+			}
+		}
+	}()
+	return nil
 }
