@@ -8,7 +8,7 @@ STACK := deploy/local/stack.sh
 COMPONENTS ?= postgres redis rocketmq s3 neo4j elasticsearch
 ENV   := source deploy/local/env.sh &&
 
-.PHONY: chromium promtool all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench bench-archive bench-peers bench-volume chaos lint fuzz fmt vet clean
+.PHONY: chromium promtool all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench bench-archive bench-peers bench-precision bench-volume chaos lint fuzz fmt vet clean
 
 all: build
 
@@ -100,6 +100,13 @@ PEERS_BENCH ?= .
 bench-peers:
 	$(STACK) up postgres redis rocketmq
 	$(ENV) cd bench/peers && $(GO) test -run='^$$' -bench='$(PEERS_BENCH)' -benchtime=1x -timeout 30m .
+
+## bench-precision: schedule precision (1,000 fires of jobs every second, idle and under ~5,000
+## forced jobs/s, node RSS) and takeover after kill -9, job-service vs River vs Asynq (issue 14
+## item 1; bench/peers, not part of make test). About 15 minutes; run under nice on a shared host.
+bench-precision:
+	$(STACK) up postgres redis rocketmq
+	$(ENV) cd bench/peers && nice $(GO) test -run='^$$' -bench='Precision|Takeover' -benchtime=1x -timeout 60m .
 
 vet:
 	$(GO) vet ./...

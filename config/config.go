@@ -281,6 +281,12 @@ func (c Config) problems() []error {
 	add("config: rocketmq.%w", c.RocketMQ.Validate())
 	add("config: ticker.%w", c.Ticker.Validate())
 	add("config: consumer.%w", c.Consumer.Validate())
+	// A message delivered deliver_ahead early, and up to one timer slot (1 s by default) earlier
+	// still, must be held by the consumer, not sent back to the broker as "early".
+	if c.Ticker.DeliverAhead+time.Second > c.Consumer.EarlyTolerance {
+		errs = append(errs, fmt.Errorf("config: ticker.deliver_ahead: %s plus the broker's 1 s timer slot exceeds consumer.early_tolerance %s",
+			c.Ticker.DeliverAhead, c.Consumer.EarlyTolerance))
+	}
 	for _, name := range sortedKeys(c.Jobs) {
 		if err := c.Jobs[name].Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("config: jobs.%s.%w", name, err))

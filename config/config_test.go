@@ -36,6 +36,8 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"bad zone", base + "jobs: {pg_partition: {schedule: '@daily', time_zone: Nowhere/Land}}\n", "jobs.pg_partition.time_zone"},
 		{"stale below heartbeat", base + "consumer: {heartbeat_interval: 5s, stale_after: 6s}\n", "consumer.stale_after"},
 		{"queue nums", base + "rocketmq: {queue_nums: 1000}\n", "rocketmq.queue_nums"},
+		{"deliver ahead beyond the hold", base + "ticker: {deliver_ahead: 3s}\nconsumer: {early_tolerance: 3s}\n", "ticker.deliver_ahead"},
+		{"deliver ahead negative", base + "ticker: {deliver_ahead: -1s}\n", "ticker.deliver_ahead"},
 		{"broker gone too soon", base + "ticker: {broker_gone_after: 500ms}\n", "ticker.broker_gone_after"},
 		{"broker gone too late", base + "ticker: {broker_gone_after: 1h}\n", "ticker.broker_gone_after"},
 	}

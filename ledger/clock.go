@@ -17,9 +17,18 @@ type Clock struct {
 	db    *pgxpool.Pool
 	local func() time.Time
 
-	mu     sync.Mutex
-	offset time.Duration
+	mu      sync.Mutex
+	offset  time.Duration
+	samples []clockSample // the last clockSamples syncs, oldest first
 }
+
+// clockSample is one Sync: the offset it measured and the round trip it took.
+type clockSample struct {
+	offset, rtt time.Duration
+}
+
+// clockSamples is how many syncs the offset is chosen from (a minute at the 10 s sync).
+const clockSamples = 6
 
 // NewClock returns a clock that corrects local (time.Now in production; a skewed clock in
 // tests) to the database's time. Call Sync before relying on it.
@@ -51,10 +60,32 @@ func (c *Clock) Sync(ctx context.Context) error {
 	}
 	after := c.local()
 	mid := before.Add(after.Sub(before) / 2)
-	c.mu.Lock()
-	c.offset = db.Sub(mid.Round(0)) // wall clock difference; Round(0) drops the monotonic reading
-	c.mu.Unlock()
+	// Wall clock difference; Round(0) drops the monotonic reading.
+	c.add(clockSample{offset: db.Sub(mid.Round(0)), rtt: after.Sub(before)})
 	return nil
+}
+
+// add keeps s among the recent samples and takes the offset of the one with the shortest
+// round trip. A sample's error is up to half its round trip (the query may have waited on
+// either leg); on a busy host one slow round trip made the offset tens of milliseconds off,
+// and with ticker.deliver_ahead the consumer holds early messages until this clock says so,
+// so runs started that much before their time. The shortest recent round trip bounds the
+// error best (NTP's clock filter does the same); keeping only recent samples still follows a
+// clock that steps.
+func (c *Clock) add(s clockSample) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.samples = append(c.samples, s)
+	if len(c.samples) > clockSamples {
+		c.samples = c.samples[len(c.samples)-clockSamples:]
+	}
+	best := c.samples[0]
+	for _, x := range c.samples[1:] {
+		if x.rtt <= best.rtt {
+			best = x
+		}
+	}
+	c.offset = best.offset
 }
 
 // Run syncs every interval until ctx ends; a failed sync keeps the last offset.

@@ -95,6 +95,13 @@ type Config struct {
 	// MaxRepublish: a run the repair pass published this many times without it finishing is
 	// given up (failed, with an alert) instead of being published forever.
 	MaxRepublish int `yaml:"max_republish"`
+	// DeliverAhead asks the broker to deliver each occurrence this much before its time; the
+	// consumer holds an early message until its scheduled_at (consumer.early_tolerance), so
+	// the run still never starts early. Without it, the run starts late by the broker's timer
+	// wheel (delivery is bucketed by timerPrecisionMs, 1 s unless the broker sets it) plus the
+	// time the message waits in its queue and in the node before a goroutine takes it; ahead,
+	// those happen before the fire time instead of after it.
+	DeliverAhead time.Duration `yaml:"deliver_ahead"`
 	// BrokerGoneAfter: a broker whose master has not answered for this long is gone, like one
 	// the name server's route no longer lists, and the scheduled runs whose timer messages it
 	// holds are published again on a live broker at the next repair pass, without waiting for
@@ -139,6 +146,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxRepublish == 0 {
 		c.MaxRepublish = 10
 	}
+	if c.DeliverAhead == 0 {
+		c.DeliverAhead = time.Second
+	}
 	if c.BrokerGoneAfter == 0 {
 		c.BrokerGoneAfter = 30 * time.Second
 	}
@@ -166,6 +176,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("stuck_after: %s is below repair_interval %s", c.StuckAfter, c.RepairInterval)
 	case c.MaxRepublish < 1:
 		return fmt.Errorf("max_republish: %d is below 1", c.MaxRepublish)
+	case c.DeliverAhead < 0 || c.DeliverAhead > c.Lookahead:
+		return fmt.Errorf("deliver_ahead: %s is outside 0..lookahead (%s)", c.DeliverAhead, c.Lookahead)
 	case c.BrokerGoneAfter < time.Second || c.BrokerGoneAfter > 10*time.Minute:
 		return fmt.Errorf("broker_gone_after: %s is outside 1s..10m", c.BrokerGoneAfter)
 	}
@@ -430,11 +442,13 @@ func (t *Ticker) publishOccurrence(ctx context.Context, j *scheduledJob, at time
 	return nil
 }
 
-func (t *Ticker) send(ctx context.Context, env job.Envelope, deliverAt time.Time) error {
+// send publishes env as a timer message due DeliverAhead before at (the consumer holds it
+// until at) and marks it published.
+func (t *Ticker) send(ctx context.Context, env job.Envelope, at time.Time) error {
 	if err := t.fresh(ctx); err != nil {
 		return err
 	}
-	rc, err := t.pub.Send(ctx, env, deliverAt)
+	rc, err := t.pub.Send(ctx, env, at.Add(-t.cfg.DeliverAhead))
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", env.RunKey, err)
 	}

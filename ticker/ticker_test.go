@@ -19,6 +19,7 @@ type countingPublisher struct {
 	inner *mq.Producer
 	mu    sync.Mutex
 	sent  map[string]int // run key -> publishes
+	ahead map[time.Duration]int
 }
 
 func (c *countingPublisher) Send(ctx context.Context, env job.Envelope, at time.Time) (job.Receipt, error) {
@@ -26,9 +27,24 @@ func (c *countingPublisher) Send(ctx context.Context, env job.Envelope, at time.
 	if err == nil {
 		c.mu.Lock()
 		c.sent[env.RunKey]++
+		if c.ahead == nil {
+			c.ahead = map[time.Duration]int{}
+		}
+		c.ahead[env.ScheduledAt.Sub(at)]++
 		c.mu.Unlock()
 	}
 	return rc, err
+}
+
+// aheads returns how far before scheduled_at each publish asked the broker to deliver.
+func (c *countingPublisher) aheads() map[time.Duration]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[time.Duration]int{}
+	for k, v := range c.ahead {
+		out[k] = v
+	}
+	return out
 }
 
 func (c *countingPublisher) Republish(ctx context.Context, env job.Envelope, turn int) (string, error) {
@@ -77,6 +93,8 @@ func TestLeaseOneTickerPublishesOtherTakesOver(t *testing.T) {
 	require.True(t, a.State().Leader)
 	require.False(t, b.State().Leader)
 	require.NotEmpty(t, pubA.snapshot(), "the leader publishes the occurrences within its lookahead")
+	require.Len(t, pubA.aheads(), 1, "every timer message is due deliver_ahead before its time")
+	require.Contains(t, pubA.aheads(), time.Second, "deliver_ahead defaults to 1s")
 	require.Empty(t, pubB.snapshot(), "a follower publishes nothing")
 
 	// a stops (its lease goes with it); b takes over and continues where a left off.

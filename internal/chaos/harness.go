@@ -58,6 +58,8 @@ type Settings struct {
 	MaxRunning int
 	// LeaseTimeout is ticker.lease_timeout (default: the production default, 15s).
 	LeaseTimeout time.Duration
+	// DeliverAhead is ticker.deliver_ahead (0: the service's default).
+	DeliverAhead time.Duration
 	// BrokerGoneAfter is ticker.broker_gone_after (0: the service's default).
 	BrokerGoneAfter time.Duration
 	// Env is added to the node's environment (JOBSVC_TEST_CLOCK_SKEW=5m skews its clock).
@@ -111,6 +113,9 @@ func (s Settings) YAML(name string) string {
 	overdue := ""
 	if s.Overdue > 0 {
 		overdue = ", overdue_after: " + s.Overdue.String()
+	}
+	if s.DeliverAhead > 0 {
+		overdue += ", deliver_ahead: " + s.DeliverAhead.String()
 	}
 	if s.BrokerGoneAfter > 0 {
 		overdue += ", broker_gone_after: " + s.BrokerGoneAfter.String()
