@@ -94,9 +94,10 @@ bench: stack-up
 bench-archive: stack-up
 	$(ENV) $(GO) test -run='^$$' -bench='ArchivePartition' -benchtime=1x -timeout 60m ./archive/
 
-## bench-peers: job-service against River and Asynq on the same stack, back to back
-## (bench/peers, a module of its own; not part of make test). PEERS_N jobs per run (10000).
-PEERS_BENCH ?= .
+## bench-peers: dispatch throughput, job-service against River and Asynq on the same stack,
+## back to back (bench/peers, a module of its own; not part of make test). PEERS_N jobs per
+## run (10000). PEERS_BENCH=. runs bench-precision's benchmarks too.
+PEERS_BENCH ?= Dispatch
 bench-peers:
 	$(STACK) up postgres redis rocketmq
 	$(ENV) cd bench/peers && $(GO) test -run='^$$' -bench='$(PEERS_BENCH)' -benchtime=1x -timeout 30m .

@@ -68,18 +68,28 @@ func testnode(b *testing.B) string {
 	return binPath
 }
 
-func jobService(b *testing.B, n, goroutines int) {
-	testenv.Integration(b)
+// jobServiceQueues is the job topic's queue count in every job-service benchmark here.
+const jobServiceQueues = 8
+
+// jobServiceWorld is what a benchmarked job-service node needs: a fresh schema with the
+// ledger and the probes' effects table, and a fresh job topic of jobServiceQueues queues.
+func jobServiceWorld(b *testing.B) (*testenv.Schema, *testenv.MQ) {
+	b.Helper()
 	ctx := context.Background()
 	sch := testenv.NewSchema(b)
 	_, err := sch.Pool.Exec(ctx, chaos.EffectsDDL)
 	require.NoError(b, err)
 	require.NoError(b, ledger.Migrate(ctx, sch.Pool))
-	const queues = 8
-	m := testenv.NewMQ(b, queues)
+	return sch, testenv.NewMQ(b, jobServiceQueues)
+}
+
+func jobService(b *testing.B, n, goroutines int) {
+	testenv.Integration(b)
+	ctx := context.Background()
+	sch, m := jobServiceWorld(b)
 	s := chaos.Settings{DSN: sch.DSN, MQ: m.Config, Goroutines: goroutines, LeaseKey: time.Now().UnixNano() & 0x7fffffff,
 		Jobs: `chaos_noop: {overlap: allow, max_attempts: 1}`}
-	s.MQ.QueueNums = queues
+	s.MQ.QueueNums = jobServiceQueues
 	c := chaos.NewCluster(b, testnode(b), s)
 	prod, err := mq.NewProducer(m.Config, "peers-"+testenv.Suffix())
 	require.NoError(b, err)
@@ -92,19 +102,7 @@ func jobService(b *testing.B, n, goroutines int) {
 	}
 	for b.Loop() {
 		node := c.Start("a", nil)
-		// Every queue served before measuring: a fresh group starts a queue when it is assigned.
-		testenv.Eventually(b, 2*time.Minute, func() bool {
-			prefix := "manual:warm-" + testenv.Suffix() + "-"
-			publishForced(b, prod, prefix, queues*2)
-			deadline := time.Now().Add(15 * time.Second)
-			for time.Now().Before(deadline) {
-				if count(prefix) == queues*2 {
-					return true
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			return false
-		}, "the node to serve every queue")
+		warmJobService(b, sch.Pool, prod, jobServiceQueues)
 		prefix := "manual:peers-" + testenv.Suffix() + "-"
 		require.NoError(b, node.Signal(syscall.SIGSTOP))
 		publishForced(b, prod, prefix, n)

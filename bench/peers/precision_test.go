@@ -15,7 +15,6 @@ import (
 	"github.com/chatplat/job-service/internal/chaos"
 	"github.com/chatplat/job-service/internal/testenv"
 	"github.com/chatplat/job-service/job"
-	"github.com/chatplat/job-service/ledger"
 	"github.com/chatplat/job-service/mq"
 )
 
@@ -42,12 +41,7 @@ func BenchmarkPrecision(b *testing.B) {
 func jobServicePrecision(b *testing.B, underLoad bool) {
 	testenv.Integration(b)
 	ctx := context.Background()
-	sch := testenv.NewSchema(b)
-	_, err := sch.Pool.Exec(ctx, chaos.EffectsDDL)
-	require.NoError(b, err)
-	require.NoError(b, ledger.Migrate(ctx, sch.Pool))
-	const queues = 8
-	m := testenv.NewMQ(b, queues)
+	sch, m := jobServiceWorld(b)
 	var jobs strings.Builder
 	jobs.WriteString("chaos_noop: {overlap: allow, max_attempts: 1}\n")
 	for i := range tickJobs {
@@ -57,7 +51,7 @@ func jobServicePrecision(b *testing.B, underLoad bool) {
 	s := chaos.Settings{DSN: sch.DSN, MQ: m.Config, LeaseKey: time.Now().UnixNano() & 0x7fffffff,
 		Ticker: true, Interval: time.Second, Lookahead: 30 * time.Second, Misfire: 10 * time.Second,
 		Repair: 10 * time.Second, Heartbeat: 5 * time.Second, StaleAfter: 30 * time.Second, Jobs: jobs.String()}
-	s.MQ.QueueNums = queues
+	s.MQ.QueueNums = jobServiceQueues
 	// PEERS_DELIVER_AHEAD=1ms measures the ticker as it was before deliver_ahead (1 s by default).
 	s.DeliverAhead = testenv.EnvDuration(b, "PEERS_DELIVER_AHEAD", 0)
 	c := chaos.NewCluster(b, testnode(b), s)
@@ -66,7 +60,7 @@ func jobServicePrecision(b *testing.B, underLoad bool) {
 	b.Cleanup(func() { _ = prod.Close() })
 	for b.Loop() {
 		node := c.Start("a", nil)
-		warmJobService(b, sch.Pool, prod, queues)
+		warmJobService(b, sch.Pool, prod, jobServiceQueues)
 		var ld *load
 		var rss *rssWatch
 		prefix := "manual:load-" + testenv.Suffix() + "-"

@@ -24,7 +24,6 @@ import (
 	"github.com/chatplat/job-service/internal/chaos"
 	"github.com/chatplat/job-service/internal/testenv"
 	"github.com/chatplat/job-service/job"
-	"github.com/chatplat/job-service/ledger"
 	"github.com/chatplat/job-service/mq"
 )
 
@@ -51,16 +50,11 @@ func BenchmarkTakeover(b *testing.B) {
 func jobServiceTakeover(b *testing.B, heartbeat, stale, repair time.Duration) {
 	testenv.Integration(b)
 	ctx := context.Background()
-	sch := testenv.NewSchema(b)
-	_, err := sch.Pool.Exec(ctx, chaos.EffectsDDL)
-	require.NoError(b, err)
-	require.NoError(b, ledger.Migrate(ctx, sch.Pool))
-	const queues = 8
-	m := testenv.NewMQ(b, queues)
+	sch, m := jobServiceWorld(b)
 	s := chaos.Settings{DSN: sch.DSN, MQ: m.Config, LeaseKey: time.Now().UnixNano() & 0x7fffffff,
 		Ticker: true, Interval: time.Second, Lookahead: 30 * time.Second, Misfire: 10 * time.Second,
 		Repair: repair, Heartbeat: heartbeat, StaleAfter: stale}
-	s.MQ.QueueNums = queues
+	s.MQ.QueueNums = jobServiceQueues
 	c := chaos.NewCluster(b, testnode(b), s)
 	prod, err := mq.NewProducer(m.Config, "peers-"+testenv.Suffix())
 	require.NoError(b, err)
