@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/chatplat/job-service/job"
 )
 
 func TestRowHasher(t *testing.T) {
@@ -69,6 +71,14 @@ func TestConfigValidate(t *testing.T) {
 		require.ErrorContains(t, err, tc.key, tc.name)
 	}
 	require.NoError(t, Config{}.WithDefaults().Validate())
+}
+
+func TestConfigCheckSpecKeepsOneMover(t *testing.T) {
+	t.Parallel()
+	c := Config{}.WithDefaults()
+	require.NoError(t, c.CheckSpec(job.Spec{}.WithDefaults()))
+	require.ErrorContains(t, c.CheckSpec(job.Spec{Overlap: job.OverlapAllow}.WithDefaults()), "overlap")
+	require.ErrorContains(t, c.CheckSpec(job.Spec{Shards: 2}.WithDefaults()), "shards")
 }
 
 func TestAllRefused(t *testing.T) {

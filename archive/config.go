@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chatplat/job-service/internal/sqlident"
+	"github.com/chatplat/job-service/job"
 )
 
 // TableConfig is one partitioned parent and how long its partitions stay hot.
@@ -141,4 +142,19 @@ func (c Config) table(name string) (TableConfig, bool) {
 		}
 	}
 	return TableConfig{}, false
+}
+
+// CheckSpec refuses a run policy under which two movers could work on one partition at once:
+// the manifest's steps assume one (a second export of the same partition would overwrite the
+// object the first is verifying). Runs are kept apart by skip_if_running, shards by running
+// the job as one shard (a forced run with more shards moves partitions in shard 0 only).
+func (c Config) CheckSpec(s job.Spec) error {
+	if s.Overlap != job.OverlapSkipIfRunning {
+		return fmt.Errorf("overlap: partition_archive needs %q (two runs at once could move one partition twice), not %q",
+			job.OverlapSkipIfRunning, s.Overlap)
+	}
+	if s.Shards > 1 {
+		return fmt.Errorf("shards: partition_archive runs as one shard, not %d", s.Shards)
+	}
+	return nil
 }

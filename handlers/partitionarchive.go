@@ -74,8 +74,21 @@ func NewPartitionArchive(db *pgxpool.Pool, s3 archive.ObjectStore, cfg Partition
 // Kind implements Handler.
 func (h *PartitionArchive) Kind() string { return PartitionArchiveKind }
 
+// PartitionArchiveSkipped is the result of a shard other than the first: one run moves
+// partitions in one shard, so that no two shards ever export, detach or drop the same
+// partition at once (the manifest's steps assume one mover per partition).
+type PartitionArchiveSkipped struct {
+	Skipped string `json:"skipped"`
+}
+
 // Run implements Handler.
 func (h *PartitionArchive) Run(ctx context.Context, run *job.Run[PartitionArchiveArgs]) (any, error) {
+	if run.Shard.Index > 0 {
+		h.log.WarnContext(ctx, "partition_archive runs in shard 0 only; this shard does nothing",
+			"shard", run.Shard.Index, "shards", run.Shard.Total)
+		return PartitionArchiveSkipped{Skipped: fmt.Sprintf("shard %d of %d: partition_archive moves partitions in shard 0 only",
+			run.Shard.Index, run.Shard.Total)}, nil
+	}
 	if h.s3 == nil {
 		return nil, job.Discard("no s3", errors.New("partition_archive needs s3.endpoint"))
 	}

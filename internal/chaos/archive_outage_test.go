@@ -221,7 +221,7 @@ func TestArchiveNodeKilledMidMoveIsFinishedByAnother(t *testing.T) {
 	sfx := testenv.Suffix()
 	bucket := testenv.NewBucket(t)
 	w := newWorld(t, "", nil, chaos.Settings{Ticker: true,
-		Jobs: `partition_archive: {max_attempts: 3, timeout: 5m, overlap: allow}`,
+		Jobs: `partition_archive: {max_attempts: 3, timeout: 5m}`,
 		Extra: fmt.Sprintf(`s3: {endpoint: %q, access_key: %q, secret_key: %q, use_ssl: false, region: us-east-1, path_style: true}
 handlers:
   partition_archive: {bucket: %s, prefix: archive, tables: [{table: chat_messages, hot_months: 12}], part_size_mb: 5}
