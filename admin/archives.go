@@ -38,7 +38,8 @@ func (s *Server) pageArchives(w http.ResponseWriter, r *http.Request) {
 	s.renderAny(w, http.StatusOK, "archives.html", p)
 }
 
-// renderAny is render for pages with fields of their own.
+// renderAny renders a console page; render is it for pages of the shared page type, this for
+// pages with fields of their own (archives).
 func (s *Server) renderAny(w http.ResponseWriter, code int, name string, p any) {
 	var buf bytes.Buffer
 	if err := templates.ExecuteTemplate(&buf, name, p); err != nil {

@@ -66,16 +66,7 @@ func (s *Server) newPage(title string) page {
 }
 
 func (s *Server) render(w http.ResponseWriter, code int, name string, p page) {
-	var buf bytes.Buffer
-	if err := templates.ExecuteTemplate(&buf, name, p); err != nil {
-		s.deps.Log.Error("render console page", "page", name, "err", err)
-		http.Error(w, "render: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_, _ = buf.WriteTo(w)
+	s.renderAny(w, code, name, p)
 }
 
 func (s *Server) fail(w http.ResponseWriter, code int, err error) {

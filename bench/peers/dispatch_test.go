@@ -47,25 +47,13 @@ func BenchmarkDispatch(b *testing.B) {
 	b.Run("asynq/concurrency=256", func(b *testing.B) { asynqDispatch(b, n, 256) })
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
+// testnode is the shared testnode binary, built once per process.
 func testnode(b *testing.B) string {
 	b.Helper()
-	buildOnce.Do(func() {
-		app.QuietRocketMQ()
-		dir, err := os.MkdirTemp("", "jobsvc-peers-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath, buildErr = chaos.Build(dir)
-	})
-	require.NoError(b, buildErr)
-	return binPath
+	app.QuietRocketMQ()
+	bin, err := chaos.BuiltTestnode()
+	require.NoError(b, err)
+	return bin
 }
 
 // jobServiceQueues is the job topic's queue count in every job-service benchmark here.

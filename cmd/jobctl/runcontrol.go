@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
 )
@@ -106,6 +107,27 @@ func logsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// runControl is what cancel and retry share: one run id argument, done through the admin API
+// with --server, else on the ledger directly (direct gets it open).
+func runControl(g *globals, action string,
+	direct func(cmd *cobra.Command, cfg *config.Config, l *ledger.Ledger, id int64) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		id, err := parseRunID(args[0])
+		if err != nil {
+			return err
+		}
+		if g.server != "" {
+			return remoteControl(cmd, g, id, action)
+		}
+		cfg, l, pool, err := g.ledger(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		return direct(cmd, cfg, l, id)
+	}
+}
+
 func cancelCmd(g *globals) *cobra.Command {
 	var wait bool
 	var waitTimeout time.Duration
@@ -116,20 +138,8 @@ func cancelCmd(g *globals) *cobra.Command {
 			"run is stopped by the node running it, whichever node that is, at its next heartbeat: the handler's\n" +
 			"context is cancelled and the run ends cancelled, without retry. With --wait, waits for that.",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseRunID(args[0])
-			if err != nil {
-				return err
-			}
+		RunE: runControl(g, "cancel", func(cmd *cobra.Command, _ *config.Config, l *ledger.Ledger, id int64) error {
 			ctx := cmd.Context()
-			if g.server != "" {
-				return remoteControl(cmd, g, id, "cancel")
-			}
-			_, l, pool, err := g.ledger(ctx)
-			if err != nil {
-				return err
-			}
-			defer pool.Close()
 			st, err := l.RequestCancel(ctx, id, requester())
 			if err != nil {
 				return err
@@ -163,7 +173,7 @@ func cancelCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(out, "run %d ended %s before the cancel reached it\n", id, st)
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the run has ended")
 	cmd.Flags().DurationVar(&waitTimeout, "wait-timeout", time.Minute, "give up waiting after this long")
@@ -180,20 +190,8 @@ func retryCmd(g *globals) *cobra.Command {
 			"attempt budget; the new run's retry_of names the original and requested_by says who asked.\n" +
 			"With --wait it follows the new run like run --wait.",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseRunID(args[0])
-			if err != nil {
-				return err
-			}
+		RunE: runControl(g, "retry", func(cmd *cobra.Command, cfg *config.Config, l *ledger.Ledger, id int64) error {
 			ctx := cmd.Context()
-			if g.server != "" {
-				return remoteControl(cmd, g, id, "retry")
-			}
-			cfg, l, pool, err := g.ledger(ctx)
-			if err != nil {
-				return err
-			}
-			defer pool.Close()
 			orig, err := l.GetRun(ctx, id)
 			if err != nil {
 				return err
@@ -221,7 +219,7 @@ func retryCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "run %d retried as run %d (%s %s)\n", id, run.ID, run.Job, run.RunKey)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the new run until it ends")
 	cmd.Flags().DurationVar(&waitTimeout, "wait-timeout", 15*time.Minute, "give up waiting after this long")

@@ -6,9 +6,7 @@ package bench_test
 
 import (
 	"context"
-	"os"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,26 +21,13 @@ import (
 	"github.com/chatplat/job-service/mq"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// testnode builds the test binary once per process.
+// testnode is the shared testnode binary, built once per process.
 func testnode(b *testing.B) string {
 	b.Helper()
-	buildOnce.Do(func() {
-		app.QuietRocketMQ()
-		dir, err := os.MkdirTemp("", "jobsvc-bench-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath, buildErr = chaos.Build(dir)
-	})
-	require.NoError(b, buildErr)
-	return binPath
+	app.QuietRocketMQ()
+	bin, err := chaos.BuiltTestnode()
+	require.NoError(b, err)
+	return bin
 }
 
 // rig is one benchmark's schema, topic and node cluster.

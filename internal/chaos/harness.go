@@ -39,6 +39,17 @@ func Build(dir string) (string, error) {
 	return bin, nil
 }
 
+// BuiltTestnode builds testnode into a temporary directory the first time it is called in a
+// process and returns that binary's path (and the build's error) every time: the benchmarks
+// of internal/bench and bench/peers start many nodes from one build.
+var BuiltTestnode = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "jobsvc-testnode-")
+	if err != nil {
+		return "", err
+	}
+	return Build(dir)
+})
+
 // Settings are the knobs of a node's config file that the tests turn.
 type Settings struct {
 	DSN        string
