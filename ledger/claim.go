@@ -97,7 +97,73 @@ func (l *Ledger) ClaimRuns(ctx context.Context, staleAfter time.Duration, reqs [
 }
 
 // claimDistinct claims reqs[i] for i in idx, whose keys are distinct and sorted.
+//
+// A run that does not exist yet (a forced run, an event) is claimed by a plain insert; a run
+// that exists (scheduled by the ticker, republished by its repair pass, or left by an
+// earlier attempt) is taken over by an update. Each request goes first to the statement its
+// trigger makes likely and, when that finds nothing, to the other; whatever neither claimed
+// is then read to say why (finished, or held by a live node).
 func (l *Ledger) claimDistinct(ctx context.Context, staleAfter time.Duration, reqs []ClaimRequest, idx []int) (map[runKey]ClaimResult, error) {
+	out := make(map[runKey]ClaimResult, len(idx))
+	unclaimed := func(from []int) []int {
+		var rest []int
+		for _, i := range from {
+			if _, ok := out[keyOf(reqs[i].Env)]; !ok {
+				rest = append(rest, i)
+			}
+		}
+		return rest
+	}
+	var fresh, existing []int
+	for _, i := range idx {
+		if t := reqs[i].Env.Trigger; t == job.TriggerSchedule || t == job.TriggerRecovery {
+			existing = append(existing, i)
+		} else {
+			fresh = append(fresh, i)
+		}
+	}
+	if err := l.insertRuns(ctx, reqs, fresh, out); err != nil {
+		return nil, fmt.Errorf("claim %s: %w", describeClaims(reqs, idx), err)
+	}
+	if err := l.takeOverRuns(ctx, staleAfter, reqs, sortedByKey(reqs, append(existing, unclaimed(fresh)...)), out); err != nil {
+		return nil, fmt.Errorf("claim %s: %w", describeClaims(reqs, idx), err)
+	}
+	if err := l.insertRuns(ctx, reqs, unclaimed(existing), out); err != nil {
+		return nil, fmt.Errorf("claim %s: %w", describeClaims(reqs, idx), err)
+	}
+	if err := l.explainUnclaimed(ctx, reqs, unclaimed(idx), out); err != nil {
+		return nil, fmt.Errorf("claim %s: %w", describeClaims(reqs, idx), err)
+	}
+	return out, nil
+}
+
+// sortedByKey sorts idx by the requests' keys, the one order in which every batch locks rows.
+func sortedByKey(reqs []ClaimRequest, idx []int) []int {
+	slices.SortFunc(idx, func(a, b int) int { return keyOf(reqs[a].Env).compare(keyOf(reqs[b].Env)) })
+	return idx
+}
+
+// collectClaims adds the claimed runs that rows name (id, attempt, job, run_key, shard) to out.
+func collectClaims(rows pgx.Rows, out map[runKey]ClaimResult) error {
+	var k runKey
+	var c Claim
+	_, err := pgx.ForEachRow(rows, []any{&c.RunID, &c.Attempt, &k.job, &k.runKey, &k.shard}, func() error {
+		out[k] = ClaimResult{Claim: Claim{Outcome: Claimed, RunID: c.RunID, Attempt: c.Attempt, Status: StatusRunning}}
+		return nil
+	})
+	return err
+}
+
+// insertRuns claims the runs of reqs[idx] that do not exist yet by inserting them, running at
+// attempt 1. It is a plain insert from the arrays whose conflict check is the unique index
+// itself, so no plan can turn it into a scan of job_runs (a cached generic plan of a join,
+// made while the table was small, once did: every claim then read the whole table). The
+// new run is one row and nothing else, since the row carries its attempt. Keys come sorted,
+// so concurrent batches wait for each other's keys in one order.
+func (l *Ledger) insertRuns(ctx context.Context, reqs []ClaimRequest, idx []int, out map[runKey]ClaimResult) error {
+	if len(idx) == 0 {
+		return nil
+	}
 	n := len(idx)
 	jobs, keys, triggers, params, requestedBy := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	nodes, msgIDs := make([]string, n), make([]string, n)
@@ -109,24 +175,49 @@ func (l *Ledger) claimDistinct(ctx context.Context, staleAfter time.Duration, re
 		triggers[j], scheduled[j], params[j], requestedBy[j] = string(r.Env.Trigger), r.Env.ScheduledAt, string(paramsOrEmpty(r.Env.Params)), r.Env.RequestedBy
 		nodes[j], msgIDs[j] = r.Node, r.MsgID
 	}
-	// One statement, so one round trip and one implicit transaction. The run row carries its
-	// latest attempt, so a new run is one row insert and nothing else. A run that exists and
-	// may be taken (scheduled by the ticker, or left by an earlier attempt) is locked and
-	// updated; the attempt it replaces, read from the locked row, moves to job_past_attempts
-	// (none for a scheduled row, attempt 0). Rows are locked in key order, so concurrent
-	// batches never deadlock. A key inserted by someone else since this statement's snapshot
-	// is neither taken nor inserted: the follow-up read below finds out why.
+	rows, err := l.db.Query(ctx, `
+		INSERT INTO job_runs (job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by,
+			status, attempt, node, msg_id, started_at, heartbeat_at)
+		SELECT job, run_key, shard_index, shard_total, trigger, scheduled_at, params::jsonb, requested_by,
+			'running', 1, node, msg_id, now(), now()
+		FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[],
+			$7::text[], $8::text[], $9::text[], $10::text[])
+			AS r(job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by, node, msg_id)
+		ON CONFLICT (job, run_key, shard_index) DO NOTHING
+		RETURNING id, attempt, job, run_key, shard_index`,
+		jobs, keys, shards, totals, triggers, scheduled, params, requestedBy, nodes, msgIDs)
+	if err != nil {
+		return err
+	}
+	return collectClaims(rows, out)
+}
+
+// takeOverRuns claims the runs of reqs[idx] that exist and may be taken: scheduled, retrying,
+// interrupted, abandoned, or running with a heartbeat older than staleAfter (its node
+// vanished). One statement locks them in key order (so concurrent batches never deadlock)
+// and updates them; the attempt each replaces, read from the locked row, moves to
+// job_past_attempts (none for a scheduled row, attempt 0). It joins job_runs, so it is
+// planned at each call (QueryExecModeExec) for the table as it is now.
+func (l *Ledger) takeOverRuns(ctx context.Context, staleAfter time.Duration, reqs []ClaimRequest, idx []int, out map[runKey]ClaimResult) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	n := len(idx)
+	jobs, keys, nodes, msgIDs, shards := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]int32, n)
+	for j, i := range idx {
+		r := reqs[i]
+		jobs[j], keys[j], shards[j], nodes[j], msgIDs[j] = r.Env.Job, r.Env.RunKey, int32(r.Env.Shard.Index), r.Node, r.MsgID
+	}
 	rows, err := l.db.Query(ctx, `
 		WITH req AS (
-			SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[],
-				$7::text[], $8::text[], $9::text[], $10::text[])
-				AS r(job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by, node, msg_id)),
+			SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[])
+				AS r(job, run_key, shard_index, node, msg_id)),
 		prev AS (
 			SELECT j.id, j.attempt, j.node, j.msg_id, j.started_at, j.finished_at, j.updated_at, j.status, j.error,
 				r.node AS new_node, r.msg_id AS new_msg_id
 			FROM job_runs j JOIN req r ON j.job = r.job AND j.run_key = r.run_key AND j.shard_index = r.shard_index
 			WHERE (j.status IN ('scheduled', 'retrying', 'interrupted', 'abandoned')
-			   OR (j.status = 'running' AND j.heartbeat_at < now() - $11::interval))
+			   OR (j.status = 'running' AND j.heartbeat_at < now() - $6::interval))
 			  AND j.cancel_requested_at IS NULL -- cancelled while its node vanished: never rerun
 			ORDER BY j.job, j.run_key, j.shard_index
 			FOR UPDATE OF j),
@@ -144,56 +235,40 @@ func (l *Ledger) claimDistinct(ctx context.Context, staleAfter time.Duration, re
 			FROM prev WHERE attempt > 0 AND started_at IS NOT NULL
 			-- a row kept from before migration 00050 may already hold this attempt
 			ON CONFLICT (run_id, attempt) DO UPDATE SET outcome = EXCLUDED.outcome, finished_at = EXCLUDED.finished_at
-			WHERE p.outcome = 'running'),
-		inserted AS (
-			INSERT INTO job_runs (job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by,
-				status, attempt, node, msg_id, started_at, heartbeat_at)
-			SELECT job, run_key, shard_index, shard_total, trigger, scheduled_at, params::jsonb, requested_by,
-				'running', 1, node, msg_id, now(), now()
-			FROM req r WHERE NOT EXISTS (SELECT 1 FROM job_runs j
-				WHERE j.job = r.job AND j.run_key = r.run_key AND j.shard_index = r.shard_index)
-			ON CONFLICT (job, run_key, shard_index) DO NOTHING
-			RETURNING id, attempt, job, run_key, shard_index)
-		SELECT id, attempt, job, run_key, shard_index FROM taken
-		UNION ALL
-		SELECT id, attempt, job, run_key, shard_index FROM inserted`,
-		jobs, keys, shards, totals, triggers, scheduled, params, requestedBy, nodes, msgIDs, staleAfter.String())
+			WHERE p.outcome = 'running')
+		SELECT id, attempt, job, run_key, shard_index FROM taken`,
+		pgx.QueryExecModeExec, jobs, keys, shards, nodes, msgIDs, staleAfter.String())
 	if err != nil {
-		return nil, fmt.Errorf("claim %s: %w", describeClaims(reqs, idx), err)
+		return err
 	}
-	out := make(map[runKey]ClaimResult, n)
-	var k runKey
-	var c Claim
-	_, err = pgx.ForEachRow(rows, []any{&c.RunID, &c.Attempt, &k.job, &k.runKey, &k.shard}, func() error {
-		out[k] = ClaimResult{Claim: Claim{Outcome: Claimed, RunID: c.RunID, Attempt: c.Attempt, Status: StatusRunning}}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("claim %s: %w", describeClaims(reqs, idx), err)
-	}
-	if len(out) == n {
-		return out, nil
-	}
+	return collectClaims(rows, out)
+}
 
-	// Not taken: find out why (finished, or held by a live node).
-	var missJobs, missKeys []string
-	var missShards []int32
-	for j := range idx {
-		if _, ok := out[runKey{jobs[j], keys[j], int(shards[j])}]; !ok {
-			missJobs, missKeys, missShards = append(missJobs, jobs[j]), append(missKeys, keys[j]), append(missShards, shards[j])
-		}
+// explainUnclaimed records why each run of reqs[idx] was not claimed: finished (AlreadyDone)
+// or running on a live node (HeldElsewhere); a run that is not there at all was deleted
+// between the statements (retention) and gets an error.
+func (l *Ledger) explainUnclaimed(ctx context.Context, reqs []ClaimRequest, idx []int, out map[runKey]ClaimResult) error {
+	if len(idx) == 0 {
+		return nil
 	}
-	rows, err = l.db.Query(ctx, `
+	n := len(idx)
+	jobs, keys, shards := make([]string, n), make([]string, n), make([]int32, n)
+	for j, i := range idx {
+		jobs[j], keys[j], shards[j] = reqs[i].Env.Job, reqs[i].Env.RunKey, int32(reqs[i].Env.Shard.Index)
+	}
+	rows, err := l.db.Query(ctx, `
 		SELECT j.id, j.status, j.job, j.run_key, j.shard_index
 		FROM job_runs j JOIN unnest($1::text[], $2::text[], $3::int[]) AS k(job, run_key, shard_index)
 			ON j.job = k.job AND j.run_key = k.run_key AND j.shard_index = k.shard_index`,
-		missJobs, missKeys, missShards)
+		pgx.QueryExecModeExec, jobs, keys, shards)
 	if err != nil {
-		return nil, fmt.Errorf("claim %s: read existing runs: %w", describeClaims(reqs, idx), err)
+		return fmt.Errorf("read existing runs: %w", err)
 	}
+	var k runKey
+	var id int64
 	var status Status
-	_, err = pgx.ForEachRow(rows, []any{&c.RunID, &status, &k.job, &k.runKey, &k.shard}, func() error {
-		held := Claim{RunID: c.RunID, Status: status, Outcome: AlreadyDone}
+	_, err = pgx.ForEachRow(rows, []any{&id, &status, &k.job, &k.runKey, &k.shard}, func() error {
+		held := Claim{RunID: id, Status: status, Outcome: AlreadyDone}
 		if status == StatusRunning {
 			held.Outcome = HeldElsewhere
 		}
@@ -201,16 +276,17 @@ func (l *Ledger) claimDistinct(ctx context.Context, staleAfter time.Duration, re
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("claim %s: read existing runs: %w", describeClaims(reqs, idx), err)
+		return fmt.Errorf("read existing runs: %w", err)
 	}
-	for j := range missJobs {
-		k := runKey{missJobs[j], missKeys[j], int(missShards[j])}
-		if _, ok := out[k]; !ok { // deleted between the two statements
+	for _, i := range idx {
+		if k := keyOf(reqs[i].Env); !hasKey(out, k) {
 			out[k] = ClaimResult{Err: fmt.Errorf("claim %s/%s shard %d: run vanished while being claimed", k.job, k.runKey, k.shard)}
 		}
 	}
-	return out, nil
+	return nil
 }
+
+func hasKey(m map[runKey]ClaimResult, k runKey) bool { _, ok := m[k]; return ok }
 
 // describeClaims names the run of a one-request batch, or counts a bigger one, for errors.
 func describeClaims(reqs []ClaimRequest, idx []int) string {
@@ -328,13 +404,14 @@ func (l *Ledger) FinishRuns(ctx context.Context, reqs []FinishRequest) ([]error,
 		}
 	}
 	// One statement: the attempt number fences each run row, which also holds the attempt.
+	// Planned per call (see takeOverRuns): a generic plan made on a small table would scan it.
 	rows, err := l.db.Query(ctx, `
 		UPDATE job_runs j SET status = req.status, result = req.result::jsonb, error = req.error, updated_at = now(),
 			finished_at = CASE WHEN req.status IN ('succeeded', 'failed', 'skipped', 'cancelled') THEN now() ELSE NULL END
 		FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[]) AS req(id, attempt, status, result, error)
 		WHERE j.id = req.id AND j.attempt = req.attempt AND j.status = 'running'
 		RETURNING j.id, j.attempt`,
-		ids, attempts, statuses, resultArg, texts)
+		pgx.QueryExecModeExec, ids, attempts, statuses, resultArg, texts)
 	if err != nil {
 		return nil, fmt.Errorf("finish %s: %w", describeFinishes(ids), err)
 	}
@@ -389,7 +466,7 @@ func (l *Ledger) Heartbeat(ctx context.Context, node string, claims []Claim) (lo
 		UPDATE job_runs r SET heartbeat_at = now()
 		FROM unnest($1::bigint[], $2::int[]) AS held(id, attempt)
 		WHERE r.id = held.id AND r.attempt = held.attempt AND r.status = 'running' AND r.node = $3
-		RETURNING r.id`, ids, attempts, node)
+		RETURNING r.id`, pgx.QueryExecModeExec, ids, attempts, node) // planned per call: see takeOverRuns
 	if err != nil {
 		return nil, fmt.Errorf("heartbeat: %w", err)
 	}
