@@ -67,6 +67,8 @@ type Settings struct {
 	Backoff    time.Duration // consumer.retry_backoff (max is 4x)
 	Goroutines int
 	MaxRunning int
+	// Consumer holds more keys of the consumer section, as YAML flow pairs ("ledger_flushers: 1").
+	Consumer string
 	// LeaseTimeout is ticker.lease_timeout (default: the production default, 15s).
 	LeaseTimeout time.Duration
 	// DeliverAhead is ticker.deliver_ahead (0: the service's default).
@@ -135,6 +137,10 @@ func (s Settings) YAML(name string) string {
 	if queues == 0 {
 		queues = 8
 	}
+	consumerExtra := ""
+	if s.Consumer != "" {
+		consumerExtra = ", " + s.Consumer
+	}
 	jobs := s.Jobs
 	if !strings.HasPrefix(strings.TrimLeft(jobs, "\n"), " ") {
 		jobs = "  " + jobs
@@ -146,14 +152,14 @@ log: {level: info, format: text}
 postgres: {dsn: %q, max_conns: 20}
 rocketmq: {name_servers: [%q], topic: %s, consumer_group: %s, producer_group: %s, broker_addrs: %s, queue_nums: %d, send_timeout: 3s}
 ticker: {enabled: %t, interval: %s, lookahead: %s, misfire_tolerance: %s, lease_key: %d, repair_interval: %s, lease_timeout: %s%s}
-consumer: {heartbeat_interval: %s, stale_after: %s, drain_timeout: %s, retry_backoff: %s, retry_backoff_max: %s, goroutines: %d, max_running: %d}
+consumer: {heartbeat_interval: %s, stale_after: %s, drain_timeout: %s, retry_backoff: %s, retry_backoff_max: %s, goroutines: %d, max_running: %d%s}
 admin: {listen: "127.0.0.1:0"}
 jobs:
 %s
 %s
 `, name, s.DSN, s.MQ.NameServers[0], s.MQ.Topic, s.MQ.ConsumerGroup, s.MQ.ProducerGroup, brokers, queues,
 		s.Ticker, s.Interval, s.Lookahead, s.Misfire, s.LeaseKey, s.Repair, s.LeaseTimeout, overdue,
-		s.Heartbeat, s.StaleAfter, s.Drain, s.Backoff, 4*s.Backoff, s.Goroutines, s.MaxRunning, jobs, s.Extra)
+		s.Heartbeat, s.StaleAfter, s.Drain, s.Backoff, 4*s.Backoff, s.Goroutines, s.MaxRunning, consumerExtra, jobs, s.Extra)
 }
 
 // Proc is one running node process.
