@@ -404,12 +404,15 @@ func (l *Ledger) FinishRuns(ctx context.Context, reqs []FinishRequest) ([]error,
 		}
 	}
 	// One statement: the attempt number fences each run row, which also holds the attempt.
+	// Runs are found by primary key only. "IS TRUE" keeps the status check off job_runs_live:
+	// matched there, the planner reads every live run of the node, and every entry of a run
+	// finished since the last vacuum, for each batch (most of a loaded node's ledger time).
 	// Planned per call (see takeOverRuns): a generic plan made on a small table would scan it.
 	rows, err := l.db.Query(ctx, `
 		UPDATE job_runs j SET status = req.status, result = req.result::jsonb, error = req.error, updated_at = now(),
 			finished_at = CASE WHEN req.status IN ('succeeded', 'failed', 'skipped', 'cancelled') THEN now() ELSE NULL END
 		FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[]) AS req(id, attempt, status, result, error)
-		WHERE j.id = req.id AND j.attempt = req.attempt AND j.status = 'running'
+		WHERE j.id = req.id AND j.attempt = req.attempt AND (j.status = 'running') IS TRUE
 		RETURNING j.id, j.attempt`,
 		pgx.QueryExecModeExec, ids, attempts, statuses, resultArg, texts)
 	if err != nil {
@@ -465,8 +468,8 @@ func (l *Ledger) Heartbeat(ctx context.Context, node string, claims []Claim) (lo
 	rows, err := l.db.Query(ctx, `
 		UPDATE job_runs r SET heartbeat_at = now()
 		FROM unnest($1::bigint[], $2::int[]) AS held(id, attempt)
-		WHERE r.id = held.id AND r.attempt = held.attempt AND r.status = 'running' AND r.node = $3
-		RETURNING r.id`, pgx.QueryExecModeExec, ids, attempts, node) // planned per call: see takeOverRuns
+		WHERE r.id = held.id AND r.attempt = held.attempt AND (r.status = 'running') IS TRUE AND r.node = $3
+		RETURNING r.id`, pgx.QueryExecModeExec, ids, attempts, node) // by primary key, as FinishRuns
 	if err != nil {
 		return nil, fmt.Errorf("heartbeat: %w", err)
 	}
