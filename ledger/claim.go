@@ -15,6 +15,66 @@ import (
 	"github.com/chatplat/job-service/job"
 )
 
+// The statements of a run's life on a node, named so that a test can check their plans
+// (TestHotStatementsFindRunsByKey): at thousands of runs a second, a plan that reads more of
+// job_runs than the rows it names is most of what the ledger costs.
+const (
+	// insertRunsSQL claims runs that do not exist yet.
+	insertRunsSQL = `
+		INSERT INTO job_runs (job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by,
+			status, attempt, node, msg_id, started_at, heartbeat_at)
+		SELECT job, run_key, shard_index, shard_total, trigger, scheduled_at, params::jsonb, requested_by,
+			'running', 1, node, msg_id, now(), now()
+		FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[],
+			$7::text[], $8::text[], $9::text[], $10::text[])
+			AS r(job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by, node, msg_id)
+		ON CONFLICT (job, run_key, shard_index) DO NOTHING
+		RETURNING id, attempt, job, run_key, shard_index`
+	// takeOverSQL claims runs that exist and may be taken.
+	takeOverSQL = `
+		WITH req AS (
+			SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[])
+				AS r(job, run_key, shard_index, node, msg_id)),
+		prev AS (
+			SELECT j.id, j.attempt, j.node, j.msg_id, j.started_at, j.finished_at, j.updated_at, j.status, j.error,
+				r.node AS new_node, r.msg_id AS new_msg_id
+			FROM job_runs j JOIN req r ON j.job = r.job AND j.run_key = r.run_key AND j.shard_index = r.shard_index
+			WHERE (j.status IN ('scheduled', 'retrying', 'interrupted', 'abandoned')
+			   OR (j.status = 'running' AND j.heartbeat_at < now() - $6::interval))
+			  AND j.cancel_requested_at IS NULL -- cancelled while its node vanished: never rerun
+			ORDER BY j.job, j.run_key, j.shard_index
+			FOR UPDATE OF j),
+		taken AS (
+			UPDATE job_runs j SET status = 'running', attempt = prev.attempt + 1, node = prev.new_node,
+				msg_id = CASE WHEN prev.new_msg_id <> '' THEN prev.new_msg_id ELSE prev.msg_id END,
+				started_at = now(), heartbeat_at = now(), finished_at = NULL, error = '', updated_at = now()
+			FROM prev WHERE j.id = prev.id
+			RETURNING j.id, j.attempt, j.job, j.run_key, j.shard_index),
+		archived AS (
+			INSERT INTO job_past_attempts AS p (run_id, attempt, node, msg_id, started_at, finished_at, outcome, error)
+			SELECT id, attempt, node, msg_id, started_at,
+				CASE WHEN status = 'running' THEN now() ELSE coalesce(finished_at, updated_at) END,
+				CASE WHEN status = 'running' THEN 'abandoned' ELSE status END, error
+			FROM prev WHERE attempt > 0 AND started_at IS NOT NULL
+			-- a row kept from before migration 00050 may already hold this attempt
+			ON CONFLICT (run_id, attempt) DO UPDATE SET outcome = EXCLUDED.outcome, finished_at = EXCLUDED.finished_at
+			WHERE p.outcome = 'running')
+		SELECT id, attempt, job, run_key, shard_index FROM taken`
+	// finishSQL records outcomes, fenced by attempt.
+	finishSQL = `
+		UPDATE job_runs j SET status = req.status, result = req.result::jsonb, error = req.error, updated_at = now(),
+			finished_at = CASE WHEN req.status IN ('succeeded', 'failed', 'skipped', 'cancelled') THEN now() ELSE NULL END
+		FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[]) AS req(id, attempt, status, result, error)
+		WHERE j.id = req.id AND j.attempt = req.attempt AND (j.status = 'running') IS TRUE
+		RETURNING j.id, j.attempt`
+	// heartbeatSQL refreshes the heartbeats of a node's runs.
+	heartbeatSQL = `
+		UPDATE job_runs r SET heartbeat_at = now()
+		FROM unnest($1::bigint[], $2::int[]) AS held(id, attempt)
+		WHERE r.id = held.id AND r.attempt = held.attempt AND (r.status = 'running') IS TRUE AND r.node = $3
+		RETURNING r.id`
+)
+
 // ClaimOutcome says what the consumer should do with a message after trying to claim it.
 type ClaimOutcome int
 
@@ -175,16 +235,7 @@ func (l *Ledger) insertRuns(ctx context.Context, reqs []ClaimRequest, idx []int,
 		triggers[j], scheduled[j], params[j], requestedBy[j] = string(r.Env.Trigger), r.Env.ScheduledAt, string(paramsOrEmpty(r.Env.Params)), r.Env.RequestedBy
 		nodes[j], msgIDs[j] = r.Node, r.MsgID
 	}
-	rows, err := l.db.Query(ctx, `
-		INSERT INTO job_runs (job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by,
-			status, attempt, node, msg_id, started_at, heartbeat_at)
-		SELECT job, run_key, shard_index, shard_total, trigger, scheduled_at, params::jsonb, requested_by,
-			'running', 1, node, msg_id, now(), now()
-		FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[],
-			$7::text[], $8::text[], $9::text[], $10::text[])
-			AS r(job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by, node, msg_id)
-		ON CONFLICT (job, run_key, shard_index) DO NOTHING
-		RETURNING id, attempt, job, run_key, shard_index`,
+	rows, err := l.db.Query(ctx, insertRunsSQL,
 		jobs, keys, shards, totals, triggers, scheduled, params, requestedBy, nodes, msgIDs)
 	if err != nil {
 		return err
@@ -208,35 +259,7 @@ func (l *Ledger) takeOverRuns(ctx context.Context, staleAfter time.Duration, req
 		r := reqs[i]
 		jobs[j], keys[j], shards[j], nodes[j], msgIDs[j] = r.Env.Job, r.Env.RunKey, int32(r.Env.Shard.Index), r.Node, r.MsgID
 	}
-	rows, err := l.db.Query(ctx, `
-		WITH req AS (
-			SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[])
-				AS r(job, run_key, shard_index, node, msg_id)),
-		prev AS (
-			SELECT j.id, j.attempt, j.node, j.msg_id, j.started_at, j.finished_at, j.updated_at, j.status, j.error,
-				r.node AS new_node, r.msg_id AS new_msg_id
-			FROM job_runs j JOIN req r ON j.job = r.job AND j.run_key = r.run_key AND j.shard_index = r.shard_index
-			WHERE (j.status IN ('scheduled', 'retrying', 'interrupted', 'abandoned')
-			   OR (j.status = 'running' AND j.heartbeat_at < now() - $6::interval))
-			  AND j.cancel_requested_at IS NULL -- cancelled while its node vanished: never rerun
-			ORDER BY j.job, j.run_key, j.shard_index
-			FOR UPDATE OF j),
-		taken AS (
-			UPDATE job_runs j SET status = 'running', attempt = prev.attempt + 1, node = prev.new_node,
-				msg_id = CASE WHEN prev.new_msg_id <> '' THEN prev.new_msg_id ELSE prev.msg_id END,
-				started_at = now(), heartbeat_at = now(), finished_at = NULL, error = '', updated_at = now()
-			FROM prev WHERE j.id = prev.id
-			RETURNING j.id, j.attempt, j.job, j.run_key, j.shard_index),
-		archived AS (
-			INSERT INTO job_past_attempts AS p (run_id, attempt, node, msg_id, started_at, finished_at, outcome, error)
-			SELECT id, attempt, node, msg_id, started_at,
-				CASE WHEN status = 'running' THEN now() ELSE coalesce(finished_at, updated_at) END,
-				CASE WHEN status = 'running' THEN 'abandoned' ELSE status END, error
-			FROM prev WHERE attempt > 0 AND started_at IS NOT NULL
-			-- a row kept from before migration 00050 may already hold this attempt
-			ON CONFLICT (run_id, attempt) DO UPDATE SET outcome = EXCLUDED.outcome, finished_at = EXCLUDED.finished_at
-			WHERE p.outcome = 'running')
-		SELECT id, attempt, job, run_key, shard_index FROM taken`,
+	rows, err := l.db.Query(ctx, takeOverSQL,
 		pgx.QueryExecModeExec, jobs, keys, shards, nodes, msgIDs, staleAfter.String())
 	if err != nil {
 		return err
@@ -408,12 +431,7 @@ func (l *Ledger) FinishRuns(ctx context.Context, reqs []FinishRequest) ([]error,
 	// matched there, the planner reads every live run of the node, and every entry of a run
 	// finished since the last vacuum, for each batch (most of a loaded node's ledger time).
 	// Planned per call (see takeOverRuns): a generic plan made on a small table would scan it.
-	rows, err := l.db.Query(ctx, `
-		UPDATE job_runs j SET status = req.status, result = req.result::jsonb, error = req.error, updated_at = now(),
-			finished_at = CASE WHEN req.status IN ('succeeded', 'failed', 'skipped', 'cancelled') THEN now() ELSE NULL END
-		FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[]) AS req(id, attempt, status, result, error)
-		WHERE j.id = req.id AND j.attempt = req.attempt AND (j.status = 'running') IS TRUE
-		RETURNING j.id, j.attempt`,
+	rows, err := l.db.Query(ctx, finishSQL,
 		pgx.QueryExecModeExec, ids, attempts, statuses, resultArg, texts)
 	if err != nil {
 		return nil, fmt.Errorf("finish %s: %w", describeFinishes(ids), err)
@@ -465,11 +483,7 @@ func (l *Ledger) Heartbeat(ctx context.Context, node string, claims []Claim) (lo
 	for i, c := range claims {
 		ids[i], attempts[i] = c.RunID, int32(c.Attempt)
 	}
-	rows, err := l.db.Query(ctx, `
-		UPDATE job_runs r SET heartbeat_at = now()
-		FROM unnest($1::bigint[], $2::int[]) AS held(id, attempt)
-		WHERE r.id = held.id AND r.attempt = held.attempt AND (r.status = 'running') IS TRUE AND r.node = $3
-		RETURNING r.id`, pgx.QueryExecModeExec, ids, attempts, node) // by primary key, as FinishRuns
+	rows, err := l.db.Query(ctx, heartbeatSQL, pgx.QueryExecModeExec, ids, attempts, node) // by primary key, as FinishRuns
 	if err != nil {
 		return nil, fmt.Errorf("heartbeat: %w", err)
 	}
