@@ -96,7 +96,7 @@ bench-archive: stack-up
 
 ## bench-peers: dispatch throughput, job-service against River and Asynq on the same stack,
 ## back to back (bench/peers, a module of its own; not part of make test). PEERS_N jobs per
-## run (10000). PEERS_BENCH=. runs bench-precision's benchmarks too.
+## run (50000; about 3 minutes). PEERS_BENCH=. runs bench-precision's benchmarks too.
 PEERS_BENCH ?= Dispatch
 bench-peers:
 	$(STACK) up postgres redis rocketmq

@@ -32,7 +32,7 @@ import (
 // from the first start to the last recorded outcome, read from each system's own record
 // (job_runs for job-service, river_job for River, the completed set for Asynq).
 func BenchmarkDispatch(b *testing.B) {
-	n := testenv.EnvInt(b, "PEERS_N", 10000)
+	n := testenv.EnvInt(b, "PEERS_N", 50000) // River works 10,000 in 0.25-0.5 s: too short to measure
 	for _, g := range []int{64, 256, 1000} {
 		b.Run(fmt.Sprintf("jobservice/goroutines=%d", g), func(b *testing.B) { jobService(b, n, g) })
 	}
