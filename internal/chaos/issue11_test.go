@@ -139,12 +139,31 @@ func TestSIGSTOPLeaderLosesLeaseWithin30s(t *testing.T) {
 			oldHosts[m.bornHost] = true // only the old leader published occurrences before the stop
 		}
 	}
+	// Except the send the freeze caught between the lease check and the wire: recorded before
+	// the stop, it leaves when the process runs again (no fence can stop a paused process's
+	// next write; the ledger runs it once). At most one occurrence, and the same one as any
+	// repeated above.
+	late := map[string]string{}
 	for id, m := range tp.born {
 		if oldHosts[m.bornHost] && !m.born.Before(woke) {
-			t.Errorf("the old leader published %s (message %s) after it woke up", m.runKey, id)
+			late[m.runKey] = id
 		}
 	}
 	tp.mu.Unlock()
+	for key, id := range late {
+		var created time.Time
+		require.NoError(t, w.pool.QueryRow(context.Background(), `SELECT created_at FROM job_runs WHERE job = $1 AND run_key = $2`,
+			chaos.ProbeKind, key).Scan(&created))
+		at, _ := time.Parse(time.RFC3339, strings.TrimPrefix(key, "sched:chaos_probe@"))
+		caught := created.Before(stopped) && !at.After(stopped.Add(w.c.Settings.Lookahead+2*time.Second)) &&
+			len(late) == 1 && (len(inFlight) == 0 || inFlight[key])
+		if !caught {
+			t.Errorf("the old leader published %s (message %s, recorded %s, stopped %s) after it woke up", key, id,
+				created.Format(time.RFC3339Nano), stopped.Format(time.RFC3339Nano))
+			continue
+		}
+		t.Logf("the send in flight at the freeze left after the wake-up: %s (message %s, recorded before the stop)", key, id)
+	}
 	t.Logf("%d occurrences from before the stop to after the wake-up, each recorded and run once; repeated publish of the one in flight at the freeze: %v",
 		len(window), inFlight)
 }
