@@ -325,7 +325,7 @@ func backlogCmd(g *globals) *cobra.Command {
 		Short: "Runs due but not started, per job (from the ledger), and the RocketMQ lag of both consumer groups",
 		Long: "Per job, runs scheduled and due but not started and runs waiting for a retry, from the ledger.\n" +
 			"With --lag (default) also the RocketMQ lag of the job group and of the schedule group (fires):\n" +
-				"from the broker's Prometheus exporter\n" +
+			"from the broker's Prometheus exporter\n" +
 			"(--broker-metrics, rocketmq_consumer_lag_messages) when it answers, else mqadmin consumerProgress\n" +
 			"(--mqadmin; the local stack has deploy/local/mqadmin.sh). Where it cannot be read it says unavailable.",
 		Args: cobra.NoArgs,

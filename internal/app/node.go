@@ -38,7 +38,7 @@ type Node struct {
 	// ScheduleConsumer takes the schedule topic (the ticker's fires) into Proc's schedule lane.
 	ScheduleConsumer *consumer.Consumer
 	Proc             *consumer.Processor
-	Redis    *redis.Client
+	Redis            *redis.Client
 	// Alerts is nil when no alert channel is configured.
 	Alerts *alert.Notifier
 	// Metrics is the node's Prometheus registry; Start creates it when nil.
