@@ -109,9 +109,6 @@ const ScheduleGroupSuffix = "-schedule"
 // rebalance, retry topic and dead-letter queue.
 func (c Config) ScheduleGroup() string { return c.ConsumerGroup + ScheduleGroupSuffix }
 
-// Groups are the consumer groups of job messages: the job group, then the schedule group.
-func (c Config) Groups() []string { return []string{c.ConsumerGroup, c.ScheduleGroup()} }
-
 // validTopic reports whether name is a topic name the broker accepts for a topic of ours
 // (RocketMQ allows also % and |, which mark its system topics).
 func validTopic(name string) bool {
