@@ -239,3 +239,73 @@ func TestSlotGateOrder(t *testing.T) {
 	<-granted
 	require.True(t, abandon(), "granted before it gave up: the caller must release")
 }
+
+// claimClock is laneLedger that also records when each run was claimed.
+type claimClock struct {
+	*laneLedger
+	cmu sync.Mutex
+	at  map[string]time.Time
+}
+
+func (l *claimClock) ClaimRun(ctx context.Context, env job.Envelope, node, msgID string, stale time.Duration) (ledger.Claim, error) {
+	l.cmu.Lock()
+	l.at[env.RunKey] = time.Now()
+	l.cmu.Unlock()
+	return l.laneLedger.ClaimRun(ctx, env, node, msgID, stale)
+}
+
+// A fire delivered ahead of its time (ticker.deliver_ahead) is claimed while its message is
+// held, and its handler starts at scheduled_at, not before; a run with an overlap check is
+// claimed only at its time (the check must see the runs in flight then). The drain hands a
+// held run back without starting it.
+func TestHeldFireIsClaimedDuringTheHold(t *testing.T) {
+	t.Parallel()
+	l := &claimClock{laneLedger: newLaneLedger(), at: map[string]time.Time{}}
+	starts := map[string]time.Time{}
+	var smu sync.Mutex
+	reg := keyRegistry{handlers: map[string]func(context.Context) (any, error){}}
+	for _, k := range []string{"sched:allow", "sched:skip"} {
+		reg.handlers[k] = func(context.Context) (any, error) {
+			smu.Lock()
+			starts[k] = time.Now()
+			smu.Unlock()
+			return nil, nil
+		}
+	}
+	newProc := func(overlap job.OverlapPolicy) *Processor {
+		return NewProcessor(Config{Node: "n", MaxRunning: 2}, l, reg,
+			map[string]job.Spec{"probe": job.Spec{Overlap: overlap}.WithDefaults()}, &recPublisher{}, nil, discard(), time.Now)
+	}
+	heldFire := func(key string, at time.Time) []Delivery {
+		b, err := job.Encode(job.Envelope{Job: "probe", RunKey: key, Trigger: job.TriggerSchedule, ScheduledAt: at,
+			Shard: job.Shard{Total: 1}})
+		require.NoError(t, err)
+		_, ds := batchOfMessages(b)
+		return ds
+	}
+
+	at := time.Now().Add(200 * time.Millisecond)
+	require.Equal(t, []Action{Ack}, actions(newProc(job.OverlapAllow).ProcessLane(context.Background(), LaneSchedule, heldFire("sched:allow", at))))
+	l.cmu.Lock()
+	require.True(t, l.at["sched:allow"].Before(at), "claimed during the hold")
+	l.cmu.Unlock()
+	smu.Lock()
+	require.False(t, starts["sched:allow"].Before(at), "the handler starts at scheduled_at, not before")
+	smu.Unlock()
+
+	at = time.Now().Add(100 * time.Millisecond)
+	require.Equal(t, []Action{Ack}, actions(newProc(job.OverlapSkipIfRunning).ProcessLane(context.Background(), LaneSchedule, heldFire("sched:skip", at))))
+	l.cmu.Lock()
+	require.False(t, l.at["sched:skip"].Before(at), "an overlap-checked run is claimed at its time")
+	l.cmu.Unlock()
+
+	p := newProc(job.OverlapAllow)
+	done := make(chan []Decision, 1)
+	go func() { done <- p.ProcessLane(context.Background(), LaneSchedule, heldFire("sched:drained", time.Now().Add(2*time.Second))) }()
+	require.Eventually(t, func() bool { return p.InFlight() == 1 }, 5*time.Second, time.Millisecond, "claimed and held")
+	require.Zero(t, p.Drain(context.Background()), "a held run never started: nothing to interrupt after the deadline")
+	require.Equal(t, []Action{RetryLater}, actions(<-done))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	require.Equal(t, ledger.StatusInterrupted, l.outcomes["sched:drained"], "handed back, not started")
+}

@@ -298,6 +298,16 @@ func (p *Processor) Process(ctx context.Context, d Delivery) Decision {
 			log.InfoContext(ctx, "message arrived early, re-published as timer message", "early", early)
 			return Decision{Action: Ack, Reason: "deferred"}
 		}
+		if spec.Overlap != job.OverlapSkipIfRunning && !fromDLQ(d) {
+			// Claimed now, while the message is held (ticker.deliver_ahead): the claim's round
+			// trip is then off the fire's path, and run holds the claimed run until its time
+			// (heartbeated and cancellable like any run). The ledger records the attempt's start
+			// no earlier than scheduled_at. A run with an overlap check is not: the check must
+			// see the runs in flight at the fire time.
+			claimSent := p.now()
+			claim, err := p.ledger.ClaimRun(ctx, env, p.cfg.Node, d.MsgID, p.cfg.StaleAfter)
+			return p.claimed(ctx, log, d, env, spec, prepared, claim, err, claimSent)
+		}
 		// The timer wheel rounds delivery down to its precision: wait out the remainder so a
 		// run never starts before its scheduled time.
 		select {
@@ -416,39 +426,43 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 	var result any
 	var runErr error
 	start := p.now()
-	// The schedule lane's runs (ledger.WithPriority) take the next free slot before others.
-	granted, abandon := p.slots.wait(ledger.HasPriority(ctx))
-	gaveUp := func() {
-		if abandon() {
-			p.slots.release()
+	// A run claimed while its message was held waits for its time first (see Process).
+	runErr = p.holdUntil(runCtx, cancel, env.ScheduledAt)
+	if runErr == nil {
+		// The schedule lane's runs (ledger.WithPriority) take the next free slot before others.
+		granted, abandon := p.slots.wait(ledger.HasPriority(ctx))
+		gaveUp := func() {
+			if abandon() {
+				p.slots.release()
+			}
 		}
-	}
-	select {
-	case <-granted:
-		// A slot and the drain can be ready at once (select picks either): the drain wins,
-		// under the lock Drain sets it with, so no handler starts once the drain began.
-		if !p.mayStart() {
+		select {
+		case <-granted:
+			// A slot and the drain can be ready at once (select picks either): the drain wins,
+			// under the lock Drain sets it with, so no handler starts once the drain began.
+			if !p.mayStart() {
+				p.slots.release()
+				cancel(errDraining)
+				runErr = errors.New("not started: node is shutting down")
+				break
+			}
+			start = p.now()
+			// The summary line ("run finished") carries the schedule delay too; this one is for
+			// following a run that is still going, at a cost per run that only debug pays.
+			if log.Enabled(ctx, slog.LevelDebug) {
+				log.DebugContext(ctx, "run started", "schedule_delay", start.Sub(env.ScheduledAt))
+			}
+			result, runErr = p.invoke(runlog.WithBuffer(runCtx, logs), spec.Timeout, claim, prepared)
 			p.slots.release()
+		case <-p.drained:
+			// Claimed but never started: hand it back rather than start it during shutdown.
+			gaveUp()
 			cancel(errDraining)
 			runErr = errors.New("not started: node is shutting down")
-			break
+		case <-runCtx.Done():
+			gaveUp()
+			runErr = fmt.Errorf("not started: %w", context.Cause(runCtx))
 		}
-		start = p.now()
-		// The summary line ("run finished") carries the schedule delay too; this one is for
-		// following a run that is still going, at a cost per run that only debug pays.
-		if log.Enabled(ctx, slog.LevelDebug) {
-			log.DebugContext(ctx, "run started", "schedule_delay", start.Sub(env.ScheduledAt))
-		}
-		result, runErr = p.invoke(runlog.WithBuffer(runCtx, logs), spec.Timeout, claim, prepared)
-		p.slots.release()
-	case <-p.drained:
-		// Claimed but never started: hand it back rather than start it during shutdown.
-		gaveUp()
-		cancel(errDraining)
-		runErr = errors.New("not started: node is shutting down")
-	case <-runCtx.Done():
-		gaveUp()
-		runErr = fmt.Errorf("not started: %w", context.Cause(runCtx))
 	}
 	elapsed := p.now().Sub(start)
 
@@ -510,6 +524,27 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 	}
 	log.LogAttrs(ctx, level, "run finished", attrs[:n]...)
 	return decision
+}
+
+// holdUntil waits until at, for a run claimed while its early message was held (see
+// Process); at once for any other. It returns why the run must not start when the drain
+// begins or the run's context ends first (an operator's cancel, a lost claim).
+func (p *Processor) holdUntil(ctx context.Context, cancel context.CancelCauseFunc, at time.Time) error {
+	wait := at.Sub(p.now())
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-p.drained:
+		cancel(errDraining)
+		return errors.New("not started: node is shutting down")
+	case <-ctx.Done():
+		return fmt.Errorf("not started: %w", context.Cause(ctx))
+	}
 }
 
 // finish records an outcome, retrying briefly: a database blip must not turn a finished run
