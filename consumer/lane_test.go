@@ -301,7 +301,9 @@ func TestHeldFireIsClaimedDuringTheHold(t *testing.T) {
 
 	p := newProc(job.OverlapAllow)
 	done := make(chan []Decision, 1)
-	go func() { done <- p.ProcessLane(context.Background(), LaneSchedule, heldFire("sched:drained", time.Now().Add(2*time.Second))) }()
+	go func() {
+		done <- p.ProcessLane(context.Background(), LaneSchedule, heldFire("sched:drained", time.Now().Add(2*time.Second)))
+	}()
 	require.Eventually(t, func() bool { return p.InFlight() == 1 }, 5*time.Second, time.Millisecond, "claimed and held")
 	require.Zero(t, p.Drain(context.Background()), "a held run never started: nothing to interrupt after the deadline")
 	require.Equal(t, []Action{RetryLater}, actions(<-done))
