@@ -1,7 +1,11 @@
 package consumer
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"sync"
+	"time"
 )
 
 // Lane is one way messages reach the processor, with in-hand tokens of its own. The job lane
@@ -82,4 +86,25 @@ func (g *slotGate) release() {
 		}
 	}
 	g.free++
+}
+
+// holdUntil waits until at, for a run claimed while its early message was held (see
+// Process); at once for any other. It returns why the run must not start when the drain
+// begins or the run's context ends first (an operator's cancel, a lost claim).
+func (p *Processor) holdUntil(ctx context.Context, cancel context.CancelCauseFunc, at time.Time) error {
+	wait := at.Sub(p.now())
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-p.drained:
+		cancel(errDraining)
+		return errors.New("not started: node is shutting down")
+	case <-ctx.Done():
+		return fmt.Errorf("not started: %w", context.Cause(ctx))
+	}
 }

@@ -526,27 +526,6 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 	return decision
 }
 
-// holdUntil waits until at, for a run claimed while its early message was held (see
-// Process); at once for any other. It returns why the run must not start when the drain
-// begins or the run's context ends first (an operator's cancel, a lost claim).
-func (p *Processor) holdUntil(ctx context.Context, cancel context.CancelCauseFunc, at time.Time) error {
-	wait := at.Sub(p.now())
-	if wait <= 0 {
-		return nil
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-p.drained:
-		cancel(errDraining)
-		return errors.New("not started: node is shutting down")
-	case <-ctx.Done():
-		return fmt.Errorf("not started: %w", context.Cause(ctx))
-	}
-}
-
 // finish records an outcome, retrying briefly: a database blip must not turn a finished run
 // into a rerun.
 func (p *Processor) finish(ctx context.Context, c ledger.Claim, o ledger.Outcome) error {
