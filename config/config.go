@@ -308,6 +308,13 @@ func (c Config) problems() []error {
 	if c.FileGC.Enabled && c.FileGC.Topic == c.RocketMQ.Topic {
 		errs = append(errs, fmt.Errorf("config: filegc.topic: %q is the job topic; file events need their own", c.FileGC.Topic))
 	}
+	if c.FileGC.Enabled && c.FileGC.Topic == c.RocketMQ.ScheduleTopic {
+		errs = append(errs, fmt.Errorf("config: filegc.topic: %q is the schedule topic; file events need their own", c.FileGC.Topic))
+	}
+	if c.FileGC.Enabled && c.FileGC.Group == c.RocketMQ.ScheduleGroup() {
+		errs = append(errs, fmt.Errorf("config: filegc.group: %q is the schedule topic's group (rocketmq.consumer_group + %q)",
+			c.FileGC.Group, mq.ScheduleGroupSuffix))
+	}
 	return errs
 }
 

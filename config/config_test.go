@@ -40,6 +40,9 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"deliver ahead negative", base + "ticker: {deliver_ahead: -1s}\n", "ticker.deliver_ahead"},
 		{"broker gone too soon", base + "ticker: {broker_gone_after: 500ms}\n", "ticker.broker_gone_after"},
 		{"broker gone too late", base + "ticker: {broker_gone_after: 1h}\n", "ticker.broker_gone_after"},
+		{"schedule topic is the job topic", base + "rocketmq: {topic: JOBS, schedule_topic: JOBS}\n", "rocketmq.schedule_topic"},
+		{"schedule topic not a name", base + "rocketmq: {schedule_topic: '%RETRY%x'}\n", "rocketmq.schedule_topic"},
+		{"schedule goroutines", base + "consumer: {schedule_goroutines: 5000}\n", "consumer.schedule_goroutines"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -73,4 +76,18 @@ func FuzzParse(f *testing.F) {
 		}
 		require.NoError(t, cfg.Validate())
 	})
+}
+
+// The schedule topic and its group are derived from the job topic and group unless set.
+func TestScheduleTopicDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := parse([]byte("postgres: {dsn: postgres://x@127.0.0.1/db}\nrocketmq: {topic: JOBS, consumer_group: workers}\n"), noEnv)
+	require.NoError(t, err)
+	require.Equal(t, "JOBS_SCHEDULE", cfg.RocketMQ.ScheduleTopic)
+	require.Equal(t, "workers-schedule", cfg.RocketMQ.ScheduleGroup())
+	require.Equal(t, 32, cfg.Consumer.ScheduleGoroutines)
+	cfg, err = parse([]byte("postgres: {dsn: postgres://x@127.0.0.1/db}\nrocketmq: {schedule_topic: FIRES}\n"), noEnv)
+	require.NoError(t, err)
+	require.Equal(t, "FIRES", cfg.RocketMQ.ScheduleTopic)
+	require.Equal(t, "JOB_TOPIC", cfg.RocketMQ.Topic)
 }

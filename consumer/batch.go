@@ -40,6 +40,17 @@ type claimable struct {
 // deliveries cannot starve each other. Every claimed run is heartbeated, so this bound is
 // also the heartbeat statement's.
 func (p *Processor) ProcessBatch(ctx context.Context, ds []Delivery) []Decision {
+	return p.ProcessLane(ctx, LaneJobs, ds)
+}
+
+// ProcessLane is ProcessBatch for the deliveries of lane: the messages in hand are bounded
+// by the lane's own tokens, and the schedule lane's claims, outcomes and handler slots go
+// ahead of the job lane's (ledger.WithPriority).
+func (p *Processor) ProcessLane(ctx context.Context, lane Lane, ds []Delivery) []Decision {
+	if lane == LaneSchedule {
+		ctx = ledger.WithPriority(ctx)
+	}
+	inHand := p.inHand[lane]
 	out := make([]Decision, len(ds))
 	p.mu.Lock()
 	if p.draining {
@@ -74,7 +85,7 @@ func (p *Processor) ProcessBatch(ctx context.Context, ds []Delivery) []Decision 
 		out[i] = Decision{Action: RetryLater, After: time.Second, Reason: "node draining"}
 	}
 	for len(batch) > 0 {
-		n := p.takeInHand(ctx, len(batch))
+		n := p.takeInHand(ctx, inHand, len(batch))
 		if n == 0 {
 			for _, c := range batch {
 				refuse(c.i)
@@ -96,20 +107,20 @@ func (p *Processor) ProcessBatch(ctx context.Context, ds []Delivery) []Decision 
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer func() { <-p.inHand }()
+				defer func() { <-inHand }()
 				out[c.i] = p.claimed(ctx, log, d, c.env, c.spec, c.prepared, res[j].Claim, res[j].Err, claimSent)
 			}()
 		}
 	}
 	for _, i := range alone {
-		if p.takeInHand(ctx, 1) == 0 {
+		if p.takeInHand(ctx, inHand, 1) == 0 {
 			refuse(i)
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-p.inHand }()
+			defer func() { <-inHand }()
 			out[i] = p.Process(ctx, ds[i])
 		}()
 	}
@@ -117,24 +128,24 @@ func (p *Processor) ProcessBatch(ctx context.Context, ds []Delivery) []Decision 
 	return out
 }
 
-// takeInHand waits for one in-hand token, then takes up to want-1 more that are free at
+// takeInHand waits for one of inHand's tokens, then takes up to want-1 more that are free at
 // once, and returns how many it took: 0 when the drain began or ctx ended first.
-func (p *Processor) takeInHand(ctx context.Context, want int) int {
+func (p *Processor) takeInHand(ctx context.Context, inHand chan struct{}, want int) int {
 	select {
-	case p.inHand <- struct{}{}:
+	case inHand <- struct{}{}:
 	case <-p.drained:
 		return 0
 	case <-ctx.Done():
 		return 0
 	}
 	if !p.mayStart() { // the token and the drain were ready at once
-		<-p.inHand
+		<-inHand
 		return 0
 	}
 	n := 1
 	for n < want {
 		select {
-		case p.inHand <- struct{}{}:
+		case inHand <- struct{}{}:
 			n++
 		default:
 			return n

@@ -27,6 +27,10 @@ type Options struct {
 	// Resend sends one message of a batch back on its own (see settle); nil: a batch with a
 	// message that must come back goes back whole.
 	Resend Resender
+	// Lane is the processor's lane the messages go to: LaneJobs (the job topic) or
+	// LaneSchedule (the schedule topic). The job lane's consumer also runs the processor's
+	// heartbeat, which covers the runs of both lanes.
+	Lane Lane
 }
 
 // Resender sends a copy of one delivered message to topic, to be delivered at deliverAt
@@ -56,7 +60,11 @@ func New(opts Options, proc *Processor, log *slog.Logger) *Consumer {
 	// As many deliveries at once as messages in hand: a long run keeps its delivery until it
 	// ends, and must not keep the node from taking other messages. Processor.ProcessBatch
 	// bounds the messages claimed and in hand to goroutines.
-	return &Consumer{opts: opts, proc: proc, log: log, batch: proc.cfg.ConsumeBatch, goroutine: proc.cfg.Goroutines}
+	goroutines := proc.cfg.Goroutines
+	if opts.Lane == LaneSchedule {
+		goroutines = proc.cfg.ScheduleGoroutines
+	}
+	return &Consumer{opts: opts, proc: proc, log: log, batch: proc.cfg.ConsumeBatch, goroutine: goroutines}
 }
 
 // Start subscribes to the topic and starts consuming. The topic must exist.
@@ -81,9 +89,12 @@ func (c *Consumer) Start(ctx context.Context) error {
 	c.hbDone = make(chan struct{})
 	go func() {
 		defer close(c.hbDone)
-		c.proc.HeartbeatLoop(c.baseCtx)
+		if c.opts.Lane == LaneJobs {
+			c.proc.HeartbeatLoop(c.baseCtx)
+		}
 	}()
-	c.log.Info("consumer started", "topic", c.opts.Topic, "group", c.opts.Group, "instance", c.opts.Instance)
+	c.log.Info("consumer started", "topic", c.opts.Topic, "group", c.opts.Group, "lane", c.opts.Lane.String(),
+		"instance", c.opts.Instance)
 	return nil
 }
 
@@ -92,7 +103,7 @@ func (c *Consumer) handle(ctx context.Context, msgs ...*primitive.MessageExt) (r
 	for i, m := range msgs {
 		ds[i] = Delivery{Body: m.Body, MsgID: m.MsgId, Tag: m.GetTags(), ReconsumeTimes: mq.Reconsumed(m), Topic: m.Topic}
 	}
-	decisions := c.proc.ProcessBatch(c.baseCtx, ds)
+	decisions := c.proc.ProcessLane(c.baseCtx, c.opts.Lane, ds)
 	concCtx, _ := primitive.GetConcurrentlyCtx(ctx)
 	return c.settle(concCtx, msgs, decisions), nil
 }

@@ -106,6 +106,11 @@ type Config struct {
 	// goroutine under max_running. Goroutines still bounds the messages claimed and in hand;
 	// the rest of a delivery waits, unclaimed, for those to finish.
 	ConsumeBatch int `yaml:"consume_batch"`
+	// ScheduleGoroutines is Goroutines for the schedule lane (the schedule topic's consumer):
+	// its messages in hand have tokens of their own, so a fire never waits for one held by a
+	// forced run. A fire takes one from its delivery, up to ticker.deliver_ahead before its
+	// time, until its outcome is recorded: at least the fires of a second on one node.
+	ScheduleGoroutines int `yaml:"schedule_goroutines"`
 	// MaxRunning is how many handlers run at once on one node: the limit that protects the
 	// systems the jobs work on. A claimed run waits for a slot (heartbeating) before it starts.
 	MaxRunning int `yaml:"max_running"`
@@ -141,6 +146,9 @@ func (c Config) WithDefaults() Config {
 	if c.ConsumeBatch == 0 {
 		c.ConsumeBatch = 32
 	}
+	if c.ScheduleGoroutines == 0 {
+		c.ScheduleGoroutines = 32
+	}
 	if c.MaxRunning == 0 {
 		c.MaxRunning = 8
 	}
@@ -170,6 +178,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("goroutines: %d is outside 1..1000", c.Goroutines)
 	case c.ConsumeBatch < 1 || c.ConsumeBatch > 1024:
 		return fmt.Errorf("consume_batch: %d is outside 1..1024", c.ConsumeBatch)
+	case c.ScheduleGoroutines < 1 || c.ScheduleGoroutines > 1000:
+		return fmt.Errorf("schedule_goroutines: %d is outside 1..1000", c.ScheduleGoroutines)
 	case c.MaxRunning < 1 || c.MaxRunning > c.Goroutines:
 		return fmt.Errorf("max_running: %d is outside 1..goroutines (%d)", c.MaxRunning, c.Goroutines)
 	case c.LedgerBatch < 1 || c.LedgerBatch > 1000:
@@ -211,11 +221,11 @@ type Processor struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	// slots holds one token per handler running (MaxRunning).
-	slots chan struct{}
-	// inHand holds one token per message of a batch being claimed or run (Goroutines): see
-	// ProcessBatch.
-	inHand chan struct{}
+	// slots bounds the handlers running (MaxRunning), fires first (see slotGate).
+	slots *slotGate
+	// inHand holds, per lane, one token per message of a batch being claimed or run
+	// (Goroutines, ScheduleGoroutines): see ProcessBatch.
+	inHand [2]chan struct{}
 	// drained is closed when Drain starts: runs still waiting for a slot give up.
 	drained chan struct{}
 
@@ -235,7 +245,9 @@ func NewProcessor(cfg Config, l Ledger, reg Registry, specs map[string]job.Spec,
 	cfg = cfg.WithDefaults()
 	return &Processor{cfg: cfg, ledger: l, registry: reg, specs: specs, pub: pub, obs: obs,
 		log: log, now: now, running: map[int64]inflight{},
-		slots: make(chan struct{}, cfg.MaxRunning), inHand: make(chan struct{}, cfg.Goroutines), drained: make(chan struct{})}
+		slots:   newSlotGate(cfg.MaxRunning),
+		inHand:  [2]chan struct{}{LaneJobs: make(chan struct{}, cfg.Goroutines), LaneSchedule: make(chan struct{}, cfg.ScheduleGoroutines)},
+		drained: make(chan struct{})}
 }
 
 func (p *Processor) spec(kind string) job.Spec {
@@ -285,6 +297,16 @@ func (p *Processor) Process(ctx context.Context, d Delivery) Decision {
 			}
 			log.InfoContext(ctx, "message arrived early, re-published as timer message", "early", early)
 			return Decision{Action: Ack, Reason: "deferred"}
+		}
+		if spec.Overlap != job.OverlapSkipIfRunning && !fromDLQ(d) {
+			// Claimed now, while the message is held (ticker.deliver_ahead): the claim's round
+			// trip is then off the fire's path, and run holds the claimed run until its time
+			// (heartbeated and cancellable like any run). The ledger records the attempt's start
+			// no earlier than scheduled_at. A run with an overlap check is not: the check must
+			// see the runs in flight at the fire time.
+			claimSent := p.now()
+			claim, err := p.ledger.ClaimRun(ctx, env, p.cfg.Node, d.MsgID, p.cfg.StaleAfter)
+			return p.claimed(ctx, log, d, env, spec, prepared, claim, err, claimSent)
 		}
 		// The timer wheel rounds delivery down to its precision: wait out the remainder so a
 		// run never starts before its scheduled time.
@@ -404,30 +426,43 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 	var result any
 	var runErr error
 	start := p.now()
-	select {
-	case p.slots <- struct{}{}:
-		// A slot and the drain can be ready at once (select picks either): the drain wins,
-		// under the lock Drain sets it with, so no handler starts once the drain began.
-		if !p.mayStart() {
-			<-p.slots
+	// A run claimed while its message was held waits for its time first (see Process).
+	runErr = p.holdUntil(runCtx, cancel, env.ScheduledAt)
+	if runErr == nil {
+		// The schedule lane's runs (ledger.WithPriority) take the next free slot before others.
+		granted, abandon := p.slots.wait(ledger.HasPriority(ctx))
+		gaveUp := func() {
+			if abandon() {
+				p.slots.release()
+			}
+		}
+		select {
+		case <-granted:
+			// A slot and the drain can be ready at once (select picks either): the drain wins,
+			// under the lock Drain sets it with, so no handler starts once the drain began.
+			if !p.mayStart() {
+				p.slots.release()
+				cancel(errDraining)
+				runErr = errors.New("not started: node is shutting down")
+				break
+			}
+			start = p.now()
+			// The summary line ("run finished") carries the schedule delay too; this one is for
+			// following a run that is still going, at a cost per run that only debug pays.
+			if log.Enabled(ctx, slog.LevelDebug) {
+				log.DebugContext(ctx, "run started", "schedule_delay", start.Sub(env.ScheduledAt))
+			}
+			result, runErr = p.invoke(runlog.WithBuffer(runCtx, logs), spec.Timeout, claim, prepared)
+			p.slots.release()
+		case <-p.drained:
+			// Claimed but never started: hand it back rather than start it during shutdown.
+			gaveUp()
 			cancel(errDraining)
 			runErr = errors.New("not started: node is shutting down")
-			break
+		case <-runCtx.Done():
+			gaveUp()
+			runErr = fmt.Errorf("not started: %w", context.Cause(runCtx))
 		}
-		start = p.now()
-		// The summary line ("run finished") carries the schedule delay too; this one is for
-		// following a run that is still going, at a cost per run that only debug pays.
-		if log.Enabled(ctx, slog.LevelDebug) {
-			log.DebugContext(ctx, "run started", "schedule_delay", start.Sub(env.ScheduledAt))
-		}
-		result, runErr = p.invoke(runlog.WithBuffer(runCtx, logs), spec.Timeout, claim, prepared)
-		<-p.slots
-	case <-p.drained:
-		// Claimed but never started: hand it back rather than start it during shutdown.
-		cancel(errDraining)
-		runErr = errors.New("not started: node is shutting down")
-	case <-runCtx.Done():
-		runErr = fmt.Errorf("not started: %w", context.Cause(runCtx))
 	}
 	elapsed := p.now().Sub(start)
 

@@ -24,7 +24,7 @@ const (
 		INSERT INTO job_runs (job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by,
 			status, attempt, node, msg_id, started_at, heartbeat_at)
 		SELECT job, run_key, shard_index, shard_total, trigger, scheduled_at, params::jsonb, requested_by,
-			'running', 1, node, msg_id, now(), now()
+			'running', 1, node, msg_id, greatest(now(), scheduled_at), now()
 		FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[],
 			$7::text[], $8::text[], $9::text[], $10::text[])
 			AS r(job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by, node, msg_id)
@@ -47,7 +47,7 @@ const (
 		taken AS (
 			UPDATE job_runs j SET status = 'running', attempt = prev.attempt + 1, node = prev.new_node,
 				msg_id = CASE WHEN prev.new_msg_id <> '' THEN prev.new_msg_id ELSE prev.msg_id END,
-				started_at = now(), heartbeat_at = now(), finished_at = NULL, error = '', updated_at = now()
+				started_at = greatest(now(), j.scheduled_at), heartbeat_at = now(), finished_at = NULL, error = '', updated_at = now()
 			FROM prev WHERE j.id = prev.id
 			RETURNING j.id, j.attempt, j.job, j.run_key, j.shard_index),
 		archived AS (
@@ -113,7 +113,9 @@ type ClaimResult struct {
 // ClaimRun takes the run named by env for node. It inserts the row, or takes it over when it
 // is scheduled, retrying, interrupted, abandoned, or running with a heartbeat older than
 // staleAfter (its node vanished). Succeeded, failed, rejected and skipped runs are never run
-// again, which makes redelivery and double publishing harmless.
+// again, which makes redelivery and double publishing harmless. The attempt's start is
+// recorded no earlier than env.ScheduledAt: the consumer claims a fire while it holds the
+// early-delivered message, and starts its handler at scheduled_at.
 func (l *Ledger) ClaimRun(ctx context.Context, env job.Envelope, node, msgID string, staleAfter time.Duration) (Claim, error) {
 	res, err := l.ClaimRuns(ctx, staleAfter, []ClaimRequest{{Env: env, Node: node, MsgID: msgID}})
 	if err != nil {

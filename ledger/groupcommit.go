@@ -37,8 +37,8 @@ type BatchObserver interface {
 }
 
 // NewGroupCommit wraps l. maxBatch bounds the requests in one statement; flushers bounds the
-// statements in flight at once, each for claims and for outcomes (so up to 2*flushers pool
-// connections). obs may be nil.
+// statements in flight at once, each for claims and for outcomes, plus one express statement
+// each for calls with priority (so up to 2*flushers+2 pool connections). obs may be nil.
 func NewGroupCommit(l *Ledger, maxBatch, flushers int, obs BatchObserver) *GroupCommit {
 	opts := func(op string) coalesce.Options {
 		o := coalesce.Options{MaxBatch: maxBatch, Flushers: flushers,
@@ -56,9 +56,14 @@ func NewGroupCommit(l *Ledger, maxBatch, flushers int, obs BatchObserver) *Group
 	return g
 }
 
-// ClaimRun is Ledger.ClaimRun, group-committed.
+// ClaimRun is Ledger.ClaimRun, group-committed (ahead of the queue when ctx has priority:
+// WithPriority).
 func (g *GroupCommit) ClaimRun(ctx context.Context, env job.Envelope, node, msgID string, staleAfter time.Duration) (Claim, error) {
-	r, err := g.claims.Do(ctx, claimCall{req: ClaimRequest{Env: env, Node: node, MsgID: msgID}, staleAfter: staleAfter})
+	do := g.claims.Do
+	if HasPriority(ctx) {
+		do = g.claims.DoFirst
+	}
+	r, err := do(ctx, claimCall{req: ClaimRequest{Env: env, Node: node, MsgID: msgID}, staleAfter: staleAfter})
 	if err != nil {
 		return Claim{}, err
 	}
@@ -74,7 +79,11 @@ func (g *GroupCommit) ClaimRuns(ctx context.Context, staleAfter time.Duration, r
 	for i, r := range reqs {
 		calls[i] = claimCall{req: r, staleAfter: staleAfter}
 	}
-	res, errs := g.claims.DoEach(ctx, calls)
+	doEach := g.claims.DoEach
+	if HasPriority(ctx) {
+		doEach = g.claims.DoEachFirst
+	}
+	res, errs := doEach(ctx, calls)
 	for i, err := range errs {
 		if err != nil {
 			res[i] = ClaimResult{Err: err}
@@ -83,9 +92,13 @@ func (g *GroupCommit) ClaimRuns(ctx context.Context, staleAfter time.Duration, r
 	return res, nil
 }
 
-// Finish is Ledger.Finish, group-committed.
+// Finish is Ledger.Finish, group-committed (ahead of the queue when ctx has priority).
 func (g *GroupCommit) Finish(ctx context.Context, c Claim, o Outcome) error {
-	err, batchErr := g.finishes.Do(ctx, FinishRequest{Claim: c, Outcome: o})
+	do := g.finishes.Do
+	if HasPriority(ctx) {
+		do = g.finishes.DoFirst
+	}
+	err, batchErr := do(ctx, FinishRequest{Claim: c, Outcome: o})
 	if batchErr != nil {
 		return batchErr
 	}

@@ -11,13 +11,14 @@ import (
 
 // BrokerWatch tells the ticker's repair pass which brokers have left the cluster, so the
 // scheduled runs whose timer messages they hold are published again at once rather than after
-// overdue_after. A broker is gone when the name server's route of the topic no longer lists it
+// overdue_after. It reads the routes of the job topic and of the schedule topic (where the
+// ticker's timer messages are); a broker is gone when neither route lists it
 // with a master (it shut down, or the name server saw its connection close: a kill -9 on a
 // live host), or when its master has not answered a request for goneAfter (a frozen process
 // or a dead host: the name server keeps such a broker for two minutes).
 type BrokerWatch struct {
 	nameServers []string
-	topic       string
+	topics      []string
 	goneAfter   time.Duration
 	probe       time.Duration // how long one request may take
 	now         func() time.Time
@@ -28,9 +29,14 @@ type BrokerWatch struct {
 	avoided map[string]bool      // routed brokers that did not answer the last probe
 }
 
-// NewBrokerWatch watches the brokers of cfg.Topic through cfg.NameServers.
+// NewBrokerWatch watches the brokers of cfg.Topic and cfg.ScheduleTopic through
+// cfg.NameServers.
 func NewBrokerWatch(cfg Config, goneAfter time.Duration, now func() time.Time) *BrokerWatch {
-	return &BrokerWatch{nameServers: cfg.NameServers, topic: cfg.Topic, goneAfter: goneAfter,
+	topics := []string{cfg.Topic}
+	if cfg.ScheduleTopic != "" && cfg.ScheduleTopic != cfg.Topic {
+		topics = append(topics, cfg.ScheduleTopic)
+	}
+	return &BrokerWatch{nameServers: cfg.NameServers, topics: topics, goneAfter: goneAfter,
 		probe: min(3*time.Second, max(goneAfter/4, 200*time.Millisecond)), now: now, silent: map[string]time.Time{}}
 }
 
@@ -95,19 +101,38 @@ func (w *BrokerWatch) Avoided(broker string) bool {
 	return w.avoided[broker]
 }
 
-// route reads the topic's route from the first name server that answers.
+// route reads the routes of the watched topics and merges them: a broker is routed when
+// either lists it, with its master's address when either has one. A topic whose route no name
+// server gives is an error: what it would have listed is not known.
 func (w *BrokerWatch) route(ctx context.Context) (map[string]string, error) {
+	merged := map[string]string{}
+	for _, topic := range w.topics {
+		route, err := w.topicRoute(ctx, topic)
+		if err != nil {
+			return nil, err
+		}
+		for name, addr := range route {
+			if merged[name] == "" {
+				merged[name] = addr
+			}
+		}
+	}
+	return merged, nil
+}
+
+// topicRoute reads topic's route from the first name server that answers.
+func (w *BrokerWatch) topicRoute(ctx context.Context, topic string) (map[string]string, error) {
 	var errs []error
 	for _, ns := range w.nameServers {
 		rctx, cancel := context.WithTimeout(ctx, w.probe)
-		route, err := w.rpc.topicRoute(rctx, ns, w.topic)
+		route, err := w.rpc.topicRoute(rctx, ns, topic)
 		cancel()
 		if err == nil {
 			return route, nil
 		}
 		errs = append(errs, err)
 	}
-	return nil, fmt.Errorf("broker watch: %w", errors.Join(errs...))
+	return nil, fmt.Errorf("broker watch: route of %s: %w", topic, errors.Join(errs...))
 }
 
 // probeAll asks every routed master for its runtime info at once; any answer (even a refusal

@@ -22,13 +22,21 @@ import (
 type Config struct {
 	// NameServers are the namesrv addresses, host:port.
 	NameServers []string `yaml:"name_servers"`
-	// Topic is the job topic.
+	// Topic is the job topic: forced runs (jobctl run, the API, retries), events, and anything
+	// other producers publish.
 	Topic string `yaml:"topic"`
-	// ConsumerGroup is the group every node's job consumer joins.
+	// ScheduleTopic is where the ticker publishes fires (trigger schedule, and the runs its
+	// repair pass republishes as schedule or recovery). Every node consumes it in a group of
+	// its own (ScheduleGroup), so fires never queue behind forced runs. Default: Topic +
+	// "_SCHEDULE".
+	ScheduleTopic string `yaml:"schedule_topic"`
+	// ConsumerGroup is the group every node's job consumer joins; the schedule topic's
+	// consumer joins ScheduleGroup() (ConsumerGroup + "-schedule").
 	ConsumerGroup string `yaml:"consumer_group"`
 	// ProducerGroup names the producers (the ticker, jobctl, the consumer's re-publish).
 	ProducerGroup string `yaml:"producer_group"`
-	// BrokerAddrs, when set, are brokers on which the job topic is created at start.
+	// BrokerAddrs, when set, are brokers on which the job and schedule topics are created at
+	// start.
 	BrokerAddrs []string `yaml:"broker_addrs"`
 	// QueueNums is the queue count of topics created at start; shard messages spread over them.
 	// Queues are the unit of balance: with 8 queues and 3 nodes one node holds 3 and sets the
@@ -48,6 +56,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Topic == "" {
 		c.Topic = job.DefaultTopic
+	}
+	if c.ScheduleTopic == "" {
+		c.ScheduleTopic = c.Topic + ScheduleTopicSuffix
 	}
 	if c.ConsumerGroup == "" {
 		c.ConsumerGroup = job.DefaultConsumerGroup
@@ -71,6 +82,12 @@ func (c Config) Validate() error {
 		return errors.New("name_servers: at least one namesrv address is required")
 	case c.Topic == "":
 		return errors.New("topic: required")
+	case c.ScheduleTopic == "":
+		return errors.New("schedule_topic: required")
+	case c.ScheduleTopic == c.Topic:
+		return fmt.Errorf("schedule_topic: %q is the job topic; fires need a topic of their own", c.ScheduleTopic)
+	case !validTopic(c.ScheduleTopic):
+		return fmt.Errorf("schedule_topic: %q is not a topic name (letters, digits, _ and -, at most 127)", c.ScheduleTopic)
 	case c.ConsumerGroup == "":
 		return errors.New("consumer_group: required")
 	case c.QueueNums < 1 || c.QueueNums > 64:
@@ -81,15 +98,42 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// ScheduleTopicSuffix makes the default schedule topic's name from the job topic's.
+const ScheduleTopicSuffix = "_SCHEDULE"
+
+// ScheduleGroupSuffix makes the schedule topic's consumer group from the job group.
+const ScheduleGroupSuffix = "-schedule"
+
+// ScheduleGroup is the consumer group of the schedule topic: the job group's name +
+// "-schedule". A group of its own gives the schedule topic's consumer its own offsets,
+// rebalance, retry topic and dead-letter queue.
+func (c Config) ScheduleGroup() string { return c.ConsumerGroup + ScheduleGroupSuffix }
+
+// validTopic reports whether name is a topic name the broker accepts for a topic of ours
+// (RocketMQ allows also % and |, which mark its system topics).
+func validTopic(name string) bool {
+	if name == "" || len(name) > 127 {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 func (c Config) credentials() primitive.Credentials {
 	return primitive.Credentials{AccessKey: c.AccessKey, SecretKey: c.SecretKey}
 }
 
-// Producer publishes job envelopes.
+// Producer publishes job envelopes: fires to the schedule topic, everything else to the job
+// topic (TopicFor).
 type Producer struct {
-	p     rocketmq.Producer
-	topic string
-	sel   *placementSelector
+	p             rocketmq.Producer
+	topic         string
+	scheduleTopic string
+	sel           *placementSelector
 }
 
 // NewProducer starts a producer. instance distinguishes several clients in one process.
@@ -116,7 +160,7 @@ func NewProducer(cfg Config, instance string) (*Producer, error) {
 	if err := p.Start(); err != nil {
 		return nil, fmt.Errorf("start producer (namesrv %v): %w", cfg.NameServers, err)
 	}
-	return &Producer{p: p, topic: cfg.Topic, sel: sel}, nil
+	return &Producer{p: p, topic: cfg.Topic, scheduleTopic: cfg.WithDefaults().ScheduleTopic, sel: sel}, nil
 }
 
 // AvoidBrokers makes later sends leave out the queues of brokers for which avoid reports true,
@@ -127,7 +171,20 @@ func (p *Producer) AvoidBrokers(avoid func(broker string) bool) { p.sel.avoid.St
 // Close stops the producer.
 func (p *Producer) Close() error { return p.p.Shutdown() }
 
-// Publish sends env to the job topic: tag = job kind, key = run key, on the queue QueueFor
+// TopicFor is the topic env goes to: the schedule topic for a fire (trigger schedule or
+// recovery: the ticker's occurrences and its republishes of them), the job topic otherwise.
+func (p *Producer) TopicFor(env job.Envelope) string {
+	return topicFor(env, p.topic, p.scheduleTopic)
+}
+
+func topicFor(env job.Envelope, jobTopic, scheduleTopic string) string {
+	if (env.Trigger == job.TriggerSchedule || env.Trigger == job.TriggerRecovery) && scheduleTopic != "" {
+		return scheduleTopic
+	}
+	return jobTopic
+}
+
+// Publish sends env to its topic (TopicFor): tag = job kind, key = run key, on the queue QueueFor
 // places its shard. When deliverAt is in the future the message is a timer message the
 // broker holds until then (and then delivers to that queue).
 func (p *Producer) Publish(ctx context.Context, env job.Envelope, deliverAt time.Time) (string, error) {
@@ -150,14 +207,14 @@ func (p *Producer) Republish(ctx context.Context, env job.Envelope, turn int) (s
 	return rc.MsgID, err
 }
 
-// publishEnvelope sends env to the job topic on the queue its shard and rotation place it.
+// publishEnvelope sends env to its topic on the queue its shard and rotation place it.
 func (p *Producer) publishEnvelope(ctx context.Context, env job.Envelope, deliverAt time.Time, rotation uint32) (job.Receipt, error) {
 	body, err := job.Encode(env)
 	if err != nil {
 		return job.Receipt{}, fmt.Errorf("publish %s/%s: %w", env.Job, env.RunKey, err)
 	}
 	place := fmt.Sprintf("%d/%d/%d", env.Shard.Index, env.Shard.Total, rotation)
-	return p.publish(ctx, p.topic, env.Job, []string{env.RunKey}, body, deliverAt, place)
+	return p.publish(ctx, p.TopicFor(env), env.Job, []string{env.RunKey}, body, deliverAt, place)
 }
 
 // PublishRaw sends body as is; tests and jobctl use it for messages of other shapes.

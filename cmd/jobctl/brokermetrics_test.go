@@ -35,6 +35,7 @@ rocketmq_broker_permission{otel_scope_name="broker-meter",cluster="DefaultCluste
 rocketmq_consumer_lag_messages{cluster="DefaultCluster",node_type="broker",node_id="broker-a",consumer_group="job-service",topic="JOB_TOPIC",is_retry="false",is_system="false"} 12
 rocketmq_consumer_lag_messages{cluster="DefaultCluster",node_type="broker",node_id="broker-a",consumer_group="job-service",topic="%RETRY%job-service",is_retry="true",is_system="false"} 3
 rocketmq_consumer_lag_messages{cluster="DefaultCluster",node_type="broker",node_id="broker-a",consumer_group="other",topic="JOB_TOPIC",is_retry="false",is_system="false"} 999
+rocketmq_consumer_lag_messages{cluster="DefaultCluster",node_type="broker",node_id="broker-a",consumer_group="job-service-schedule",topic="JOB_TOPIC_SCHEDULE",is_retry="false",is_system="false"} 2
 # TYPE rocketmq_consumer_ready_messages gauge
 rocketmq_consumer_ready_messages{consumer_group="job-service",topic="JOB_TOPIC"} 10
 `
@@ -69,6 +70,13 @@ func TestBacklogPrefersTheBrokerExporter(t *testing.T) {
 	r = readLag(context.Background(), cfg, "/nonexistent/mqadmin.sh", "http://127.0.0.1:1/metrics")
 	require.Nil(t, r.Messages)
 	require.Contains(t, r.Unavailable, "127.0.0.1:1", "why the exporter failed is said too")
+
+	// The schedule topic's group (the ticker's fires) is reported beside the job group.
+	r = readScheduleLag(context.Background(), cfg, "/nonexistent/mqadmin.sh", srv.URL)
+	require.Equal(t, "job-service-schedule", r.Group)
+	require.NotNil(t, r.Messages, r.Unavailable)
+	require.EqualValues(t, 2, *r.Messages)
+	require.Equal(t, []TopicLag{{Topic: "JOB_TOPIC_SCHEDULE", Messages: 2}}, r.Topics)
 }
 
 // TestBacklogReadsLagFromTheLiveExporter: a consumer group on the stack's broker falls

@@ -39,10 +39,22 @@ func parseConsumerProgress(out string) (int64, error) {
 	return strconv.ParseInt(m[1], 10, 64)
 }
 
-// readLag runs script consumerProgress for the config's group. Every failure becomes an
-// "unavailable" report: lag is extra information, never a reason for backlog to fail.
-func readLag(ctx context.Context, cfg *config.Config, script, brokerMetrics string) (r lagReport) {
-	r = lagReport{Group: cfg.RocketMQ.ConsumerGroup}
+// readLag reads the lag of the config's job group (readGroupLag).
+func readLag(ctx context.Context, cfg *config.Config, script, brokerMetrics string) lagReport {
+	return readGroupLag(ctx, cfg, cfg.RocketMQ.ConsumerGroup, script, brokerMetrics)
+}
+
+// readScheduleLag reads the lag of the schedule topic's group: fires the nodes have not
+// consumed (timer messages count once their time has come).
+func readScheduleLag(ctx context.Context, cfg *config.Config, script, brokerMetrics string) lagReport {
+	return readGroupLag(ctx, cfg, cfg.RocketMQ.ScheduleGroup(), script, brokerMetrics)
+}
+
+// readGroupLag reads group's lag from the broker's exporter, else runs script
+// consumerProgress. Every failure becomes an "unavailable" report: lag is extra information,
+// never a reason for backlog to fail.
+func readGroupLag(ctx context.Context, cfg *config.Config, group, script, brokerMetrics string) (r lagReport) {
+	r = lagReport{Group: group}
 	if script == "" {
 		r.Unavailable = "not requested"
 		return r
@@ -74,7 +86,7 @@ func readLag(ctx context.Context, cfg *config.Config, script, brokerMetrics stri
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, script, "consumerProgress", "-n", strings.Join(cfg.RocketMQ.NameServers, ";"),
-		"-g", cfg.RocketMQ.ConsumerGroup)
+		"-g", group)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		r.Unavailable = fmt.Sprintf("%s consumerProgress: %v: %s", script, err, lastLine(stderr.String()))

@@ -322,9 +322,10 @@ func backlogCmd(g *globals) *cobra.Command {
 	var script, brokerMetrics string
 	cmd := &cobra.Command{
 		Use:   "backlog",
-		Short: "Runs due but not started, per job (from the ledger), and the RocketMQ consumer-group lag",
+		Short: "Runs due but not started, per job (from the ledger), and the RocketMQ lag of both consumer groups",
 		Long: "Per job, runs scheduled and due but not started and runs waiting for a retry, from the ledger.\n" +
-			"With --lag (default) also the RocketMQ consumer-group lag: from the broker's Prometheus exporter\n" +
+			"With --lag (default) also the RocketMQ lag of the job group and of the schedule group (fires):\n" +
+			"from the broker's Prometheus exporter\n" +
 			"(--broker-metrics, rocketmq_consumer_lag_messages) when it answers, else mqadmin consumerProgress\n" +
 			"(--mqadmin; the local stack has deploy/local/mqadmin.sh). Where it cannot be read it says unavailable.",
 		Args: cobra.NoArgs,
@@ -348,8 +349,9 @@ func backlogCmd(g *globals) *cobra.Command {
 				script = ""
 			}
 			lr := readLag(cmd.Context(), cfg, script, brokerMetrics)
+			slr := readScheduleLag(cmd.Context(), cfg, script, brokerMetrics)
 			if g.json {
-				return printJSON(cmd.OutOrStdout(), map[string]any{"ledger": b, "rocketmq_lag": lr})
+				return printJSON(cmd.OutOrStdout(), map[string]any{"ledger": b, "rocketmq_lag": lr, "rocketmq_schedule_lag": slr})
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 2, 2, ' ', 0)
 			fmt.Fprintln(tw, "JOB\tDUE\tRETRYING\tOLDEST DUE")
@@ -365,6 +367,7 @@ func backlogCmd(g *globals) *cobra.Command {
 			}
 			if lag {
 				fmt.Fprintln(cmd.OutOrStdout(), lr.String())
+				fmt.Fprintln(cmd.OutOrStdout(), slr.String())
 			}
 			return nil
 		},

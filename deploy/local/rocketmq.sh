@@ -6,8 +6,8 @@
 #   conf/     namesrv.conf, broker.conf (from deploy/local/rocketmq/broker.conf)
 #   store/    broker store (commitlog, consumequeue, timerwheel, config/topics.json ...)
 #   logs/     *.out (stdout/stderr), rocketmqlogs/*.log (namesrv.log, broker.log, store.log ...)
-# Topics JOB_TOPIC and FILE_EVENTS and groups job-service, job-service-filegc are created at
-# start. deploy/local/mqadmin.sh runs the admin CLI against it. Sourced by stack.sh.
+# Topics JOB_TOPIC, JOB_TOPIC_SCHEDULE (the ticker's fires) and FILE_EVENTS and groups
+# job-service, job-service-schedule, job-service-filegc are created at start. deploy/local/mqadmin.sh runs the admin CLI against it. Sourced by stack.sh.
 
 # 5.3.3: checked with this setup (listenPort honoured, timer messages, retry/DLQ). 5.3.4 does not
 # resolve from Maven Central (rocketmq-client 5.3.4 and others are not published there).
@@ -19,8 +19,8 @@ RMQ_NS_HOST=${JOBSVC_RMQ_NAMESRV%:*}
 RMQ_NS_PORT=${JOBSVC_RMQ_NAMESRV##*:}
 RMQ_BROKER_HOST=${JOBSVC_RMQ_BROKER%:*}
 RMQ_BROKER_PORT=${JOBSVC_RMQ_BROKER##*:}
-RMQ_TOPICS=(JOB_TOPIC FILE_EVENTS)
-RMQ_GROUPS=(job-service job-service-filegc)
+RMQ_TOPICS=(JOB_TOPIC JOB_TOPIC_SCHEDULE FILE_EVENTS)
+RMQ_GROUPS=(job-service job-service-schedule job-service-filegc)
 RMQ_QUEUES=12
 
 # Module access for RocketMQ's mmap / direct-buffer code on Java 9+ (run with these on Java 17;
@@ -135,12 +135,13 @@ rocketmq_start() {
   wait_for "rocketmq" 60 rocketmq_health
 }
 
-# Healthy: both ports open, and the name server routes JOB_TOPIC to our broker (so the broker
-# is registered and the topics exist).
+# Healthy: both ports open, and the name server routes JOB_TOPIC_SCHEDULE to our broker (so
+# the broker is registered and the topics exist; the newest topic of the list, so a stack set
+# up before it existed is not healthy until start has created it: updateTopic is an upsert).
 rocketmq_health() {
   port_open "$RMQ_NS_HOST" "$RMQ_NS_PORT" && port_open "$RMQ_BROKER_HOST" "$RMQ_BROKER_PORT" || return 1
   [[ -f $RMQ_LIB/.complete ]] || return 1
-  rocketmq_admin topicRoute -t "${RMQ_TOPICS[0]}" 2>/dev/null | grep -qF "\"$JOBSVC_RMQ_BROKER\""
+  rocketmq_admin topicRoute -t "${RMQ_TOPICS[1]}" 2>/dev/null | grep -qF "\"$JOBSVC_RMQ_BROKER\""
 }
 
 rocketmq_stop() {

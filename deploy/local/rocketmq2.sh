@@ -2,8 +2,8 @@
 # A second RocketMQ broker master (opt-in: `deploy/local/stack.sh up rocketmq2`, never part of
 # the default component list): broker-b of DefaultCluster on $JOBSVC_RMQ_BROKER2 (default
 # 127.0.0.1:10921; it also listens on port-2 and port+1), registered with the same name server,
-# store, logs and config in $STACK_DIR/rocketmq2. JOB_TOPIC and FILE_EVENTS and the groups are
-# created on it too, so producers spread messages over both masters. It needs `rocketmq` up.
+# store, logs and config in $STACK_DIR/rocketmq2. JOB_TOPIC, JOB_TOPIC_SCHEDULE, FILE_EVENTS
+# and the groups are created on it too, so producers spread messages over both masters. It needs `rocketmq` up.
 # Careful on a shared stack: once it is up, half of everyone's messages land on it.
 # internal/chaos starts its own private two-master cluster instead (chaos.RocketMQ.AddMaster).
 # shellcheck source=deploy/local/rocketmq.sh
@@ -48,10 +48,11 @@ rocketmq2_start() {
   wait_for "rocketmq2" 60 rocketmq2_health
 }
 
-# Healthy: its port is open and the name server routes JOB_TOPIC to it.
+# Healthy: its port is open and the name server routes JOB_TOPIC_SCHEDULE (the newest topic,
+# see rocketmq_health) to it.
 rocketmq2_health() {
   port_open "$RMQ2_HOST" "$RMQ2_PORT" || return 1
-  rocketmq_admin topicRoute -t "${RMQ_TOPICS[0]}" 2>/dev/null | grep -qF "\"$JOBSVC_RMQ_BROKER2\""
+  rocketmq_admin topicRoute -t "${RMQ_TOPICS[1]}" 2>/dev/null | grep -qF "\"$JOBSVC_RMQ_BROKER2\""
 }
 
 # rocketmq2_kill9 crashes broker-b (the fault the chaos test injects); `up rocketmq2` restarts it.

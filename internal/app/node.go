@@ -35,8 +35,10 @@ type Node struct {
 	Producer *mq.Producer
 	Ticker   *ticker.Ticker
 	Consumer *consumer.Consumer
-	Proc     *consumer.Processor
-	Redis    *redis.Client
+	// ScheduleConsumer takes the schedule topic (the ticker's fires) into Proc's schedule lane.
+	ScheduleConsumer *consumer.Consumer
+	Proc             *consumer.Processor
+	Redis            *redis.Client
 	// Alerts is nil when no alert channel is configured.
 	Alerts *alert.Notifier
 	// Metrics is the node's Prometheus registry; Start creates it when nil.
@@ -146,6 +148,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := mq.EnsureGroupTopics(ctx, n.Cfg.RocketMQ, n.Cfg.RocketMQ.ConsumerGroup, topics...); err != nil {
 		return err
 	}
+	if err := mq.EnsureGroupTopics(ctx, n.Cfg.RocketMQ, n.Cfg.RocketMQ.ScheduleGroup(), n.Cfg.RocketMQ.ScheduleTopic); err != nil {
+		return err
+	}
 	if n.Producer, err = mq.NewProducer(n.Cfg.RocketMQ, n.instance("producer")); err != nil {
 		return err
 	}
@@ -168,9 +173,16 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.Consumer = consumer.New(consumer.Options{
 		NameServers: n.Cfg.RocketMQ.NameServers, Topic: n.Cfg.RocketMQ.Topic, Group: n.Cfg.RocketMQ.ConsumerGroup,
 		Instance: n.Instance, AccessKey: n.Cfg.RocketMQ.AccessKey, SecretKey: n.Cfg.RocketMQ.SecretKey,
-		Resend: n.Producer,
+		Resend: n.Producer, Lane: consumer.LaneJobs,
 	}, n.Proc, n.Log)
-	consumers := together{n.Consumer}
+	// The schedule lane: the ticker's fires on a topic, group, client cache and in-hand
+	// tokens of their own, so they never queue behind forced runs (README "Schedule lane").
+	n.ScheduleConsumer = consumer.New(consumer.Options{
+		NameServers: n.Cfg.RocketMQ.NameServers, Topic: n.Cfg.RocketMQ.ScheduleTopic, Group: n.Cfg.RocketMQ.ScheduleGroup(),
+		Instance: n.instance("schedule"), AccessKey: n.Cfg.RocketMQ.AccessKey, SecretKey: n.Cfg.RocketMQ.SecretKey,
+		Resend: n.Producer, Lane: consumer.LaneSchedule,
+	}, n.Proc, n.Log)
+	consumers := together{n.Consumer, n.ScheduleConsumer}
 	if n.FileGC, err = n.newFileGC(ctx, now); err != nil {
 		return err
 	}
@@ -241,6 +253,9 @@ func (n *Node) Stop(ctx context.Context) error {
 	// First of all, no new message and no new handler: the rest of the shutdown takes time.
 	if n.Consumer != nil {
 		n.Consumer.Pause()
+		if n.ScheduleConsumer != nil {
+			n.ScheduleConsumer.Pause()
+		}
 		// Logged once the pause took effect, before any other service stops: the order of the
 		// node's log is how a drain shows (and the chaos test checks) that jobs stopped first.
 		n.Log.Info("job consumer paused: no new job messages", "runs_in_flight", n.Proc.InFlight())

@@ -20,7 +20,7 @@ func (n *Node) beatNode(ctx context.Context, started time.Time, now func() time.
 		if n.Ticker != nil {
 			b.Leader = n.Ticker.State().Leader
 		}
-		b.Queues = n.Consumer.Queues()
+		b.Queues = append(n.Consumer.Queues(), n.ScheduleConsumer.Queues()...)
 		if n.Metrics != nil {
 			n.Metrics.SetInFlight(b.InFlight)
 		}

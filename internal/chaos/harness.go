@@ -150,14 +150,14 @@ func (s Settings) YAML(name string) string {
 	return fmt.Sprintf(`node: %s
 log: {level: info, format: text}
 postgres: {dsn: %q, max_conns: 20}
-rocketmq: {name_servers: [%q], topic: %s, consumer_group: %s, producer_group: %s, broker_addrs: %s, queue_nums: %d, send_timeout: 3s}
+rocketmq: {name_servers: [%q], topic: %s, schedule_topic: %s, consumer_group: %s, producer_group: %s, broker_addrs: %s, queue_nums: %d, send_timeout: 3s}
 ticker: {enabled: %t, interval: %s, lookahead: %s, misfire_tolerance: %s, lease_key: %d, repair_interval: %s, lease_timeout: %s%s}
 consumer: {heartbeat_interval: %s, stale_after: %s, drain_timeout: %s, retry_backoff: %s, retry_backoff_max: %s, goroutines: %d, max_running: %d%s}
 admin: {listen: "127.0.0.1:0"}
 jobs:
 %s
 %s
-`, name, s.DSN, s.MQ.NameServers[0], s.MQ.Topic, s.MQ.ConsumerGroup, s.MQ.ProducerGroup, brokers, queues,
+`, name, s.DSN, s.MQ.NameServers[0], s.MQ.Topic, s.MQ.WithDefaults().ScheduleTopic, s.MQ.ConsumerGroup, s.MQ.ProducerGroup, brokers, queues,
 		s.Ticker, s.Interval, s.Lookahead, s.Misfire, s.LeaseKey, s.Repair, s.LeaseTimeout, overdue,
 		s.Heartbeat, s.StaleAfter, s.Drain, s.Backoff, 4*s.Backoff, s.Goroutines, s.MaxRunning, consumerExtra, jobs, s.Extra)
 }

@@ -129,26 +129,30 @@ func (w *world) tap() *tap {
 		rmqconsumer.WithConsumerModel(rmqconsumer.Clustering),
 		rmqconsumer.WithConsumeFromWhere(rmqconsumer.ConsumeFromFirstOffset))
 	require.NoError(w.t, err)
-	require.NoError(w.t, pc.Subscribe(w.mq.Topic, rmqconsumer.MessageSelector{},
-		func(_ context.Context, msgs ...*primitive.MessageExt) (rmqconsumer.ConsumeResult, error) {
-			tp.mu.Lock()
-			defer tp.mu.Unlock()
-			for _, m := range msgs {
-				k := m.GetKeys()
-				if tp.seen[k] == nil {
-					tp.seen[k] = map[string]bool{}
-				}
-				// One publish is one client message id (UNIQ_KEY): the broker's timer wheel may
-				// put a timer message into the topic twice, under two offset ids.
-				id := m.MsgId
-				if id == "" {
-					id = m.OffsetMsgId
-				}
-				tp.seen[k][id] = true
-				tp.born[id] = tapMsg{runKey: k, bornHost: m.BornHost, born: time.UnixMilli(m.BornTimestamp)}
+	see := func(_ context.Context, msgs ...*primitive.MessageExt) (rmqconsumer.ConsumeResult, error) {
+		tp.mu.Lock()
+		defer tp.mu.Unlock()
+		for _, m := range msgs {
+			k := m.GetKeys()
+			if tp.seen[k] == nil {
+				tp.seen[k] = map[string]bool{}
 			}
-			return rmqconsumer.ConsumeSuccess, nil
-		}))
+			// One publish is one client message id (UNIQ_KEY): the broker's timer wheel may
+			// put a timer message into the topic twice, under two offset ids.
+			id := m.MsgId
+			if id == "" {
+				id = m.OffsetMsgId
+			}
+			tp.seen[k][id] = true
+			tp.born[id] = tapMsg{runKey: k, bornHost: m.BornHost, born: time.UnixMilli(m.BornTimestamp)}
+		}
+		return rmqconsumer.ConsumeSuccess, nil
+	}
+	// The ticker publishes to the schedule topic; the job topic is watched too (republishes
+	// of manual runs, and anything published there by hand).
+	for _, topic := range []string{w.mq.Topic, w.mq.WithDefaults().ScheduleTopic} {
+		require.NoError(w.t, pc.Subscribe(topic, rmqconsumer.MessageSelector{}, see))
+	}
 	require.NoError(w.t, pc.Start())
 	w.t.Cleanup(func() { _ = pc.Shutdown() })
 	tp.pc = pc

@@ -101,8 +101,9 @@ func TestBrokerRestartLosesNoAcceptedMessage(t *testing.T) {
 	sfx := testenv.Suffix()
 	mqc := mq.Config{NameServers: []string{rmq.NameServer}, Topic: "CHAOS_" + sfx, ConsumerGroup: "chaos_g_" + sfx,
 		ProducerGroup: "chaos_p_" + sfx, BrokerAddrs: []string{rmq.Broker}, QueueNums: 8, SendTimeout: 3 * time.Second}.WithDefaults()
-	require.NoError(t, mq.EnsureTopics(ctx, mqc, mqc.Topic))
+	require.NoError(t, mq.EnsureTopics(ctx, mqc, mqc.Topic, mqc.ScheduleTopic))
 	require.NoError(t, rmq.WaitRoute(ctx, mqc.Topic))
+	require.NoError(t, rmq.WaitRoute(ctx, mqc.ScheduleTopic))
 	tick := chaos.TickKind(0)
 	w := newWorld(t, "", &mqc, chaos.Settings{Ticker: true, Misfire: 2 * time.Minute,
 		Jobs: `chaos_probe: {max_attempts: 5, timeout: 1m, overlap: allow}

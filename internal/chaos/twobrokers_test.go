@@ -137,8 +137,8 @@ func TestKill9OneOfTwoBrokerMasters(t *testing.T) {
 	}
 }
 
-// twoMasters starts a private name server with two broker masters and a job topic (4 queues
-// on each) and group on both.
+// twoMasters starts a private name server with two broker masters and a job topic and a
+// schedule topic (4 queues on each) and their groups on both.
 func twoMasters(t *testing.T) (*chaos.RocketMQ, *chaos.Master, mq.Config) {
 	t.Helper()
 	ctx := context.Background()
@@ -152,8 +152,11 @@ func twoMasters(t *testing.T) (*chaos.RocketMQ, *chaos.Master, mq.Config) {
 	mqc := mq.Config{NameServers: []string{rmq.NameServer}, Topic: "CHAOS2_" + sfx, ConsumerGroup: "chaos2_g_" + sfx,
 		ProducerGroup: "chaos2_p_" + sfx, BrokerAddrs: []string{rmq.Broker, second.Broker}, QueueNums: 4,
 		SendTimeout: 3 * time.Second}.WithDefaults()
-	require.NoError(t, mq.EnsureTopics(ctx, mqc, mqc.Topic, mq.RetryTopic(mqc.ConsumerGroup)))
+	require.NoError(t, mq.EnsureTopics(ctx, mqc, mqc.Topic, mq.RetryTopic(mqc.ConsumerGroup),
+		mqc.ScheduleTopic, mq.RetryTopic(mqc.ScheduleGroup())))
 	waitQueues(t, rmq.NameServer, mqc.Topic, 8)
+	// The ticker's fires go to the schedule topic: routed on both masters before it starts.
+	waitQueues(t, rmq.NameServer, mqc.ScheduleTopic, 8)
 	return rmq, second, mqc
 }
 

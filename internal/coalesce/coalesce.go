@@ -28,6 +28,11 @@ type Batcher[Req, Res any] struct {
 	mu      sync.Mutex
 	pending []call[Req, Res]
 	active  int
+	// first holds the calls of DoFirst and DoEachFirst: every flush takes them before any of
+	// pending. express is set while the one flusher above Flushers that only flushes first
+	// runs (see DoFirst).
+	first   []call[Req, Res]
+	express bool
 }
 
 type call[Req, Res any] struct {
@@ -44,7 +49,8 @@ type outcome[Res any] struct {
 type Options struct {
 	// MaxBatch bounds the requests in one flush (at least 1).
 	MaxBatch int
-	// Flushers bounds the flushes running at once (at least 1).
+	// Flushers bounds the flushes running at once (at least 1), but for the one express
+	// flush of calls queued by DoFirst or DoEachFirst while all Flushers are busy.
 	Flushers int
 	// NewContext makes the context of each flush: a batch serves several callers, so it
 	// cannot use any one caller's context. Default: context.Background, no deadline.
@@ -119,22 +125,97 @@ func (b *Batcher[Req, Res]) DoEach(ctx context.Context, reqs []Req) (res []Res, 
 	return res, errs
 }
 
-// run flushes pending batches until none is left.
+// DoFirst is Do for a call that must not wait behind the queue: it leaves in the next flush,
+// ahead of every call queued by Do or DoEach, and when all Flushers are busy it does not wait
+// for one of them to finish: one more flusher (never more than one) sends the calls queued
+// first. So a first call waits for one statement at most, its own, whatever the backlog.
+func (b *Batcher[Req, Res]) DoFirst(ctx context.Context, req Req) (Res, error) {
+	res, errs := b.DoEachFirst(ctx, []Req{req})
+	return res[0], errs[0]
+}
+
+// DoEachFirst is DoEach with the priority of DoFirst for every request of reqs.
+func (b *Batcher[Req, Res]) DoEachFirst(ctx context.Context, reqs []Req) (res []Res, errs []error) {
+	res, errs = make([]Res, len(reqs)), make([]error, len(reqs))
+	calls := make([]call[Req, Res], len(reqs))
+	b.mu.Lock()
+	if err := ctx.Err(); err != nil {
+		b.mu.Unlock()
+		for i := range errs {
+			errs[i] = err
+		}
+		return res, errs
+	}
+	for i, r := range reqs {
+		calls[i] = call[Req, Res]{req: r, done: make(chan outcome[Res], 1)}
+	}
+	b.first = append(b.first, calls...)
+	switch {
+	case b.active < b.opts.Flushers:
+		b.active++
+		go b.run()
+	case !b.express:
+		b.express = true
+		go b.runFirst()
+	}
+	b.mu.Unlock()
+	for i, c := range calls {
+		o := <-c.done
+		res[i], errs[i] = o.res, o.err
+	}
+	return res, errs
+}
+
+// run flushes pending batches, first calls first, until none is left.
 func (b *Batcher[Req, Res]) run() {
 	for {
 		b.mu.Lock()
-		if len(b.pending) == 0 {
+		batch := b.take()
+		if batch == nil {
 			b.active--
 			b.mu.Unlock()
 			return
 		}
-		n := min(len(b.pending), b.opts.MaxBatch)
-		batch := make([]call[Req, Res], n)
-		copy(batch, b.pending)
-		b.pending = append(b.pending[:0], b.pending[n:]...)
 		b.mu.Unlock()
 		b.send(batch)
 	}
+}
+
+// runFirst is the express flusher: it flushes only the calls queued first, then exits.
+func (b *Batcher[Req, Res]) runFirst() {
+	for {
+		b.mu.Lock()
+		if len(b.first) == 0 {
+			b.express = false
+			b.mu.Unlock()
+			return
+		}
+		batch := takeFrom(&b.first, b.opts.MaxBatch)
+		b.mu.Unlock()
+		b.send(batch)
+	}
+}
+
+// take removes the next batch (first calls, then pending ones to fill it) under b.mu; nil
+// when nothing waits.
+func (b *Batcher[Req, Res]) take() []call[Req, Res] {
+	if len(b.first) == 0 && len(b.pending) == 0 {
+		return nil
+	}
+	batch := takeFrom(&b.first, b.opts.MaxBatch)
+	return append(batch, takeFrom(&b.pending, b.opts.MaxBatch-len(batch))...)
+}
+
+// takeFrom removes up to n calls from the front of *q.
+func takeFrom[Req, Res any](q *[]call[Req, Res], n int) []call[Req, Res] {
+	n = min(n, len(*q))
+	if n <= 0 {
+		return nil
+	}
+	batch := make([]call[Req, Res], n)
+	copy(batch, *q)
+	*q = append((*q)[:0], (*q)[n:]...)
+	return batch
 }
 
 func (b *Batcher[Req, Res]) send(batch []call[Req, Res]) {

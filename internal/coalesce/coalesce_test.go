@@ -195,3 +195,66 @@ func TestDoEachSplitsIntoBatchesAndAnswersEachRequest(t *testing.T) {
 	require.ErrorIs(t, errs[0], context.Canceled)
 	require.ErrorIs(t, errs[1], context.Canceled)
 }
+
+// A first call made while every flusher is busy and a backlog waits leaves at once, alone,
+// in the express flush, before the backlog; and first calls queued while the express flush is
+// busy lead the next batch, ahead of every pending call.
+func TestFirstCallsOvertakeTheBacklog(t *testing.T) {
+	releaseNormal, releaseExpress := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var batches [][]int
+	b := New(func(_ context.Context, reqs []int) ([]int, error) {
+		mu.Lock()
+		batches = append(batches, append([]int(nil), reqs...))
+		mu.Unlock()
+		switch reqs[0] {
+		case 0:
+			<-releaseNormal
+		case 100:
+			<-releaseExpress
+		}
+		return reqs, nil
+	}, Options{MaxBatch: 4, Flushers: 1})
+	flushes := func() int { mu.Lock(); defer mu.Unlock(); return len(batches) }
+	queued := func(q *[]call[int, int], n int) func() bool {
+		return func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(*q) == n }
+	}
+
+	var wg sync.WaitGroup
+	wg.Go(func() { _, _ = b.Do(context.Background(), 0) })
+	require.Eventually(t, func() bool { return flushes() == 1 }, 5*time.Second, time.Millisecond)
+	for i := 1; i <= 6; i++ { // the backlog: queued behind the blocked flush
+		wg.Go(func() { _, _ = b.Do(context.Background(), i) })
+	}
+	require.Eventually(t, queued(&b.pending, 6), 5*time.Second, time.Millisecond)
+
+	wg.Go(func() {
+		got, err := b.DoFirst(context.Background(), 100)
+		require.NoError(t, err)
+		require.Equal(t, 100, got)
+	})
+	require.Eventually(t, func() bool { return flushes() == 2 }, 5*time.Second, time.Millisecond,
+		"the first call is flushed while the only flusher is still busy")
+
+	// Both flushers busy now: these wait, and must lead the next batch.
+	wg.Go(func() {
+		_, errs := b.DoEachFirst(context.Background(), []int{101, 102})
+		require.Equal(t, []error{nil, nil}, errs)
+	})
+	require.Eventually(t, queued(&b.first, 2), 5*time.Second, time.Millisecond)
+	close(releaseNormal)
+	require.Eventually(t, func() bool { return flushes() == 4 }, 5*time.Second, time.Millisecond)
+	close(releaseExpress)
+	wg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, batches, 4)
+	require.Equal(t, [][]int{{0}, {100}}, batches[:2])
+	require.Equal(t, []int{101, 102}, batches[2][:2], "the first calls lead the next batch: %v", batches)
+	require.ElementsMatch(t, []int{1, 2, 3, 4, 5, 6}, append(append([]int(nil), batches[2][2:]...), batches[3]...))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	require.False(t, b.express, "the express flusher exits once no first call waits")
+	require.Zero(t, b.active)
+}

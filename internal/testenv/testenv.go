@@ -151,7 +151,8 @@ type MQ struct {
 	Config mq.Config
 }
 
-// NewMQ creates a topic with queues queues and names a unique group; the topic is deleted at
+// NewMQ creates a job topic and its schedule topic (Config.ScheduleTopic: the ticker's
+// fires), each with queues queues, and names a unique group; the topics are deleted at
 // cleanup.
 func NewMQ(t testing.TB, queues int) *MQ {
 	t.Helper()
@@ -172,10 +173,13 @@ func NewMQ(t testing.TB, queues int) *MQ {
 	}.WithDefaults()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := mq.EnsureTopics(ctx, cfg, cfg.Topic); err != nil {
+	if err := mq.EnsureTopics(ctx, cfg, cfg.Topic, cfg.ScheduleTopic); err != nil {
 		t.Fatalf("testenv: create topic: %v", err)
 	}
-	t.Cleanup(func() { deleteTopic(t, cfg.Topic) })
+	t.Cleanup(func() {
+		deleteTopic(t, cfg.Topic)
+		deleteTopic(t, cfg.ScheduleTopic)
+	})
 	return &MQ{Config: cfg}
 }
 
