@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -10,17 +11,19 @@ import (
 )
 
 // brokerPort picks a broker port whose fast channel (port-2) and HA port (port+1) are free too.
+// It picks below Linux's ephemeral range (32768 and up), which the kernel hands to listeners
+// on port 0 and to outgoing connections: a master killed mid-test comes back on the same
+// ports, and in the ephemeral range a parallel test's connection or proxy could take one of
+// them while the master is down (the restart then never binds; make test saw it once).
 func brokerPort(avoid int) (int, error) {
-	for range 50 {
-		p, err := FreePort()
-		if err != nil {
-			return 0, err
-		}
-		if p > 1100 && p != avoid && p-2 != avoid && p+1 != avoid && portFree(p-2) && portFree(p+1) {
+	const low, high = 20000, 32000
+	for range 200 {
+		p := low + rand.IntN(high-low)
+		if p != avoid && p-2 != avoid && p+1 != avoid && portFree(p) && portFree(p-2) && portFree(p+1) {
 			return p, nil
 		}
 	}
-	return 0, fmt.Errorf("no free port triple for the broker")
+	return 0, fmt.Errorf("no free port triple for the broker in %d..%d", low, high)
 }
 
 // brokerConf holds the shared broker's settings (deploy/local/rocketmq/broker.conf) that matter
