@@ -43,6 +43,9 @@ var demoFiles = func() []demoFile {
 	return out
 }()
 
+// GCFiles is how many files SeedFiles writes.
+func GCFiles() int { return len(demoFiles) }
+
 // SeedFiles makes bucket (if missing) and the demo's file_metadata rows and objects. Rows are
 // upserted by id and objects overwritten, so a second run restores what the GC removed.
 // file_metadata must exist (deploy/local/chat_schema.sql).

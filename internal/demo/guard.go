@@ -77,7 +77,9 @@ var foreignRowChecks = []struct{ table, where string }{
 	// The old month SeedOldMonth writes for the archive demo is on channels of its own.
 	{"chat_messages", fmt.Sprintf(`channel_id NOT BETWEEN 1 AND %d AND channel_id NOT BETWEEN %d AND %d`,
 		Channels, OldMonthChannelBase+1, OldMonthChannelBase+5)},
-	{"file_metadata", fmt.Sprintf(`id NOT BETWEEN 1 AND %d`, Files)},
+	// SeedFiles's files (the file GC's demo) have ids of their own, above fileIDBase.
+	{"file_metadata", fmt.Sprintf(`id NOT BETWEEN 1 AND %d AND id NOT BETWEEN %d AND %d`,
+		Files, fileIDBase+1, fileIDBase+int64(len(demoFiles)))},
 }
 
 // ForeignRows describes the chat rows in pool's schema that the demo did not write ("" when
