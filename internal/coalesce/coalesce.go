@@ -94,30 +94,46 @@ func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 // with whatever other callers queued, in as few flushes as MaxBatch allows. errs[i] is the
 // error of reqs[i] (ctx's error for all when ctx ended before queuing).
 func (b *Batcher[Req, Res]) DoEach(ctx context.Context, reqs []Req) (res []Res, errs []error) {
-	res, errs = make([]Res, len(reqs)), make([]error, len(reqs))
+	calls, err := b.queue(ctx, reqs, func(calls []call[Req, Res]) {
+		b.pending = append(b.pending, calls...)
+		// One flusher at once, as for Do, and more while the queued calls fill their batches.
+		if b.active < b.opts.Flushers {
+			b.active++
+			go b.run()
+		}
+		for b.active < b.opts.Flushers && b.active*b.opts.MaxBatch < len(b.pending) {
+			b.active++
+			go b.run()
+		}
+	})
+	return wait(len(reqs), calls, err)
+}
+
+// queue makes the calls of reqs and, holding b.mu, hands them to place, which queues them and
+// starts flushers; it queues nothing and returns ctx's error when ctx has ended.
+func (b *Batcher[Req, Res]) queue(ctx context.Context, reqs []Req, place func([]call[Req, Res])) ([]call[Req, Res], error) {
 	calls := make([]call[Req, Res], len(reqs))
+	for i, r := range reqs {
+		calls[i] = call[Req, Res]{req: r, done: make(chan outcome[Res], 1)}
+	}
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	if err := ctx.Err(); err != nil {
-		b.mu.Unlock()
+		return nil, err
+	}
+	place(calls)
+	return calls, nil
+}
+
+// wait returns the results of n queued calls, or err for each when they were not queued.
+func wait[Req, Res any](n int, calls []call[Req, Res], err error) (res []Res, errs []error) {
+	res, errs = make([]Res, n), make([]error, n)
+	if err != nil {
 		for i := range errs {
 			errs[i] = err
 		}
 		return res, errs
 	}
-	for i, r := range reqs {
-		calls[i] = call[Req, Res]{req: r, done: make(chan outcome[Res], 1)}
-	}
-	b.pending = append(b.pending, calls...)
-	// One flusher at once, as for Do, and more while the queued calls fill their batches.
-	if b.active < b.opts.Flushers {
-		b.active++
-		go b.run()
-	}
-	for b.active < b.opts.Flushers && b.active*b.opts.MaxBatch < len(b.pending) {
-		b.active++
-		go b.run()
-	}
-	b.mu.Unlock()
 	for i, c := range calls {
 		o := <-c.done
 		res[i], errs[i] = o.res, o.err
@@ -136,34 +152,18 @@ func (b *Batcher[Req, Res]) DoFirst(ctx context.Context, req Req) (Res, error) {
 
 // DoEachFirst is DoEach with the priority of DoFirst for every request of reqs.
 func (b *Batcher[Req, Res]) DoEachFirst(ctx context.Context, reqs []Req) (res []Res, errs []error) {
-	res, errs = make([]Res, len(reqs)), make([]error, len(reqs))
-	calls := make([]call[Req, Res], len(reqs))
-	b.mu.Lock()
-	if err := ctx.Err(); err != nil {
-		b.mu.Unlock()
-		for i := range errs {
-			errs[i] = err
+	calls, err := b.queue(ctx, reqs, func(calls []call[Req, Res]) {
+		b.first = append(b.first, calls...)
+		switch {
+		case b.active < b.opts.Flushers:
+			b.active++
+			go b.run()
+		case !b.express:
+			b.express = true
+			go b.runFirst()
 		}
-		return res, errs
-	}
-	for i, r := range reqs {
-		calls[i] = call[Req, Res]{req: r, done: make(chan outcome[Res], 1)}
-	}
-	b.first = append(b.first, calls...)
-	switch {
-	case b.active < b.opts.Flushers:
-		b.active++
-		go b.run()
-	case !b.express:
-		b.express = true
-		go b.runFirst()
-	}
-	b.mu.Unlock()
-	for i, c := range calls {
-		o := <-c.done
-		res[i], errs[i] = o.res, o.err
-	}
-	return res, errs
+	})
+	return wait(len(reqs), calls, err)
 }
 
 // run flushes pending batches, first calls first, until none is left.
