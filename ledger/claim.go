@@ -227,15 +227,14 @@ func (l *Ledger) insertRuns(ctx context.Context, reqs []ClaimRequest, idx []int,
 		return nil
 	}
 	n := len(idx)
-	jobs, keys, triggers, params, requestedBy := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	nodes, msgIDs := make([]string, n), make([]string, n)
-	shards, totals := make([]int32, n), make([]int32, n)
-	scheduled := make([]time.Time, n)
+	jobs, keys, shards := keyColumns(reqs, idx)
+	nodes, msgIDs := attemptColumns(reqs, idx)
+	triggers, params, requestedBy := make([]string, n), make([]string, n), make([]string, n)
+	totals, scheduled := make([]int32, n), make([]time.Time, n)
 	for j, i := range idx {
 		r := reqs[i]
-		jobs[j], keys[j], shards[j], totals[j] = r.Env.Job, r.Env.RunKey, int32(r.Env.Shard.Index), int32(r.Env.Shard.Total)
-		triggers[j], scheduled[j], params[j], requestedBy[j] = string(r.Env.Trigger), r.Env.ScheduledAt, string(paramsOrEmpty(r.Env.Params)), r.Env.RequestedBy
-		nodes[j], msgIDs[j] = r.Node, r.MsgID
+		totals[j], triggers[j], scheduled[j] = int32(r.Env.Shard.Total), string(r.Env.Trigger), r.Env.ScheduledAt
+		params[j], requestedBy[j] = string(paramsOrEmpty(r.Env.Params)), r.Env.RequestedBy
 	}
 	rows, err := l.db.Query(ctx, insertRunsSQL,
 		jobs, keys, shards, totals, triggers, scheduled, params, requestedBy, nodes, msgIDs)
@@ -255,12 +254,8 @@ func (l *Ledger) takeOverRuns(ctx context.Context, staleAfter time.Duration, req
 	if len(idx) == 0 {
 		return nil
 	}
-	n := len(idx)
-	jobs, keys, nodes, msgIDs, shards := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]int32, n)
-	for j, i := range idx {
-		r := reqs[i]
-		jobs[j], keys[j], shards[j], nodes[j], msgIDs[j] = r.Env.Job, r.Env.RunKey, int32(r.Env.Shard.Index), r.Node, r.MsgID
-	}
+	jobs, keys, shards := keyColumns(reqs, idx)
+	nodes, msgIDs := attemptColumns(reqs, idx)
 	rows, err := l.db.Query(ctx, takeOverSQL,
 		pgx.QueryExecModeExec, jobs, keys, shards, nodes, msgIDs, staleAfter.String())
 	if err != nil {
@@ -276,11 +271,7 @@ func (l *Ledger) explainUnclaimed(ctx context.Context, reqs []ClaimRequest, idx 
 	if len(idx) == 0 {
 		return nil
 	}
-	n := len(idx)
-	jobs, keys, shards := make([]string, n), make([]string, n), make([]int32, n)
-	for j, i := range idx {
-		jobs[j], keys[j], shards[j] = reqs[i].Env.Job, reqs[i].Env.RunKey, int32(reqs[i].Env.Shard.Index)
-	}
+	jobs, keys, shards := keyColumns(reqs, idx)
 	rows, err := l.db.Query(ctx, `
 		SELECT j.id, j.status, j.job, j.run_key, j.shard_index
 		FROM job_runs j JOIN unnest($1::text[], $2::text[], $3::int[]) AS k(job, run_key, shard_index)
@@ -304,14 +295,31 @@ func (l *Ledger) explainUnclaimed(ctx context.Context, reqs []ClaimRequest, idx 
 		return fmt.Errorf("read existing runs: %w", err)
 	}
 	for _, i := range idx {
-		if k := keyOf(reqs[i].Env); !hasKey(out, k) {
+		k := keyOf(reqs[i].Env)
+		if _, ok := out[k]; !ok {
 			out[k] = ClaimResult{Err: fmt.Errorf("claim %s/%s shard %d: run vanished while being claimed", k.job, k.runKey, k.shard)}
 		}
 	}
 	return nil
 }
 
-func hasKey(m map[runKey]ClaimResult, k runKey) bool { _, ok := m[k]; return ok }
+// keyColumns are the run keys of reqs[idx] as the statements' array parameters.
+func keyColumns(reqs []ClaimRequest, idx []int) (jobs, keys []string, shards []int32) {
+	jobs, keys, shards = make([]string, len(idx)), make([]string, len(idx)), make([]int32, len(idx))
+	for j, i := range idx {
+		jobs[j], keys[j], shards[j] = reqs[i].Env.Job, reqs[i].Env.RunKey, int32(reqs[i].Env.Shard.Index)
+	}
+	return jobs, keys, shards
+}
+
+// attemptColumns are the claiming node and message of reqs[idx], as array parameters.
+func attemptColumns(reqs []ClaimRequest, idx []int) (nodes, msgIDs []string) {
+	nodes, msgIDs = make([]string, len(idx)), make([]string, len(idx))
+	for j, i := range idx {
+		nodes[j], msgIDs[j] = reqs[i].Node, reqs[i].MsgID
+	}
+	return nodes, msgIDs
+}
 
 // describeClaims names the run of a one-request batch, or counts a bigger one, for errors.
 func describeClaims(reqs []ClaimRequest, idx []int) string {

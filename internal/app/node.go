@@ -170,18 +170,17 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	n.Consumer = consumer.New(consumer.Options{
-		NameServers: n.Cfg.RocketMQ.NameServers, Topic: n.Cfg.RocketMQ.Topic, Group: n.Cfg.RocketMQ.ConsumerGroup,
-		Instance: n.Instance, AccessKey: n.Cfg.RocketMQ.AccessKey, SecretKey: n.Cfg.RocketMQ.SecretKey,
-		Resend: n.Producer, Lane: consumer.LaneJobs,
-	}, n.Proc, n.Log)
+	laneConsumer := func(lane consumer.Lane, topic, group, instance string) *consumer.Consumer {
+		return consumer.New(consumer.Options{
+			NameServers: n.Cfg.RocketMQ.NameServers, Topic: topic, Group: group, Instance: instance,
+			AccessKey: n.Cfg.RocketMQ.AccessKey, SecretKey: n.Cfg.RocketMQ.SecretKey, Resend: n.Producer, Lane: lane,
+		}, n.Proc, n.Log)
+	}
+	n.Consumer = laneConsumer(consumer.LaneJobs, n.Cfg.RocketMQ.Topic, n.Cfg.RocketMQ.ConsumerGroup, n.Instance)
 	// The schedule lane: the ticker's fires on a topic, group, client cache and in-hand
 	// tokens of their own, so they never queue behind forced runs (README "Schedule lane").
-	n.ScheduleConsumer = consumer.New(consumer.Options{
-		NameServers: n.Cfg.RocketMQ.NameServers, Topic: n.Cfg.RocketMQ.ScheduleTopic, Group: n.Cfg.RocketMQ.ScheduleGroup(),
-		Instance: n.instance("schedule"), AccessKey: n.Cfg.RocketMQ.AccessKey, SecretKey: n.Cfg.RocketMQ.SecretKey,
-		Resend: n.Producer, Lane: consumer.LaneSchedule,
-	}, n.Proc, n.Log)
+	n.ScheduleConsumer = laneConsumer(consumer.LaneSchedule, n.Cfg.RocketMQ.ScheduleTopic, n.Cfg.RocketMQ.ScheduleGroup(),
+		n.instance("schedule"))
 	consumers := together{n.Consumer, n.ScheduleConsumer}
 	if n.FileGC, err = n.newFileGC(ctx, now); err != nil {
 		return err
