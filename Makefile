@@ -72,7 +72,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./job/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./config/
 
-## bench-volume: every job at production volume (issue 14 item 3), one benchmark each in
+## bench-volume: every job at production volume, one benchmark each in
 ## internal/demo: BenchmarkVolume{MsgGap,TokenBlacklist,Graph,FileGC,Reports,ESForceMerge}.
 ## Pick some with VOLUME_BENCH (a -bench regexp). Defaults are small enough to iterate on the
 ## shared machine; production sizes (BENCHMARKS.md, "Jobs at production volume"):
@@ -103,8 +103,8 @@ bench-peers:
 	$(ENV) cd bench/peers && $(GO) test -run='^$$' -bench='$(PEERS_BENCH)' -benchtime=1x -timeout 30m .
 
 ## bench-precision: schedule precision (1,000 fires of jobs every second, idle and under ~5,000
-## forced jobs/s, node RSS) and takeover after kill -9, job-service vs River vs Asynq (issue 14
-## item 1; bench/peers, not part of make test). About 15 minutes; run under nice on a shared host.
+## forced jobs/s, node RSS) and takeover after kill -9, job-service vs River vs Asynq
+## (bench/peers, not part of make test). About 15 minutes; run under nice on a shared host.
 bench-precision:
 	$(STACK) up postgres redis rocketmq
 	$(ENV) cd bench/peers && nice $(GO) test -run='^$$' -bench='Precision|Takeover' -benchtime=1x -timeout 60m .

@@ -14,7 +14,7 @@ import (
 	"github.com/chatplat/job-service/ledger"
 )
 
-// TestAPIForceRunAndMetrics is issue 5's done-means on the real stack: a run forced through the
+// TestAPIForceRunAndMetrics is the admin API end to end on the real stack: a run forced through the
 // API is refused without the token, runs through RocketMQ with it, shows in the API and the
 // console, and /metrics, scraped, counts it.
 func TestAPIForceRunAndMetrics(t *testing.T) {

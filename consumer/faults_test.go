@@ -26,7 +26,7 @@ func (g *gatedClaims) ClaimRun(ctx context.Context, env job.Envelope, node, msgI
 	return g.seqLedger.ClaimRun(ctx, env, node, msgID, stale)
 }
 
-// Issue 11, item 5: once the drain began, no handler starts. A message past the draining
+// Once the drain began, no handler starts. A message past the draining
 // check, being claimed when the drain begins, finds a free slot and the drain both ready
 // (select picks either: the old code started the handler in about half the trials).
 func TestNoHandlerStartsOnceTheDrainBegan(t *testing.T) {
@@ -66,7 +66,7 @@ func (f *flakyLedger) Heartbeat(ctx context.Context, _ string, _ []ledger.Claim)
 	return nil, errors.New("connection refused")
 }
 
-// Issue 11, item 3: a node whose heartbeats stop reaching the ledger cancels its handlers
+// A node whose heartbeats stop reaching the ledger cancels its handlers
 // before stale_after, after which another node may take the run over; a hanging connection
 // does not delay that.
 func TestRunsStopBeforeStaleAfterWhenTheLedgerIsUnreachable(t *testing.T) {
@@ -135,7 +135,7 @@ func (b *busyLedger) SkipFresh(context.Context, job.Envelope, string, any) (bool
 	return false, b.found, nil
 }
 
-// Issue 11, item 4: under skip_if_running a fresh occurrence is skipped, but a run that
+// Under skip_if_running a fresh occurrence is skipped, but a run that
 // already had an attempt is deferred (redelivered later), never acknowledged into limbo.
 func TestSkipIfRunningDefersRunsThatAlreadyStarted(t *testing.T) {
 	t.Parallel()
@@ -180,7 +180,7 @@ func (s *slowFinishLedger) Heartbeat(_ context.Context, _ string, claims []ledge
 	return nil, nil
 }
 
-// Issue 11, item 3 (the a,a,b run): a node cut from the ledger stops attempt 1, whose outcome
+// A node cut from the ledger stops attempt 1, whose outcome
 // hangs on the dead connection; healed, the node claims attempt 2 of the same run before
 // attempt 1's outcome comes back refused. Attempt 1 ending must not drop attempt 2 from the
 // runs the node heartbeats: it would go stale while it runs, and another node would run it too.

@@ -514,7 +514,7 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 	if status != ledger.StatusSucceeded {
 		level = slog.LevelWarn
 	}
-	// The one line every finished attempt gets (issue 12): built without the variadic
+	// The one line every finished attempt gets: built without the variadic
 	// []any boxing, since at thousands of runs a second it is most of the node's logging.
 	attrs := [4]slog.Attr{slog.String("status", string(status)), slog.Int64("duration_ms", elapsed.Milliseconds()),
 		slog.Duration("schedule_delay", start.Sub(env.ScheduledAt))}

@@ -17,7 +17,7 @@ import (
 	"github.com/chatplat/job-service/job"
 )
 
-// designJob is one row of the design's job table (issue 10; original design §3): when the
+// designJob is one row of the design's job table (original design §3): when the
 // job fires, as the next fire time after a reference instant, in the platform's zone.
 type designJob struct {
 	kind   string
@@ -184,7 +184,7 @@ func TestShippedConfigsDoTheWholeJob(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			cfg, err := config.Load(sc.path, func(k string) string { return sc.env[k] }, handlers.Definitions())
 			require.NoError(t, err)
-			// Issue 14: a dead broker's timer messages are republished well before overdue_after.
+			// A dead broker's timer messages are republished well before overdue_after.
 			tc := cfg.Ticker.WithDefaults()
 			require.LessOrEqual(t, tc.BrokerGoneAfter, time.Minute, "ticker.broker_gone_after")
 			require.Less(t, tc.BrokerGoneAfter+tc.RepairInterval, tc.OverdueAfter, "ticker.broker_gone_after")
@@ -207,7 +207,7 @@ func TestShippedConfigsDoTheWholeJob(t *testing.T) {
 				require.Empty(t, cfg.UnconfiguredServers(d.kind), "%s: its servers are configured", d.kind)
 			}
 			// The eight jobs of the design, plus this service's own upkeep (archive of cold
-			// partitions, issue 13; ledger retention, issue 12), each with its servers.
+			// partitions, ledger retention), each with its servers.
 			want := append(kinds, handlers.PartitionArchiveKind, handlers.RetentionKind)
 			for _, k := range []string{handlers.PartitionArchiveKind, handlers.RetentionKind} {
 				require.Empty(t, cfg.UnconfiguredServers(k), "%s: its servers are configured", k)

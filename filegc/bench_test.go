@@ -18,7 +18,7 @@ import (
 	"github.com/chatplat/job-service/internal/testenv"
 )
 
-// BenchmarkEventGC measures issue 4's figure: N ref_count=0 events for N files in S3,
+// BenchmarkEventGC measures the event GC: N ref_count=0 events for N files in S3,
 // objects deleted per second end to end once the grace period ends, against the seed's way
 // (one RemoveObject then one DELETE per file, serially) on another N identical files in the
 // same run. N is JOBSVC_GC_BENCH_N (default 20000); the grace JOBSVC_GC_BENCH_GRACE (10s;

@@ -53,7 +53,7 @@ func missingIndexWarning(table, column string) string {
 // (channel, seq) index: with a bitmap scan Postgres fetches every earlier message of the
 // channel in the partition, then sorts, and at production volume (hundreds of messages per
 // channel per month, tens of thousands of channels per hour) that alone read gigabytes per
-// run (BENCHMARKS.md, issue 14 item 3).
+// run (BENCHMARKS.md).
 func msgGapSettings(cfg MsgGapConfig) [][2]string {
 	return [][2]string{{"work_mem", cfg.WorkMem}, {"enable_bitmapscan", "off"}}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/chatplat/job-service/ledger"
 )
 
-// Issue 14, item 4: the ledger keeps which broker holds a scheduled run's message; when that
+// The ledger keeps which broker holds a scheduled run's message; when that
 // broker is gone its unclaimed runs become unpublished (the repair pass publishes them again)
 // and claimed ones are left alone.
 func TestForgetBrokerMakesItsScheduledRunsUnpublished(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"github.com/chatplat/job-service/ledger"
 )
 
-// Issue 11, item 8: the same message rejected again (redelivered, or the same run published
+// The same message rejected again (redelivered, or the same run published
 // again by the repair pass) is one row counting the times, not a row per message.
 func TestRejectedRepeatsAreRecordedOnce(t *testing.T) {
 	l, s := newLedger(t)
@@ -32,7 +32,7 @@ func TestRejectedRepeatsAreRecordedOnce(t *testing.T) {
 	require.Equal(t, "m3", msgID, "the latest message")
 }
 
-// Issue 11, item 4: skip_if_running skips a run that never started, never one that already
+// skip_if_running skips a run that never started, never one that already
 // had an attempt.
 func TestSkipFreshSkipsOnlyRunsThatNeverStarted(t *testing.T) {
 	l, _ := newLedger(t)

@@ -83,7 +83,7 @@ func TestPlacementSelectorSortsAndAvoidsFailedBroker(t *testing.T) {
 	require.NotNil(t, s.Select(primitive.NewMessage("t", nil), mqs, ""))
 }
 
-// Issue 14: a broker the watch found gone (frozen, still routed) gets no sends while another
+// A broker the watch found gone (frozen, still routed) gets no sends while another
 // broker has queues, placed or round-robin; when it is the only one left, it still gets them.
 func TestPlacementSelectorAvoidsGoneBrokers(t *testing.T) {
 	t.Parallel()

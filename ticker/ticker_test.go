@@ -183,7 +183,7 @@ func TestRepairRepublishesOverdueUnclaimedRunOnce(t *testing.T) {
 	require.Equal(t, map[string]int{env.RunKey: 1}, pub.snapshot(), "republished once per overdue_after, not every pass")
 }
 
-// Issue 11, items 4 and 8: runs waiting for a message that will never come are found and
+// Runs waiting for a message that will never come are found and
 // published again; a run of a job kind that no longer exists is recorded rejected once; a run
 // that keeps coming back is given up after max_republish, with an alert, not published forever.
 func TestRepairUnsticksRunsAndBoundsRepublishing(t *testing.T) {
@@ -272,7 +272,7 @@ func (r *recAlerts) ids() []int64 {
 	return append([]int64(nil), r.got...)
 }
 
-// Issue 14, item 4: a scheduled run whose timer message is on a broker the name server no
+// A scheduled run whose timer message is on a broker the name server no
 // longer routes is published again at the next repair pass, long before overdue_after, on a
 // live broker, which the ledger then records; a run on a live broker is left alone.
 func TestRepairRepublishesRunsOfAGoneBrokerAtOnce(t *testing.T) {

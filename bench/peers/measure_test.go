@@ -20,14 +20,14 @@ import (
 
 // Measurement helpers shared by the precision and takeover benchmarks.
 
-// precisionFires is how many fires a precision figure is taken over (issue 14: at least 1,000).
+// precisionFires is how many fires a precision figure is taken over (at least 1,000).
 const precisionFires = 1000
 
 // tickJobs is how many jobs fire every second in each system: 1,000 fires take 50 s.
 const tickJobs = 20
 
 // loadRate is the forced work per second offered to the same worker while the fires are
-// measured under load: PEERS_LOAD_RATE, default 5,000 (issue 14).
+// measured under load: PEERS_LOAD_RATE, default 5,000.
 func loadRate(b *testing.B) int { return testenv.EnvInt(b, "PEERS_LOAD_RATE", 5000) }
 
 // delays collects fire time -> handler start of the fires at or after from, keyed so a fire

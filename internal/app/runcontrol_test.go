@@ -85,7 +85,7 @@ func apiCall(t *testing.T, method, url, body string, out any) int {
 	return res.StatusCode
 }
 
-// Issue 12 items 1-3 on two real nodes: a run on one node is cancelled through the other
+// Run control on two real nodes: a run on one node is cancelled through the other
 // node's API and stops within a heartbeat, ending cancelled without retry; what it logged is
 // readable through either node while it runs and after; a failed run is retried through the
 // API and by resending its dead letter.

@@ -1,4 +1,4 @@
-// Package bench holds the benchmarks of issue 6: schedule precision, dispatch throughput,
+// Package bench holds the benchmarks of the spine: schedule precision, dispatch throughput,
 // scaling over nodes, rebalance time and idle footprint. Each starts real testnode processes
 // (internal/chaos) on the local stack and reports its figures with b.ReportMetric. They run
 // only with -bench (make bench); every one is a single measurement (-benchtime=1x).

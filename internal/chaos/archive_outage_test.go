@@ -99,7 +99,7 @@ func (w *archiveWorld) archiver(t *testing.T, pool *pgxpool.Pool) *archive.Archi
 	return a
 }
 
-// Issue 13, item 2: Postgres goes away from the archiver (a loopback proxy stops carrying its
+// Postgres goes away from the archiver (a loopback proxy stops carrying its
 // connection's bytes, both ways) at each step of a partition's move: in the middle of the
 // export stream, and right after export, verify and detach were recorded (and, with DETACH
 // CONCURRENTLY, between the detach and its record). The run ends as the node would end it,
@@ -212,7 +212,7 @@ func TestArchiveSurvivesPostgresOutageAtEachStep(t *testing.T) {
 	}
 }
 
-// Issue 13, item 2: kill -9 of a whole node (testnode, the production wiring) while its
+// Kill -9 of a whole node (testnode, the production wiring) while its
 // partition_archive run is moving a partition; another node takes the run over (the ticker's
 // repair pass republishes it once the heartbeat is stale) and finishes the move from the
 // manifest: one object, the partition dropped only after a verified export, restorable.

@@ -15,7 +15,7 @@ import (
 	"github.com/chatplat/job-service/internal/testenv"
 )
 
-// Issue 11, item 5: on SIGTERM the job consumer stops taking messages before the file GC
+// On SIGTERM the job consumer stops taking messages before the file GC
 // consumer stops. The node's log is the observable: one process writes both lines, the job
 // consumer's once its pause took effect and the file GC's before it stops pulling, so their
 // order is the order of the two stops (no timing window to win). Behind it: a job message

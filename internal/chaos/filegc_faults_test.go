@@ -20,7 +20,7 @@ import (
 	"github.com/chatplat/job-service/ledger"
 )
 
-// The file GC's promise (issue 11): at every instant, a file_metadata row the file service
+// The file GC's promise: at every instant, a file_metadata row the file service
 // can re-reference (any status but collecting, 3) has its object, and no object a live row
 // names is deleted. Each test below breaks the GC in its S3 phase on real servers, checks the
 // promise over every row of the table, then lets a later run finish and checks again.

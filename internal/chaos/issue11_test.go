@@ -83,7 +83,7 @@ func (w *world) onceEach(t *testing.T, tp *tap, window []row, extra map[string]b
 	}
 }
 
-// Issue 11, item 2: a leader that stops answering (SIGSTOP keeps its TCP connections open:
+// A leader that stops answering (SIGSTOP keeps its TCP connections open:
 // the kernel answers for it) loses the lease within lease_timeout (15 s), well inside 30 s;
 // woken up, it steps down without publishing anything a second time.
 func TestSIGSTOPLeaderLosesLeaseWithin30s(t *testing.T) {
@@ -168,7 +168,7 @@ func TestSIGSTOPLeaderLosesLeaseWithin30s(t *testing.T) {
 		len(window), inFlight)
 }
 
-// Issue 11, item 3: a node cut off from Postgres stops its own run (the handler's context is
+// A node cut off from Postgres stops its own run (the handler's context is
 // cancelled) before stale_after lets another node take it over. The cut is healed before the
 // handler's work would have ended: a handler that kept going would then write its side
 // effect a second time.
@@ -224,7 +224,7 @@ func TestNodeCutFromLedgerStopsItsRunBeforeTakeover(t *testing.T) {
 
 var adminAddr = regexp.MustCompile(`admin server listening"? addr=(\S+)`)
 
-// Issue 11, item 5: after SIGTERM no handler starts; /readyz answers 503 while /metrics
+// After SIGTERM no handler starts; /readyz answers 503 while /metrics
 // still answers, until the drain ends.
 func TestSIGTERMStartsNothingAndKeepsMetricsUp(t *testing.T) {
 	t.Parallel()
@@ -285,7 +285,7 @@ func TestSIGTERMStartsNothingAndKeepsMetricsUp(t *testing.T) {
 	w.noneRunning(time.Now())
 }
 
-// Issue 11, item 6: a node whose clock reads 5 minutes ahead takes the lease over from a
+// A node whose clock reads 5 minutes ahead takes the lease over from a
 // node with a true clock: it decides misfires on the database's time, so it neither skips
 // the occurrences due now (as missed) nor publishes 5 minutes ahead; a consumer whose clock
 // is 5 minutes behind does not send every message back as early; every occurrence runs once.
@@ -327,7 +327,7 @@ func TestSkewedClockNeitherLosesNorLoops(t *testing.T) {
 		tookOver.Round(time.Millisecond), len(window), ranOnC)
 }
 
-// Issue 11, item 4: under skip_if_running, a fresh occurrence meeting a running run is
+// Under skip_if_running, a fresh occurrence meeting a running run is
 // skipped, but a run that already had an attempt (here: interrupted by a drain, its message
 // redelivered) is deferred until the running one ends, then runs: never acknowledged into
 // a state nothing picks up again.

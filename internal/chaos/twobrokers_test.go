@@ -35,7 +35,7 @@ const twoGCFiles = 150
 // is that the wait comes from broker_gone_after, far below overdue_after's 10 minutes.
 const loadedLeaderSlack = 90 * time.Second
 
-// Issue 14, item 4: kill -9 of one of two broker masters under load (a job every second,
+// Kill -9 of one of two broker masters under load (a job every second,
 // forced runs every 250 ms, file GC events every 200 ms). Producers route around it; the
 // repair pass sees the broker leave the route and publishes the scheduled runs whose timer
 // messages it held again at once; when it comes back, the forced runs and GC events it had

@@ -1,4 +1,4 @@
-// Production-volume data for the per-job benchmarks (issue 14). Not a package doc.
+// Production-volume data for the per-job benchmarks. Not a package doc.
 
 package demo
 
@@ -21,7 +21,7 @@ type Volume struct {
 	AuditPerSecond int64
 }
 
-// ProductionVolume is issue 14's platform: 20 million messages across 50,000 channels; a
+// ProductionVolume is the platform at production size: 20 million messages across 50,000 channels; a
 // month of audit logs at 20 calls per second (about 52 million rows).
 func ProductionVolume() Volume {
 	return Volume{Messages: 20_000_000, Channels: 50_000, AuditPerSecond: 20}

@@ -1,4 +1,4 @@
-// Production-volume data for the per-job benchmarks other than msg_gap_check (issue 14).
+// Production-volume data for the per-job benchmarks other than msg_gap_check.
 
 package demo
 

@@ -18,7 +18,7 @@ import (
 	"github.com/chatplat/job-service/ledger"
 )
 
-// The per-job volume benchmarks (issue 14 item 3). Each seeds its own data (a fresh schema,
+// The per-job volume benchmarks. Each seeds its own data (a fresh schema,
 // key prefix, Neo4j label, bucket or index prefix, removed at the end), runs the job through
 // handlertest.Run (registry, decode, validate, run: the consumer's path) and logs a "ROW"
 // line for BENCHMARKS.md. Sizes come from env; the defaults are small enough to iterate on

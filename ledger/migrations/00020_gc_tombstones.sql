@@ -1,5 +1,5 @@
 -- +goose Up
--- Files the GC has committed to removing (issue 11): their file_metadata row was moved to the
+-- Files the GC has committed to removing: their file_metadata row was moved to the
 -- collecting status in the same transaction, so the file service can no longer re-reference
 -- them, and only then are their objects deleted. A row here whose file still exists is work
 -- left by a run that was cancelled, timed out or killed between the two; the next sweep (or

@@ -1,5 +1,5 @@
 -- +goose Up
--- How many times the ticker's repair pass published a run again (issue 11): a run that keeps
+-- How many times the ticker's repair pass published a run again: a run that keeps
 -- coming back (its message rejected, its kind gone, its node dying each time) is given up and
 -- alerted on instead of being republished forever.
 ALTER TABLE job_runs ADD COLUMN republished int NOT NULL DEFAULT 0;

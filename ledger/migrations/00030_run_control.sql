@@ -1,5 +1,5 @@
 -- +goose Up
--- Operator control of runs (issue 12): cancel a running run, retry a finished one, and keep
+-- Operator control of runs: cancel a running run, retry a finished one, and keep
 -- what a handler logged with its run.
 
 -- cancelled: an operator stopped the run (jobctl cancel, the console, the API); terminal.

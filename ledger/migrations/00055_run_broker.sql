@@ -1,5 +1,5 @@
 -- +goose Up
--- Where a scheduled run's message is (issue 14): the broker and queue the send result named.
+-- Where a scheduled run's message is: the broker and queue the send result named.
 -- When that broker leaves the topic's route, the ticker's repair pass republishes its runs at
 -- once instead of waiting overdue_after; msg_queue is -1 when unknown (rows from before).
 ALTER TABLE job_runs ADD COLUMN msg_broker text NOT NULL DEFAULT '',
