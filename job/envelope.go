@@ -1,7 +1,3 @@
-// Package job is the message contract between the ticker, jobctl, the file service and the
-// consumer: the JSON envelope on the job topic, its validation, and the typed errors handlers
-// use to say how a failure should be treated. It imports nothing of ours, so every other
-// package can depend on it without the arrows running back.
 package job
 
 import (
