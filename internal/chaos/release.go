@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // migrationsDir is where the ledger's migrations live in the repository.
@@ -156,4 +158,58 @@ func extract(repo, commit, dir string) error {
 		return fmt.Errorf("extract release %s: %w: %s", commit, err, tarErr.String())
 	}
 	return nil
+}
+
+// unknownKey is how a node's strict config parser names a key its release does not have, and
+// unknownJob a job (turned off in this tree's test config) that its release does not have.
+var (
+	unknownKey = regexp.MustCompile(`field (\w+) not found in type`)
+	unknownJob = regexp.MustCompile(`jobs\.(\w+): no such job kind`)
+)
+
+// StartRelease starts node name of an earlier release's binary with the settings' config and
+// waits until it logged that it started. The config is this tree's: a key the earlier release
+// does not know yet (its parser refuses unknown keys) is left out, as an operator's config for
+// that release would not have it.
+func StartRelease(bin, dir, name string, s Settings) (*Proc, error) {
+	cfg := s.YAML(name)
+	for range 20 {
+		_ = os.Remove(filepath.Join(dir, name+".log"))
+		p, err := startConfig(bin, dir, name, cfg, s.Env)
+		if err != nil {
+			return nil, err
+		}
+		err = p.WaitLog("node started", 60*time.Second)
+		if err == nil {
+			return p, nil
+		}
+		if p.Alive() {
+			p.Kill()
+			return nil, err
+		}
+		unknown := append(unknownKey.FindAllStringSubmatch(p.Log(), -1), unknownJob.FindAllStringSubmatch(p.Log(), -1)...)
+		if len(unknown) == 0 {
+			return nil, err
+		}
+		without := cfg
+		for _, m := range unknown {
+			without = withoutKey(without, m[1])
+		}
+		if without == cfg {
+			return nil, fmt.Errorf("%w (and the config has none of those keys to leave out)", err)
+		}
+		cfg = without
+	}
+	return nil, fmt.Errorf("start %s: too many config keys its release does not know", name)
+}
+
+// withoutKey drops key from the config text: an entry of a flow map ({a: 1, key: 2}) or a line.
+func withoutKey(cfg, key string) string {
+	q := regexp.QuoteMeta(key)
+	for _, re := range []string{`,\s*\b` + q + `: [^,}\n]*`, `\b` + q + `: [^,}\n]*,\s*`, `(?m)^\s*` + q + `:.*\n`} {
+		if out := regexp.MustCompile(re).ReplaceAllString(cfg, ""); out != cfg {
+			return out
+		}
+	}
+	return cfg
 }

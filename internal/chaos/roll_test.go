@@ -22,8 +22,8 @@ var claimTrouble = regexp.MustCompile(`claim failed|could not record outcome|lev
 
 // A rolling upgrade: a node of the previous release (built from git: the commit before the
 // newest migration) runs on a fresh ledger; a node of this release joins and migrates the
-// schema while it runs; runs are forced all along; the old node is then drained and replaced
-// by a second node of this release. Every forced run runs exactly once, the old node claims
+// schema while it runs; runs are forced all along; the old node restarts once (on the new
+// schema), then drains and is replaced by a second node of this release. Every forced run runs exactly once, the old node claims
 // and finishes runs on the new schema without a single claim error, and runs forced while
 // both releases serve finish while they do (nothing waits for the roll to end).
 func TestRollingUpgradeFromThePreviousRelease(t *testing.T) {
@@ -44,9 +44,24 @@ func TestRollingUpgradeFromThePreviousRelease(t *testing.T) {
 		Jobs: `chaos_probe: {max_attempts: 3, timeout: 1m, overlap: allow}`}
 	// The ledger is left to the nodes: the old one migrates it as its release knew it.
 	w := &world{t: t, pool: sch.Pool, mq: m.Config, c: chaos.NewCluster(t, bin, s)}
-	old := chaos.NewCluster(t, oldBin, s)
+	oldDir := t.TempDir()
+	startOld := func(name string) *chaos.Proc {
+		p, err := chaos.StartRelease(oldBin, oldDir, name, s)
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			if p.Alive() {
+				p.Kill()
+			}
+			if t.Failed() {
+				lines := strings.Split(strings.TrimRight(p.Log(), "\n"), "\n")
+				t.Logf("---- output of node %s (previous release), last lines ----\n%s", name,
+					strings.Join(lines[max(0, len(lines)-60):], "\n"))
+			}
+		})
+		return p
+	}
 
-	a := old.Start("old", nil)
+	a := startOld("old")
 	w.ready(1)
 
 	// Forced runs, one every 100 ms, until stopped.
@@ -96,9 +111,20 @@ func TestRollingUpgradeFromThePreviousRelease(t *testing.T) {
 	t.Logf("%d runs forced before the old node leaves: all done while it serves (the old node ran %d of the %d forced after the new one joined)",
 		len(both), ranOn(w, bothKeys, "old"), len(bothKeys))
 
-	// The roll goes on: the old node drains and a second node of this release replaces it.
+	// A node of the previous release restarts during the roll (a pod moved): it starts on the
+	// schema this release migrated, and serves.
 	require.NoError(t, a.Signal(syscall.SIGTERM))
 	_, err = a.Wait(30 * time.Second)
+	require.NoError(t, err)
+	restarted := time.Now()
+	a2 := startOld("old-2")
+	testenv.Eventually(t, time.Minute, func() bool {
+		return ranOn(w, forcedSince(snapshot(), published, &mu, restarted), "old-2") > 0
+	}, "the restarted node of the previous release to run forced runs")
+
+	// The roll goes on: the old node drains and a second node of this release replaces it.
+	require.NoError(t, a2.Signal(syscall.SIGTERM))
+	_, err = a2.Wait(30 * time.Second)
 	require.NoError(t, err)
 	w.c.Start("new-2", nil)
 	n := len(snapshot())
@@ -120,12 +146,12 @@ func TestRollingUpgradeFromThePreviousRelease(t *testing.T) {
 	}
 	t.Logf("%d forced runs through the roll, each once; longest publish-to-finish %s", len(all), lag.Round(time.Millisecond))
 	var trouble []string
-	for _, line := range strings.Split(a.Log(), "\n") {
+	for _, line := range strings.Split(a.Log()+a2.Log(), "\n") {
 		if claimTrouble.MatchString(line) {
 			trouble = append(trouble, line)
 		}
 	}
-	require.Empty(t, trouble, "the previous release's node logged claim errors on this release's schema")
+	require.Empty(t, trouble, "the previous release's nodes logged claim errors on this release's schema")
 }
 
 // forcedSince returns the keys published after since.
