@@ -134,3 +134,25 @@ func TestLastScheduledSurvivesRetention(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, last.Equal(got), "last occurrence %s, read %s", last, got)
 }
+
+// An occurrence the ticker published ahead of its time (within its lookahead) before the job
+// was paused passes while the job is paused: it is skipped, and its message finds it so.
+func TestPauseSkipsOccurrencesPublishedAhead(t *testing.T) {
+	t.Parallel()
+	l, _ := newLedger(t)
+	ctx := context.Background()
+	at := time.Now().Add(20 * time.Second).Truncate(time.Second)
+	ahead := job.Envelope{Job: "minutely", RunKey: job.ScheduleRunKey("minutely", at), Trigger: job.TriggerSchedule,
+		ScheduledAt: at, Shard: job.Shard{Total: 1}}
+	inserted, err := l.RecordScheduled(ctx, ahead)
+	require.NoError(t, err)
+	require.True(t, inserted)
+	require.NoError(t, l.Pause(ctx, "minutely", "alice"))
+	c, err := l.ClaimRun(ctx, ahead, "a", "m", time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, ledger.AlreadyDone, c.Outcome, "the occurrence published before the pause does not run")
+	require.Equal(t, ledger.StatusSkipped, c.Status)
+	r, err := l.GetRun(ctx, c.RunID)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"skipped":"paused","paused_by":"alice"}`, string(r.Result))
+}
