@@ -107,6 +107,10 @@ func TestRollingUpgradeFromThePreviousRelease(t *testing.T) {
 	both := snapshot()
 	for _, k := range both {
 		w.waitDone(chaos.ProbeKind, k, 1, 20*time.Second)
+		mu.Lock()
+		at := published[k]
+		mu.Unlock()
+		require.Less(t, finishedAt(w, k).Sub(at), 10*time.Second, "run %s waited while both releases served", k)
 	}
 	t.Logf("%d runs forced before the old node leaves: all done while it serves (the old node ran %d of the %d forced after the new one joined)",
 		len(both), ranOn(w, bothKeys, "old"), len(bothKeys))
@@ -137,9 +141,7 @@ func TestRollingUpgradeFromThePreviousRelease(t *testing.T) {
 	for _, k := range all {
 		rs := w.waitDone(chaos.ProbeKind, k, 1, 30*time.Second)
 		exactlyOnce(t, rs)
-		var finished time.Time
-		require.NoError(t, sch.Pool.QueryRow(ctx, `SELECT finished_at FROM job_runs WHERE job = $1 AND run_key = $2`,
-			chaos.ProbeKind, k).Scan(&finished))
+		finished := finishedAt(w, k)
 		mu.Lock()
 		lag = max(lag, finished.Sub(published[k]))
 		mu.Unlock()
@@ -173,4 +175,12 @@ func ranOn(w *world, keys []string, node string) int {
 	require.NoError(w.t, w.pool.QueryRow(context.Background(), `SELECT count(*) FROM job_runs
 		WHERE job = $1 AND run_key = ANY($2) AND status = 'succeeded' AND node = $3`, chaos.ProbeKind, keys, node).Scan(&n))
 	return n
+}
+
+// finishedAt is when the run of key finished.
+func finishedAt(w *world, key string) time.Time {
+	var at time.Time
+	require.NoError(w.t, w.pool.QueryRow(context.Background(), `SELECT finished_at FROM job_runs WHERE job = $1 AND run_key = $2`,
+		chaos.ProbeKind, key).Scan(&at))
+	return at
 }
