@@ -111,6 +111,9 @@ type Reaper struct {
 
 	// afterLock, when set (tests), runs after the rows are locked and before S3 is called.
 	afterLock func(ctx context.Context, ids []int64)
+	// beforeCommit, when set (tests), runs after the tombstones are written and before their
+	// transaction commits: the last moment a writer could slip a row past the checks.
+	beforeCommit func(ctx context.Context, ids []int64)
 }
 
 // ReaperOptions tune a Reaper. Both file GCs (the file_gc sweep and the event GC) embed them
@@ -155,6 +158,12 @@ func (o ReaperOptions) Validate() error {
 // OnLocked sets a hook run after a batch's rows are locked and before S3 is called. Tests
 // use it to race a writer against the lock; production code leaves it unset.
 func (r *Reaper) OnLocked(fn func(ctx context.Context, ids []int64)) { r.afterLock = fn }
+
+// BeforeTombstoneCommit sets a hook run after a batch's tombstones are written and before
+// they commit. Tests use it to race the file service against the shared-object check.
+func (r *Reaper) BeforeTombstoneCommit(fn func(ctx context.Context, ids []int64)) {
+	r.beforeCommit = fn
+}
 
 // NewReaper returns a reaper on table.
 func NewReaper(db *pgxpool.Pool, s3 ObjectStore, table FileTable, opts ReaperOptions, log *slog.Logger) *Reaper {
@@ -250,11 +259,7 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 		return res, r.finish(ctx, tx, opts, &res)
 	}
 	if r.afterLock != nil {
-		keptIDs := make([]int64, len(keep))
-		for i, k := range keep {
-			keptIDs[i] = k.entry.FileID
-		}
-		r.afterLock(ctx, keptIDs)
+		r.afterLock(ctx, keptIDs(keep))
 	}
 	if err := r.markShared(ctx, tx, keep, &res); err != nil {
 		return res, err
@@ -276,6 +281,9 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	if err := r.tombstone(ctx, tx, keep); err != nil {
 		return res, err
 	}
+	if r.beforeCommit != nil {
+		r.beforeCommit(ctx, keptIDs(keep))
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return res, fmt.Errorf("gc: commit tombstones: %w", err)
 	}
@@ -288,6 +296,14 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	gone := r.removeObjects(s3ctx, keep, &res)
 	res.S3Time = time.Since(t1)
 	return res, r.deleteCollected(ctx, gone, opts, &res)
+}
+
+func keptIDs(keep []lockedRow) []int64 {
+	ids := make([]int64, len(keep))
+	for i, k := range keep {
+		ids[i] = k.entry.FileID
+	}
+	return ids
 }
 
 // finish records the run and the gc_log rows in tx and commits.
