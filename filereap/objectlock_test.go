@@ -89,7 +89,28 @@ func TestFileServiceRowCannotSlipPastTheCollector(t *testing.T) {
 			return filesvc.AddUpload(ctx, f.fs, obj, filesvc.Row{ID: 2, Hash: "h1", Size: 10})
 		},
 	} {
-		t.Run(name, func(t *testing.T) {
+		for _, at := range []struct {
+			point string
+			set   func(r *filereap.Reaper, fn func(context.Context, []int64))
+			// The file service before the check wins and the object is kept (shared); after
+			// it, the file service waits for the tombstones and is refused.
+			wantShared  int
+			wantRefused bool
+		}{
+			{"before the check", (*filereap.Reaper).OnLocked, 1, false},
+			{"after the check", (*filereap.Reaper).BeforeTombstoneCommit, 0, true},
+		} {
+			t.Run(name+"/"+at.point, func(t *testing.T) {
+				testRaceAt(t, write, at.set, at.wantShared, at.wantRefused)
+			})
+		}
+	}
+}
+
+func testRaceAt(t *testing.T, write func(ctx context.Context, f *fixture, obj filesvc.Object) error,
+	set func(r *filereap.Reaper, fn func(context.Context, []int64)), wantShared int, wantRefused bool) {
+	{
+		{
 			ctx := context.Background()
 			f := newFixture(t)
 			f.file(t, 1, "files/a", 2, 0, true) // collectable
@@ -98,7 +119,7 @@ func TestFileServiceRowCannotSlipPastTheCollector(t *testing.T) {
 			reaper := filereap.NewReaper(f.db, f.b.Client, filereap.FileTable{}.WithDefaults(),
 				filereap.ReaperOptions{}.WithDefaults(10*time.Second), testenv.Logger(t))
 			done := make(chan error, 1)
-			reaper.BeforeTombstoneCommit(func(context.Context, []int64) {
+			set(reaper, func(context.Context, []int64) {
 				// The file service's transaction runs on a pool connection; the test only waits
 				// until it is done or blocked on a lock (the GC's), never a fixed time.
 				go func() { done <- write(ctx, f, obj) }()
@@ -121,11 +142,13 @@ func TestFileServiceRowCannotSlipPastTheCollector(t *testing.T) {
 			require.NoError(t, err)
 			require.Len(t, res.Removed, 1)
 			werr := <-done
-			if werr != nil {
+			if wantRefused {
 				require.True(t, errors.Is(werr, filesvc.ErrRefused), "file service: %v", werr)
+			} else {
+				require.NoError(t, werr)
 			}
+			require.Equal(t, wantShared, res.Shared)
 			f.liveRowsHaveObjects(t)
-			t.Logf("file service: %v; GC shared=%d", werr, res.Shared)
-		})
+		}
 	}
 }

@@ -98,7 +98,9 @@ type ReapOptions struct {
 // whatever ends the run afterwards (cancel, timeout, kill -9, an S3 call that deleted and then
 // timed out), no re-referenceable row points at a deleted object: the rows left behind are
 // tombstones, finished by the next run. An object that another live row (same bucket and
-// path) names is never deleted; only the collected row goes.
+// path) names is never deleted; only the collected row goes. That check runs under a lock on
+// each object (ObjectLockSQL) that the file service also takes before it makes a row name an
+// object, so no such row can appear between the check and the delete.
 type Reaper struct {
 	db          *pgxpool.Pool
 	s3          ObjectStore
@@ -260,6 +262,9 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	}
 	if r.afterLock != nil {
 		r.afterLock(ctx, keptIDs(keep))
+	}
+	if err := r.lockObjects(ctx, tx, keep); err != nil {
+		return res, err
 	}
 	if err := r.markShared(ctx, tx, keep, &res); err != nil {
 		return res, err

@@ -14,6 +14,32 @@ import (
 // would redo the batch).
 const finishTimeout = 30 * time.Second
 
+// ObjectLockSQL is the lock the GC and the file service take on an object (bucket, path)
+// before the GC looks for rows naming it and before the file service makes a row name it. It
+// is the README contract's, byte for byte: both sides must compute the same key. The
+// two-key form keeps its keys apart from the one-key advisory locks of the ticker lease.
+const ObjectLockSQL = `pg_advisory_xact_lock(hashtext('file_object'), hashtext(%s || '/' || %s))`
+
+// lockObjects takes the object lock of every kept row, in one order (by key) so two GC
+// batches sharing objects cannot deadlock. Held until tx ends: a file service statement that
+// makes a row name one of these objects either committed before (markShared then sees its
+// row and keeps the object) or runs after the tombstones committed, and its condition refuses
+// (a dedup needs a live row; an upload, no tombstone).
+func (r *Reaper) lockObjects(ctx context.Context, tx pgx.Tx, keep []lockedRow) error {
+	buckets := make([]string, len(keep))
+	paths := make([]string, len(keep))
+	for i, k := range keep {
+		buckets[i], paths[i] = k.entry.Bucket, k.entry.ObjectPath
+	}
+	lock := fmt.Sprintf(ObjectLockSQL, "b", "p")
+	if _, err := tx.Exec(ctx, `SELECT count(`+lock+`) FROM (
+		SELECT DISTINCT b, p, hashtext(b || '/' || p) AS k FROM unnest($1::text[], $2::text[]) AS o(b, p) ORDER BY k) s`,
+		buckets, paths); err != nil {
+		return fmt.Errorf("gc: lock %d objects: %w", len(keep), err)
+	}
+	return nil
+}
+
 // markShared flags rows whose object another row still names (same bucket and path) that is
 // not a tombstone of this batch: that object stays, only the row goes. Rows in the collecting
 // status elsewhere are not live (nobody can re-reference them).
