@@ -86,6 +86,15 @@ type ReapOptions struct {
 	// transaction just before commit, after the rows are deleted, so a batch can record its
 	// own run row with the final counts and commit it atomically with the deletion.
 	RunID func(ctx context.Context, tx pgx.Tx, res *ReapResult) (int64, error)
+	// Owner is the run and attempt the tombstones are recorded for: a later attempt of the
+	// same run finishes them at once (DeadAttemptTombstones). Zero: finished by age only.
+	Owner Owner
+}
+
+// Owner names the attempt of a ledger run that wrote tombstones.
+type Owner struct {
+	RunID   int64
+	Attempt int
 }
 
 // Reaper removes collectable files: object first, then row, never a row whose object is still
@@ -283,7 +292,7 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	// Commit the tombstones before S3 is called: from here on no row of the batch can be
 	// re-referenced, so whatever happens to this process, its S3 call or its context, no
 	// re-referenceable row ever points at a deleted object.
-	if err := r.tombstone(ctx, tx, keep); err != nil {
+	if err := r.tombstone(ctx, tx, keep, opts.Owner); err != nil {
 		return res, err
 	}
 	if r.beforeCommit != nil {

@@ -242,7 +242,7 @@ func (g *FileGC) reapBatch(ctx context.Context, run *job.Run[FileGCArgs], batch 
 		cands[i] = filereap.Candidate{ID: id, NotAfter: res.Cutoff}
 	}
 	out, err := g.reaper.Reap(ctx, cands, filereap.ReapOptions{DryRun: run.Args.DryRun, CheckMissing: *g.cfg.CheckMissing,
-		Limit: remaining, RunID: func(context.Context, pgx.Tx, *filereap.ReapResult) (int64, error) { return run.RunID, nil }})
+		Limit: remaining, Owner: tombstoneOwner(run), RunID: func(context.Context, pgx.Tx, *filereap.ReapResult) (int64, error) { return run.RunID, nil }})
 	if err != nil {
 		if errors.Is(err, filereap.ErrNoS3) {
 			return job.Discard("no S3", err)
