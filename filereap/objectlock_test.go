@@ -23,6 +23,7 @@ type fixture struct {
 	fs     *pgxpool.Pool
 	fsName string
 	b      *testenv.Bucket
+	dsn    string
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -35,7 +36,7 @@ func newFixture(t *testing.T) *fixture {
 	fs, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(fs.Close)
-	return &fixture{db: s.Pool, fs: fs, fsName: name, b: testenv.NewBucket(t)}
+	return &fixture{db: s.Pool, fs: fs, fsName: name, b: testenv.NewBucket(t), dsn: s.DSN}
 }
 
 // fileServiceWaits reports whether one of the file service's statements waits on a lock.

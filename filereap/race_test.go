@@ -9,14 +9,20 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatplat/job-service/filegc"
@@ -40,7 +46,8 @@ const (
 // insert at an existing object, upload at an existing path, re-point, re-reference, release
 // to 0 and send the event) while the sweep and the event GC run against them, cancelled at
 // random points and over an S3 that stalls, and sometimes deletes and then stalls past
-// s3_timeout (what a kill -9 after the delete leaves). After each round: every row not in
+// s3_timeout, and while sweeper processes (this binary, see TestMain) are killed with -9 at
+// random points. After each round: every row not in
 // status 3 has its object; then, after a healthy sweep and event pass, no row is in status 3,
 // no tombstone is left, and every collected file is in gc_log once. The writers' and the
 // faults' choices follow GC_RACE_SEED (printed; goroutine interleaving is the scheduler's).
@@ -72,9 +79,9 @@ func TestGCRacesWithFileService(t *testing.T) {
 		}
 	}
 	t.Logf("%d rounds in %s: %d file service operations (%d refused by the contract), %d files collected "+
-		"(%d by the sweep, %d by events), %d GC attempts cut, %d S3 faults; invariant violations: 0",
+		"(%d by the sweep, %d by events, %d by sweeper processes later killed), %d GC attempts cut, %d sweeper processes killed with -9, %d S3 faults; invariant violations: 0",
 		r.rounds, time.Since(start).Round(time.Millisecond), r.ops.Load(), r.refused.Load(), r.collected,
-		r.bySweep.Load(), r.byEvent.Load(), r.cuts.Load(), r.s3.faults.Load())
+		r.bySweep.Load(), r.byEvent.Load(), int64(r.collected)-r.bySweep.Load()-r.byEvent.Load(), r.cuts.Load(), r.kills.Load(), r.s3.faults.Load())
 }
 
 type race struct {
@@ -88,6 +95,7 @@ type race struct {
 	rows []filesvc.Object // by index: id - 1 (ids are never reused)
 	evq  []queued
 
+	kills                                atomic.Int64
 	rounds, collected                    int
 	ops, refused, bySweep, byEvent, cuts atomic.Int64
 }
@@ -106,8 +114,10 @@ func (r *race) round(t *testing.T, round int) {
 	gcs.Add(2)
 	go func() {
 		defer gcs.Done()
-		r.sweepLoop(gcCtx, t, rand.New(rand.NewPCG(r.seed, uint64(round)<<8|1)), r.s3, true)
+		assert.NoError(t, r.sweepLoop(gcCtx, rand.New(rand.NewPCG(r.seed, uint64(round)<<8|1)), r.s3, true))
 	}()
+	gcs.Add(1)
+	go func() { defer gcs.Done(); r.killLoop(gcCtx, t, round) }()
 	go func() {
 		defer gcs.Done()
 		r.eventLoop(gcCtx, t, rand.New(rand.NewPCG(r.seed, uint64(round)<<8|2)), r.s3, true)
@@ -278,19 +288,21 @@ const raceGrace = time.Second
 
 // sweepLoop runs file_gc attempts until ctx ends, some cut at a random point, some retried
 // as a second attempt of the same run.
-func (r *race) sweepLoop(ctx context.Context, t *testing.T, rnd *rand.Rand, s3 filereap.ObjectStore, chaos bool) {
+func (r *race) sweepLoop(ctx context.Context, rnd *rand.Rand, s3 filereap.ObjectStore, chaos bool) error {
 	cfg := handlers.FileGCConfig{Grace: time.Minute, BatchSize: 1 + rnd.IntN(16), PageSize: 50}
 	cfg.S3Timeout = time.Second
 	// The cutoff is half a second ago: a released row is a candidate almost at once (the
 	// grace is policy, not what makes the GC safe).
 	h, err := handlers.NewFileGC(r.f.db, s3, cfg, func() time.Time { return time.Now().Add(cfg.Grace - raceGrace/2) }, discard)
-	require.NoError(t, err)
+	if err != nil {
+		return err
+	}
 	for ctx.Err() == nil {
 		env := job.Envelope{Job: handlers.FileGCKind, RunKey: "race:" + testenv.Suffix(), Trigger: job.TriggerManual,
 			ScheduledAt: time.Now(), Shard: job.Shard{Total: 1}}
 		c, err := r.ledger.ClaimRun(ctx, env, "race", "", time.Minute)
 		if err != nil {
-			return // ctx ended
+			return nil // ctx ended
 		}
 		for attempt := 1; attempt <= 2; attempt++ {
 			runCtx, cancel := context.WithCancel(ctx)
@@ -309,9 +321,10 @@ func (r *race) sweepLoop(ctx context.Context, t *testing.T, rnd *rand.Rand, s3 f
 			}
 		}
 		if !chaos {
-			return
+			return nil
 		}
 	}
+	return nil
 }
 
 // eventLoop feeds due events to the event GC's processor until ctx ends; a batch it asks to
@@ -391,7 +404,7 @@ func (r *race) heal(t *testing.T, round int) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		r.eventLoop(ctx, t, rand.New(rand.NewPCG(r.seed, uint64(round)<<8|3)), r.f.b.Client, false)
-		r.sweepLoop(ctx, t, rand.New(rand.NewPCG(r.seed, uint64(round)<<8|4)), r.f.b.Client, false)
+		require.NoError(t, r.sweepLoop(ctx, rand.New(rand.NewPCG(r.seed, uint64(round)<<8|4)), r.f.b.Client, false))
 		var left int
 		require.NoError(t, r.f.db.QueryRow(ctx, `SELECT count(*) FROM file_metadata WHERE status = 3`).Scan(&left))
 		r.mu.Lock()
@@ -459,5 +472,73 @@ func (s *faultyS3) pause(ctx context.Context) {
 	select {
 	case <-ctx.Done():
 	case <-time.After(d):
+	}
+}
+
+// childEnv, set, makes the test binary a sweeper process for killLoop: "dsn|s3 endpoint|seed".
+const childEnv = "GC_RACE_SWEEPER"
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(childEnv); spec != "" {
+		os.Exit(sweeperProcess(spec))
+	}
+	os.Exit(m.Run())
+}
+
+// sweeperProcess runs the sweep under faults, over and over, until it is killed.
+func sweeperProcess(spec string) int {
+	parts := strings.Split(spec, "|")
+	if len(parts) != 3 {
+		fmt.Fprintf(os.Stderr, "%s: want dsn|endpoint|seed, got %q\n", childEnv, spec)
+		return 2
+	}
+	seed, err := strconv.ParseUint(parts[2], 10, 64)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: seed: %v\n", childEnv, err)
+		return 2
+	}
+	ctx := context.Background()
+	db, err := pgxpool.New(ctx, parts[0])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sweeper: connect: %v\n", err)
+		return 1
+	}
+	cli, err := minio.New(parts[1], &minio.Options{Creds: credentials.NewStaticV4(testenv.S3AccessKey(), testenv.S3SecretKey(), "")})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sweeper: s3: %v\n", err)
+		return 1
+	}
+	r := &race{f: &fixture{db: db}, ledger: ledger.New(db), s3: &faultyS3{ObjectStore: cli, rnd: rand.New(rand.NewPCG(seed, 2))}}
+	if err := r.sweepLoop(ctx, rand.New(rand.NewPCG(seed, 3)), r.s3, true); err != nil {
+		fmt.Fprintf(os.Stderr, "sweeper: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// killLoop runs sweeper processes (this test binary, childEnv set) and kills each with -9
+// after a random while, until ctx ends: a GC process dying at any point of its batches.
+func (r *race) killLoop(ctx context.Context, t *testing.T, round int) {
+	rnd := rand.New(rand.NewPCG(r.seed, uint64(round)<<8|5))
+	for i := 0; ctx.Err() == nil; i++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%s|%d", childEnv, r.f.dsn, r.f.b.Endpoint, r.seed+uint64(round)<<16+uint64(i)))
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if !assert.NoError(t, cmd.Start(), "start a sweeper process") {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(200+rnd.IntN(1300)) * time.Millisecond):
+		}
+		if err := cmd.Process.Signal(syscall.SIGKILL); err == nil {
+			r.kills.Add(1)
+		}
+		err := cmd.Wait()
+		var exit *exec.ExitError
+		if err != nil && !(errors.As(err, &exit) && exit.Sys().(syscall.WaitStatus).Signaled()) {
+			t.Errorf("sweeper process: %v: %s", err, stderr.String())
+		}
 	}
 }
