@@ -61,6 +61,7 @@ func TestDailyStatsRefusesArchivedDays(t *testing.T) {
 	require.ErrorContains(t, err, "chat_messages_2026_11")
 	require.ErrorContains(t, err, "audit_logs_2026_11")
 	require.ErrorContains(t, err, "jobctl archive restore audit_logs audit_logs_2026_11")
+	t.Logf("the refusal: %v", err)
 	require.Equal(t, good, dailyRows(t, s))
 
 	// Another month's day is still reported.
