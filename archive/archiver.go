@@ -123,6 +123,10 @@ func (a *Archiver) Run(ctx context.Context, opts Options) (Result, error) {
 			tables = append(tables, tc)
 		}
 	}
+	// A dry run without S3 (config check's preview) lists from Postgres alone.
+	if a.s3 == nil && !opts.DryRun {
+		return res, errors.New("partition_archive needs s3.endpoint")
+	}
 	if err := a.ensureBucket(ctx, opts.DryRun); err != nil {
 		return res, err
 	}
@@ -159,6 +163,9 @@ func AllRefused(err error) bool {
 }
 
 func (a *Archiver) ensureBucket(ctx context.Context, dryRun bool) error {
+	if a.s3 == nil {
+		return nil // dry run only (see Run)
+	}
 	ok, err := a.s3.BucketExists(ctx, a.cfg.Bucket)
 	if err != nil {
 		return fmt.Errorf("check bucket %s: %w", a.cfg.Bucket, err)

@@ -101,13 +101,14 @@ func (h *PartitionArchive) Run(ctx context.Context, run *job.Run[PartitionArchiv
 		opts.MaxPartitions = *run.Args.MaxPartitions
 	}
 	// A new deployment's first run shows what the job would archive and drop, with sizes,
-	// before anything leaves Postgres; the next run acts.
+	// before anything leaves Postgres; the next run acts. A dry run asked for (dry_run) on a
+	// new deployment counts as that preview.
 	first := false
-	if *h.cfg.FirstRunDryRun && !opts.DryRun {
+	if *h.cfg.FirstRunDryRun {
 		if first, err = archive.NewDeployment(ctx, h.db); err != nil {
 			return nil, err
 		}
-		opts.DryRun = first
+		opts.DryRun = opts.DryRun || first
 	}
 	res, err := a.Run(ctx, opts)
 	if first {
