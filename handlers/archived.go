@@ -29,6 +29,9 @@ func archivedPartitions(ctx context.Context, q interface {
 		FROM partition_archives
 		WHERE parent_table = $1 AND parent_schema = COALESCE(NULLIF($2, ''), current_schema())
 			AND state IN ('detached', 'dropped')
+			-- A detached partition an operator attached back is readable again.
+			AND NOT (state = 'detached' AND EXISTS (SELECT 1 FROM pg_inherits i
+				WHERE i.inhrelid = to_regclass(format('%I.%I', parent_schema, partition_name))))
 			AND range_from::timestamptz < $4 AND range_to::timestamptz > $3
 		ORDER BY range_from`, name, schema, from, to)
 	if err != nil {
