@@ -157,10 +157,10 @@ func (c Config) table(name string) (TableConfig, bool) {
 	return TableConfig{}, false
 }
 
-// CheckSpec refuses a run policy under which two movers could work on one partition at once:
-// the manifest's steps assume one (a second export of the same partition would overwrite the
-// object the first is verifying). Runs are kept apart by skip_if_running, shards by running
-// the job as one shard (a forced run with more shards moves partitions in shard 0 only).
+// CheckSpec refuses a run policy under which two movers would routinely meet on one
+// partition: runs are kept apart by skip_if_running, shards by running the job as one shard (a
+// forced run with more shards moves partitions in shard 0 only). What gets past both (a dead
+// letter resent from the dashboard) meets the partition's lock (lockPartition) and skips it.
 func (c Config) CheckSpec(s job.Spec) error {
 	if s.Overlap != job.OverlapSkipIfRunning {
 		return fmt.Errorf("overlap: partition_archive needs %q (two runs at once could move one partition twice), not %q",
