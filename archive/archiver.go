@@ -291,6 +291,12 @@ func (a *Archiver) runTable(ctx context.Context, tc TableConfig, opts Options, b
 		}
 		prior, err := getEntry(ctx, a.db, p.Schema, p.Name, c.part.Name)
 		switch {
+		case err == nil && slices.Contains(openStates(*a.cfg.Drop), prior.State):
+			// Claimed since this run read the manifest: another mover has it.
+			item.Action, item.State, item.Object = "skipped", prior.State, prior.ObjectKey
+			item.Reason = errLocked.Error()
+			res.Items = append(res.Items, item)
+			continue
 		case err == nil:
 			// Restored, conflicted or archived before and re-created: an operator's call.
 			item.Action, item.State, item.Object = "skipped", prior.State, prior.ObjectKey
