@@ -18,7 +18,7 @@ type FileTable struct {
 	// DeletedStatus is the status value meaning "deleted by the user" (2).
 	DeletedStatus int `yaml:"deleted_status"`
 	// CollectingStatus (3) marks a row the GC has committed to removing, before its object is
-	// deleted. The file service must not re-reference such a row (see README, "The file GC's
+	// deleted. The file service must not re-reference such a row (see docs/contracts.md, "The file GC's
 	// contract"): that is what makes a cancelled or killed GC safe.
 	CollectingStatus int           `yaml:"collecting_status"`
 	Columns          FileTableCols `yaml:"columns"`

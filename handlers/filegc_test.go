@@ -199,7 +199,7 @@ func TestFileGCReReferenceDuringDeleteNeverLeavesDanglingRow(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// The file service's re-reference, as the README's contract writes it: never a
+			// The file service's re-reference, as docs/contracts.md writes it: never a
 			// row in the collecting status (3).
 			tag, err := f.s.Pool.Exec(ctx, `UPDATE file_metadata SET ref_count = ref_count + 1, status = 1
 				WHERE id = 1 AND status <> 3`)
@@ -260,6 +260,7 @@ func TestFileGCMaxDeletesCapsTheRun(t *testing.T) {
 	require.NoError(t, f.s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM file_metadata`).Scan(&left))
 	require.Equal(t, 6, left)
 	require.Equal(t, 6, f.b.Count(t))
+	require.EqualValues(t, 6, res.Backlog, "what the capped run left for the next")
 }
 
 // TestFileGCReportsTheObjectIndex: the run names the index its shared-object check uses, and

@@ -24,7 +24,7 @@ const (
 
 // GapEvent is the JSON body of a repair event: one persistent gap, for the message service
 // to re-drive the missing range (from its transactional outbox, or by re-sending). The
-// contract is documented in README "The gap repair contract". Delivery is at least once: a
+// contract is documented in docs/contracts.md, "The gap repair contract". Delivery is at least once: a
 // gap seen by several runs (every 10 minutes until it is repaired) is published by each, so
 // the consumer de-duplicates on Key.
 type GapEvent struct {

@@ -217,7 +217,7 @@ func remoteBacklog(cmd *cobra.Command, g *globals) error {
 		}
 		fmt.Fprintf(&b, "%-20s %6d %9d %s\n", e.Job, e.Due, e.Retrying, oldest)
 	}
-	b.WriteString("RocketMQ lag of the job and schedule consumer groups: read it from the broker's metrics exporter or dashboard (see README); --server reads the ledger only\n")
+	b.WriteString("RocketMQ lag of the job and schedule consumer groups: read it from the broker's metrics exporter or dashboard (see docs/operations.md); --server reads the ledger only\n")
 	_, err = fmt.Fprint(cmd.OutOrStdout(), b.String())
 	return err
 }

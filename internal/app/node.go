@@ -86,6 +86,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		// The ledger collector needs the ledger and the registry, both ready once Start got here.
 		if err == nil && n.Ledger != nil && n.Registry != nil {
 			n.Metrics.WatchLedger(n.Ledger, n.Registry.Kinds)
+			n.Metrics.WatchFileGC(n.Ledger, handlers.FileGCKind)
 		}
 	}()
 	bi := Build()
@@ -178,7 +179,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.Consumer = laneConsumer(consumer.LaneJobs, n.Cfg.RocketMQ.Topic, n.Cfg.RocketMQ.ConsumerGroup, n.Instance)
 	// The schedule lane: the ticker's fires on a topic, group, client cache and in-hand
-	// tokens of their own, so they never queue behind forced runs (README "Schedule lane").
+	// tokens of their own, so they never queue behind forced runs (docs/architecture.md, "Schedule lane").
 	n.ScheduleConsumer = laneConsumer(consumer.LaneSchedule, n.Cfg.RocketMQ.ScheduleTopic, n.Cfg.RocketMQ.ScheduleGroup(),
 		n.instance("schedule"))
 	consumers := together{n.Consumer, n.ScheduleConsumer}
