@@ -233,3 +233,27 @@ func TestUnreachableChannelsNeverBlockOrPanic(t *testing.T) {
 	require.ErrorContains(t, err, "webhook")
 	require.ErrorContains(t, err, "email")
 }
+
+// A job that fails the same way every night alerts every night, even when tonight's failure
+// comes a few seconds before the window since last night's alert has passed; a repeat of one
+// night's run (another node, a republish) still sends once.
+func TestEveryRunsFailureAlertsOnce(t *testing.T) {
+	r := newRig(t)
+	a, b := r.notifier(t, "node-a"), r.notifier(t, "node-b")
+	ctx := context.Background()
+	night := time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		runKey := job.ScheduleRunKey("pg_partition", night.AddDate(0, 0, i))
+		for _, n := range []*Notifier{a, b} {
+			require.NoError(t, n.Notify(ctx, failedRun("pg_partition", runKey, int64(100+i),
+				errors.New("chat_messages: lock timeout"), nil, n)), "night %d", i)
+		}
+		r.clock.add(time.Hour)
+		require.NoError(t, a.Notify(ctx, failedRun("pg_partition", runKey, int64(100+i),
+			errors.New("chat_messages: lock timeout"), nil, a)), "night %d", i)
+		require.Len(t, r.hook.Bodies(), i+1, "night %d", i)
+		require.Len(t, r.smtp.Messages(), i+1, "night %d", i)
+		require.Equal(t, runKey, decode(t, r.hook.Bodies()[i]).RunKey)
+		r.clock.add(23*time.Hour - 5*time.Second) // tomorrow's failure is a little earlier
+	}
+}
