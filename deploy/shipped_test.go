@@ -308,3 +308,45 @@ func TestComposeStartsWhatItConfigures(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(brokerConf), "storePathRootDir = /home/rocketmq/store")
 }
+
+// TestShippedNodesMeetShards: every shipped deployment runs at least as many nodes as the
+// largest shard count its config schedules (file_gc's 3 of the design's sweep), so no node runs
+// two shards of one fire while another shard's node is idle. The production example is the
+// config the Kubernetes Deployment's replicas run.
+func TestShippedNodesMeetShards(t *testing.T) {
+	t.Parallel()
+	replicas := 0
+	for _, o := range decodeAll(t, "k8s/job-service.yaml") {
+		if o.Kind == "Deployment" {
+			var spec deploymentSpec
+			require.NoError(t, o.Spec.Decode(&spec))
+			replicas = spec.Replicas
+		}
+	}
+	raw, err := os.ReadFile("compose/docker-compose.yml")
+	require.NoError(t, err)
+	var c composeFile
+	require.NoError(t, yaml.Unmarshal(raw, &c))
+	composeNodes := 0
+	for name := range c.Services {
+		if strings.HasPrefix(name, "job-service-") {
+			composeNodes++
+		}
+	}
+	nodes := map[string]int{"production example": replicas, "k8s ConfigMap": replicas, "compose": composeNodes}
+	configs := shippedConfigs(t)
+	require.Len(t, configs, len(nodes))
+	for _, sc := range configs {
+		cfg, err := config.Load(sc.path, func(k string) string { return sc.env[k] }, handlers.Definitions())
+		require.NoError(t, err, sc.name)
+		most, widest := 1, ""
+		for kind := range cfg.Jobs {
+			if s := cfg.Spec(kind); s.IsEnabled() && s.Shards > most {
+				most, widest = s.Shards, kind
+			}
+		}
+		n, ok := nodes[sc.name]
+		require.True(t, ok, "%s: which deployment runs it", sc.name)
+		require.GreaterOrEqual(t, n, most, "%s: %d nodes for %s's %d shards", sc.name, n, widest, most)
+	}
+}
