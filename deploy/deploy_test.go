@@ -146,7 +146,7 @@ func TestCompose(t *testing.T) {
 		require.Equal(t, "0.0.0.0:8080", cfg.Admin.Listen, "reachable from the health check and the host")
 		require.True(t, cfg.Admin.ProtectReads, "%s: the published admin port must not serve run data without the token", name)
 	}
-	require.Equal(t, 2, nodes, "two job-service nodes")
+	require.Equal(t, 3, nodes, "three job-service nodes, one per shard of file_gc")
 }
 
 // loadWithEnv loads a config file with env (compose's ${VAR:?…} values replaced by a stand-in).
@@ -285,7 +285,7 @@ func TestKubernetes(t *testing.T) {
 
 	var dep deploymentSpec
 	require.NoError(t, byKind["Deployment"][0].Spec.Decode(&dep))
-	require.Equal(t, 2, dep.Replicas)
+	require.Equal(t, 3, dep.Replicas, "one node per shard of file_gc")
 	podLabels := dep.Template.Metadata.Labels
 	require.True(t, subset(dep.Selector.MatchLabels, podLabels), "the Deployment selects its own pods")
 	require.True(t, dep.Template.Spec.SecurityContext.RunAsNonRoot)
