@@ -452,6 +452,7 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 			if log.Enabled(ctx, slog.LevelDebug) {
 				log.DebugContext(ctx, "run started", "schedule_delay", start.Sub(env.ScheduledAt))
 			}
+			logs.Record(start, slog.LevelInfo, "run started", startAttrs(p.cfg.Node, env, claim, start)...)
 			result, runErr = p.invoke(runlog.WithBuffer(runCtx, logs), spec.Timeout, claim, prepared)
 			p.slots.release()
 		case <-p.drained:
@@ -497,8 +498,9 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 	// The outcome must reach the ledger even if the node is being torn down.
 	finishCtx, cancelFinish := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancelFinish()
-	p.flushLogs(finishCtx, log, claim, logs)
-	if err := p.finish(finishCtx, claim, ledger.Outcome{Status: status, Result: result, Err: runErr}); err != nil {
+	outcome := ledger.Outcome{Status: status, Result: result, Err: runErr}
+	p.recordOutcome(claim, logs, &outcome, elapsed)
+	if err := p.finish(finishCtx, claim, outcome); err != nil {
 		if errors.Is(err, ledger.ErrLostClaim) {
 			log.WarnContext(ctx, "run was taken over while it ran; outcome dropped", "status", status)
 			return Decision{Action: Ack, Reason: "taken over"}
@@ -506,6 +508,7 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 		log.ErrorContext(ctx, "could not record outcome; message will be redelivered", "status", status, "err", err)
 		return Decision{Action: RetryLater, After: p.cfg.StaleAfter, Reason: err.Error()}
 	}
+	p.trimLogs(finishCtx, log, claim)
 	p.obs.RunFinished(env.Job, status, elapsed, start.Sub(env.ScheduledAt))
 	if status == ledger.StatusFailed {
 		p.alertFailed(ctx, log, env, claim.RunID, runErr, result)

@@ -41,9 +41,16 @@ func TestRunLogSaysWhatHappened(t *testing.T) {
 	for _, want := range []string{"node=a", "attempt=1", "shard=0/1", "trigger=manual", `params="{\"premake\":1}"`} {
 		require.Contains(t, first.Attrs, want, all)
 	}
-	require.Contains(t, all, "INFO checking partitions table=chat_messages")
-	require.Contains(t, all, "INFO created partition table=chat_messages")
-	require.Contains(t, all, "INFO partitions ready table=chat_messages created=2 present=0")
+	// The handler's own steps, at Info.
+	steps := map[string]string{}
+	for _, ln := range page.Lines {
+		if ln.Level == "INFO" {
+			steps[ln.Msg] += ln.Attrs + "\n"
+		}
+	}
+	require.Contains(t, steps["checking partitions"], "table=chat_messages", all)
+	require.Contains(t, steps["created partition"], "partition=chat_messages_", all)
+	require.Contains(t, steps["partitions ready"], "created=2 present=0", all)
 	require.Equal(t, "run finished", last.Msg, all)
 	require.Equal(t, "INFO", last.Level)
 	for _, want := range []string{"status=succeeded", "duration_ms=", `result="{\"tables\":[{\"table\":\"chat_messages\",\"created\":[`} {
