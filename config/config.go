@@ -85,6 +85,10 @@ type AdminConfig struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout closes a keep-alive connection idle this long (default 60s).
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// TLSCert and TLSKey are PEM files: set, the server speaks HTTPS only, and a certificate
+	// replaced on disk is served from the next handshake on (a rotated Secret needs no restart).
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 }
 
 // WithDefaults fills unset fields.
@@ -119,6 +123,9 @@ func (a AdminConfig) Validate() error {
 	}
 	if a.ProtectReads && a.Token == "" {
 		return errors.New("protect_reads: needs admin.token (or JOBSERVICE_ADMIN_TOKEN); without one nothing could read")
+	}
+	if (a.TLSCert == "") != (a.TLSKey == "") {
+		return errors.New("tls_cert and tls_key: set both (HTTPS) or neither (plain HTTP)")
 	}
 	return nil
 }
