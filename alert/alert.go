@@ -30,7 +30,8 @@ type Config struct {
 	// WebhookTimeout bounds one POST.
 	WebhookTimeout time.Duration `yaml:"webhook_timeout"`
 	SMTP           SMTPConfig    `yaml:"smtp"`
-	// Window is how long the same problem stays quiet after an alert about it.
+	// Window is how long the same problem stays quiet after an alert about it: a repeat of
+	// the same run's failure, or of a handler's own fingerprint across runs.
 	Window time.Duration `yaml:"window"`
 }
 
