@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/chatplat/job-service/archive"
 	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/job"
@@ -230,6 +231,20 @@ func TestShippedConfigsDoTheWholeJob(t *testing.T) {
 			require.Equal(t, platformZone, job.SectionOf[handlers.DailyStatsConfig](cfg.Sections, handlers.DailyStatsKind).TimeZone)
 			require.Equal(t, platformZone, job.SectionOf[handlers.GroupActivityConfig](cfg.Sections, handlers.GroupActivityKind).TimeZone)
 
+			// The archive moves the audit log only: chat history stays in Postgres until an
+			// operator names its hot period; the chat tables are shown commented out, with what
+			// enabling them does; a new deployment's first run only previews.
+			arch := job.SectionOf[handlers.PartitionArchiveConfig](cfg.Sections, handlers.PartitionArchiveKind).WithDefaults()
+			require.Equal(t, []archive.TableConfig{{Table: "audit_logs", HotMonths: 3}}, arch.Tables, "handlers.partition_archive.tables")
+			require.True(t, *arch.FirstRunDryRun, "handlers.partition_archive.first_run_dry_run")
+			require.True(t, *arch.Drop, "drop after a verified copy")
+			text, err := os.ReadFile(sc.path)
+			require.NoError(t, err)
+			for _, tbl := range []string{"chat_messages", "chat_inbox"} {
+				require.Regexp(t, `(?m)^\s*#\s*- \{table: `+tbl+`, hot_months: [0-9]+\}.*(drop|delet)`, string(text),
+					"%s shown commented out, saying what enabling it does", tbl)
+			}
+
 			check := exec.Command(bin, "config", "check", "--config", sc.path)
 			check.Env = []string{"PATH=" + os.Getenv("PATH")}
 			for k, v := range sc.env {
@@ -238,6 +253,9 @@ func TestShippedConfigsDoTheWholeJob(t *testing.T) {
 			out, err := check.CombinedOutput()
 			require.NoError(t, err, "config check: %s", out)
 			require.Contains(t, string(out), "ok")
+			require.Contains(t, string(out), "partition_archive: archives audit_logs (months older than 3)")
+			require.Contains(t, string(out), "chat_messages, chat_inbox are not archived")
+			require.Contains(t, string(out), "first run is a dry run")
 		})
 	}
 }
