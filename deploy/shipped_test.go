@@ -14,6 +14,7 @@ import (
 
 	"github.com/chatplat/job-service/archive"
 	"github.com/chatplat/job-service/config"
+	"github.com/chatplat/job-service/filegc"
 	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/job"
 )
@@ -181,6 +182,12 @@ func TestShippedConfigsDoTheWholeJob(t *testing.T) {
 	// A Wednesday half past midnight, and a Sunday evening, in the platform's zone.
 	refs := []time.Time{time.Date(2026, 12, 2, 0, 30, 0, 0, zone), time.Date(2026, 12, 6, 22, 5, 0, 0, zone)}
 
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	for _, name := range []string{"default `" + filegc.DefaultTopic + "`", "**tag** `" + filegc.DefaultTag + "`", "`" + filegc.DefaultGroup + "`"} {
+		require.Contains(t, string(readme), name, "the README's file-event contract names it")
+	}
+
 	for _, sc := range shippedConfigs(t) {
 		t.Run(sc.name, func(t *testing.T) {
 			cfg, err := config.Load(sc.path, func(k string) string { return sc.env[k] }, handlers.Definitions())
@@ -220,6 +227,14 @@ func TestShippedConfigsDoTheWholeJob(t *testing.T) {
 			}
 			sort.Strings(scheduled)
 			require.Equal(t, want, scheduled, "the eight jobs of the design and our two upkeep jobs")
+
+			// The event-driven file GC runs, on the topic, group and tag the README's
+			// file-event contract names.
+			require.True(t, cfg.FileGC.Enabled, "filegc.enabled")
+			require.Equal(t, filegc.DefaultTopic, cfg.FileGC.Topic, "filegc.topic")
+			require.Equal(t, filegc.DefaultGroup, cfg.FileGC.Group, "filegc.group")
+			require.Equal(t, filegc.DefaultTag, cfg.FileGC.Tag, "filegc.tag")
+			require.NotEmpty(t, cfg.S3.Endpoint, "the event GC deletes objects")
 
 			require.NotEmpty(t, cfg.Postgres.DSN)
 			require.NotEmpty(t, cfg.RocketMQ.NameServers)
