@@ -1,5 +1,5 @@
-// Package config loads the one YAML file both binaries read, applies environment overrides
-// for secrets, fills defaults and validates every section, naming the key that is wrong.
+// Package config loads the one YAML file both binaries read, lays the environment over it
+// (every key has a variable), fills defaults and validates every section, naming the key that is wrong.
 package config
 
 import (
@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -51,6 +50,10 @@ type Config struct {
 	// them decoded, defaults filled and validated, by kind (read them with job.SectionOf).
 	Handlers map[string]yaml.Node `yaml:"handlers"`
 	Sections map[string]any       `yaml:"-"`
+	// Warnings are what the file and the environment set that still works but should change
+	// (deprecated keys and variables), each naming what to write instead. The node logs them
+	// at start and config check prints them.
+	Warnings []string `yaml:"-"`
 	// S3 is the object store of the file GC and of partition_archive.
 	S3 S3Config `yaml:"s3"`
 	// FileGC is the event-driven file GC (ref_count=0 events).
@@ -123,7 +126,7 @@ func (a AdminConfig) Validate() error {
 	return nil
 }
 
-// Load reads path, applies JOBSERVICE_* overrides from env, resolves every job of kinds (the
+// Load reads path, lays the environment over it (every key has a variable, Key.Env), resolves every job of kinds (the
 // table of handlers, handlers.Definitions()) against its default policy, fills defaults and
 // validates. The error lists every problem, each naming its key.
 func Load(path string, env func(string) string, kinds []job.Definition) (*Config, error) {
@@ -137,13 +140,30 @@ func Load(path string, env func(string) string, kinds []job.Definition) (*Config
 // Parse is Load on bytes.
 func Parse(raw []byte, env func(string) string, kinds []job.Definition) (*Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true) // a misspelt key is an error, not a silently ignored setting
-	// An empty file (io.EOF) means all defaults.
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	// The file alone first, so its errors carry its own line numbers.
+	if err := strictDecode(raw, &c); err != nil {
 		return nil, fmt.Errorf("parse config: %w", err)
 	}
-	c.applyEnv(env)
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return nil, fmt.Errorf("parse config: %w", err)
+	}
+	keys := envKeys(kinds)
+	set, warnings, err := overlay(&root, env, keys)
+	if err != nil {
+		return nil, err
+	}
+	if set {
+		merged, err := yaml.Marshal(&root)
+		if err != nil {
+			return nil, fmt.Errorf("config: apply environment: %w", err)
+		}
+		c = Config{}
+		if err := strictDecode(merged, &c); err != nil {
+			return nil, fmt.Errorf("config: apply environment: %w", err)
+		}
+	}
+	c.Warnings = append(warnings, deprecatedKeys(&root, keys)...)
 	if c.TimeZone == "" {
 		c.TimeZone = "UTC"
 	}
@@ -157,29 +177,15 @@ func Parse(raw []byte, env func(string) string, kinds []job.Definition) (*Config
 	return &c, nil
 }
 
-func (c *Config) applyEnv(env func(string) string) {
-	if env == nil {
-		return
+// strictDecode decodes a whole file: a misspelt key is an error, not a silently ignored
+// setting, and an empty file (io.EOF) means all defaults.
+func strictDecode(raw []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return err
 	}
-	set := func(key string, dst *string) {
-		if v := env(key); v != "" {
-			*dst = v
-		}
-	}
-	set("JOBSERVICE_NODE", &c.Node)
-	set("JOBSERVICE_POSTGRES_DSN", &c.Postgres.DSN)
-	set("JOBSERVICE_ROCKETMQ_ACCESS_KEY", &c.RocketMQ.AccessKey)
-	set("JOBSERVICE_ROCKETMQ_SECRET_KEY", &c.RocketMQ.SecretKey)
-	set("JOBSERVICE_ADMIN_TOKEN", &c.Admin.Token)
-	set("JOBSERVICE_ADMIN_LISTEN", &c.Admin.Listen)
-	set("JOBSERVICE_REDIS_PASSWORD", &c.Redis.Password)
-	set("JOBSERVICE_SMTP_PASSWORD", &c.Alerts.SMTP.Password)
-	set("JOBSERVICE_ALERTS_WEBHOOK_URL", &c.Alerts.WebhookURL)
-	c.applyS3Env(env)
-	if v := env("JOBSERVICE_ROCKETMQ_NAME_SERVERS"); v != "" {
-		c.RocketMQ.NameServers = strings.Split(v, ",")
-	}
-	c.applySearchEnv(env)
+	return nil
 }
 
 // WithDefaults fills every unset field.
@@ -203,6 +209,11 @@ func (c Config) WithDefaults() Config {
 	c.Admin = c.Admin.WithDefaults()
 	c.RocketMQ = c.RocketMQ.WithDefaults()
 	c.Ticker = c.Ticker.WithDefaults()
+	if c.Consumer.EarlyTolerance == 0 {
+		// The consumer holds what the broker delivered deliver_ahead early, plus the broker's
+		// 1 s timer slot, plus a second of margin.
+		c.Consumer.EarlyTolerance = c.Ticker.DeliverAhead + 2*time.Second
+	}
 	c.Consumer.Node = c.Node
 	c.Consumer = c.Consumer.WithDefaults()
 	// One notion of "stale" for the whole cluster: the ticker reaps what the consumer would take over.

@@ -47,15 +47,3 @@ func (c S3Config) Validate() error {
 	}
 	return nil
 }
-
-func (c *Config) applyS3Env(env func(string) string) {
-	for key, dst := range map[string]*string{
-		"JOBSERVICE_S3_ENDPOINT":   &c.S3.Endpoint,
-		"JOBSERVICE_S3_ACCESS_KEY": &c.S3.AccessKey,
-		"JOBSERVICE_S3_SECRET_KEY": &c.S3.SecretKey,
-	} {
-		if v := env(key); v != "" {
-			*dst = v
-		}
-	}
-}

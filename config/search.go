@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 )
 
@@ -80,22 +79,6 @@ func (c Neo4jConfig) Validate() error {
 		return errors.New("username: required with a password")
 	}
 	return nil
-}
-
-// applySearchEnv applies the Elasticsearch and Neo4j overrides.
-func (c *Config) applySearchEnv(env func(string) string) {
-	if v := env("JOBSERVICE_ELASTICSEARCH_ADDRESSES"); v != "" {
-		c.Elasticsearch.Addresses = strings.Split(v, ",")
-	}
-	if v := env("JOBSERVICE_ELASTICSEARCH_PASSWORD"); v != "" {
-		c.Elasticsearch.Password = v
-	}
-	if v := env("JOBSERVICE_NEO4J_URI"); v != "" {
-		c.Neo4j.URI = v
-	}
-	if v := env("JOBSERVICE_NEO4J_PASSWORD"); v != "" {
-		c.Neo4j.Password = v
-	}
 }
 
 // searchProblems checks the Elasticsearch and Neo4j sections.

@@ -100,8 +100,9 @@ type FilesSource struct {
 // migrates it (00010_design_reports.sql); the GC's gc_log, read for freed bytes, is the
 // ledger's too.
 type DailyStatsConfig struct {
-	// TimeZone whose midnights bound a day (IANA name).
-	TimeZone string         `yaml:"time_zone"`
+	// TimeZone whose midnights bound a day (IANA name): the job's
+	// time_zone unless set.
+	TimeZone string         `yaml:"time_zone" deprecated:"set jobs.daily_stats.time_zone; the report follows its job's zone"`
 	Users    UsersSource    `yaml:"users"`
 	Audit    AuditSource    `yaml:"audit_logs"`
 	Messages MessagesSource `yaml:"messages"`

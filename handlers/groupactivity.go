@@ -50,8 +50,9 @@ type ChannelsSource struct {
 // tables (defaults match deploy/local/chat_schema.sql); the output table
 // group_activity_rank is the ledger's (migration 00002_reports.sql).
 type GroupActivityConfig struct {
-	// TimeZone whose Monday midnights bound a week (IANA name).
-	TimeZone string `yaml:"time_zone"`
+	// TimeZone whose Monday midnights bound a week (IANA name): the job's
+	// time_zone unless set.
+	TimeZone string `yaml:"time_zone" deprecated:"set jobs.group_activity.time_zone; the report follows its job's zone"`
 	// Top is how many channels are ranked per week.
 	Top int `yaml:"top"`
 	// MemberWeight weighs distinct senders in the score (see GroupActivity).

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/internal/app"
 )
@@ -46,7 +47,15 @@ func rootCmd() *cobra.Command {
 	}
 	cfgCmd := &cobra.Command{Use: "config", Short: "Config file commands", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return errNoSubcommand(cmd) }}
-	cfgCmd.AddCommand(check)
+	reference := &cobra.Command{
+		Use:   "reference",
+		Short: "Print every config key with its type, default and meaning (docs/configuration.md)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return config.WriteReference(cmd.OutOrStdout(), handlers.Definitions())
+		},
+	}
+	cfgCmd.AddCommand(check, reference)
 	root.AddCommand(cfgCmd, probeCmd())
 	return root
 }
@@ -73,6 +82,9 @@ func checkConfig(w io.Writer, cfgPath string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("%s:\n%w", cfgPath, err)
+	}
+	for _, warning := range cfg.Warnings {
+		fmt.Fprintf(w, "%s: warning: %s\n", cfgPath, warning)
 	}
 	fmt.Fprintf(w, "%s: ok (%d jobs scheduled: %s; time_zone %s)\n", cfgPath, len(cfg.Scheduled()),
 		strings.Join(cfg.Scheduled(), ", "), cfg.TimeZone)
