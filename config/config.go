@@ -68,16 +68,17 @@ type LogConfig struct {
 
 // PostgresConfig is the ledger's database (also the chat platform's, for the jobs that read it).
 type PostgresConfig struct {
-	// DSN is a libpq URL or key=value string (JOBSERVICE_POSTGRES_DSN).
-	DSN      string `yaml:"dsn"`
-	MaxConns int32  `yaml:"max_conns"`
+	// DSN is a libpq URL or key=value string.
+	DSN string `yaml:"dsn"`
+	// MaxConns bounds the node's pool; the ticker's lease holds one connection more.
+	MaxConns int32 `yaml:"max_conns"`
 }
 
 // AdminConfig is the HTTP admin server.
 type AdminConfig struct {
 	// Listen is the bind address; loopback by default.
 	Listen string `yaml:"listen"`
-	// Token is required as a bearer token on write endpoints (JOBSERVICE_ADMIN_TOKEN).
+	// Token is required as a bearer token on write endpoints.
 	Token string `yaml:"token"`
 	// ProtectReads requires the token on read endpoints too.
 	ProtectReads bool `yaml:"protect_reads"`
@@ -121,7 +122,7 @@ func (a AdminConfig) Validate() error {
 		}
 	}
 	if a.ProtectReads && a.Token == "" {
-		return errors.New("protect_reads: needs admin.token (or JOBSERVICE_ADMIN_TOKEN); without one nothing could read")
+		return errors.New("protect_reads: needs admin.token (or JOBSERVICE_ADMIN__TOKEN); without one nothing could read")
 	}
 	return nil
 }
@@ -270,7 +271,7 @@ func (c Config) problems() []error {
 		}
 	}
 	if c.Postgres.DSN == "" {
-		errs = append(errs, errors.New("config: postgres.dsn: required (or JOBSERVICE_POSTGRES_DSN)"))
+		errs = append(errs, errors.New("config: postgres.dsn: required (or JOBSERVICE_POSTGRES__DSN)"))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

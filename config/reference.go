@@ -118,6 +118,9 @@ func walk(prefix string, v reflect.Value, out *[]Key) {
 		}
 		k := Key{Path: path, Meaning: fieldDocs[t.PkgPath()+"."+t.Name()+"."+f.Name],
 			Deprecated: f.Tag.Get("deprecated"), goType: ft}
+		if k.Meaning == "" {
+			k.Meaning = nameMeaning(prefix, name)
+		}
 		if ft.Kind() == reflect.Pointer {
 			ft = ft.Elem()
 			if fv.IsNil() {
@@ -155,6 +158,20 @@ func walk(prefix string, v reflect.Value, out *[]Key) {
 		k.Default = formatDefault(fv)
 		*out = append(*out, k)
 	}
+}
+
+// nameMeaning says what an undocumented key of a table mapping means from its name alone:
+// the chat platform's table and column names the jobs read.
+func nameMeaning(prefix, name string) string {
+	switch {
+	case name == "table":
+		return "The table, \"table\" or \"schema.table\""
+	case strings.HasSuffix(name, "_column"):
+		return "The column holding the " + strings.ReplaceAll(strings.TrimSuffix(name, "_column"), "_", " ")
+	case strings.HasSuffix(prefix, ".columns"):
+		return "The column holding the " + strings.ReplaceAll(name, "_", " ")
+	}
+	return ""
 }
 
 func elemStruct(t reflect.Type) bool {

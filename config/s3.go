@@ -8,10 +8,10 @@ import (
 
 // S3Config is the object store the file GC removes objects from (MinIO, versitygw or AWS).
 type S3Config struct {
-	// Endpoint is host:port, without a scheme (JOBSERVICE_S3_ENDPOINT). Empty: no S3, and the
+	// Endpoint is host:port, without a scheme. Empty: no S3, and the
 	// file GC is unavailable.
 	Endpoint string `yaml:"endpoint"`
-	// AccessKey and SecretKey sign requests (JOBSERVICE_S3_ACCESS_KEY, JOBSERVICE_S3_SECRET_KEY).
+	// AccessKey and SecretKey sign requests.
 	AccessKey string `yaml:"access_key"`
 	SecretKey string `yaml:"secret_key"`
 	// UseSSL talks HTTPS.

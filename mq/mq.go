@@ -46,7 +46,7 @@ type Config struct {
 	QueueNums int `yaml:"queue_nums"`
 	// SendTimeout bounds one publish.
 	SendTimeout time.Duration `yaml:"send_timeout"`
-	// AccessKey and SecretKey for a broker with ACL on (JOBSERVICE_ROCKETMQ_SECRET_KEY).
+	// AccessKey and SecretKey for a broker with ACL on.
 	AccessKey string `yaml:"access_key"`
 	SecretKey string `yaml:"secret_key"`
 }
