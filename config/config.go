@@ -209,6 +209,11 @@ func (c Config) WithDefaults() Config {
 	}
 	c.Admin = c.Admin.WithDefaults()
 	c.RocketMQ = c.RocketMQ.WithDefaults()
+	if c.Ticker.StuckAfter == 0 {
+		// A retry legitimately waits up to retry_backoff_max; a run untouched three times
+		// that long lost its message.
+		c.Ticker.StuckAfter = 3 * c.Consumer.WithDefaults().RetryBackoffMax
+	}
 	c.Ticker = c.Ticker.WithDefaults()
 	if c.Consumer.EarlyTolerance == 0 {
 		// The consumer holds what the broker delivered deliver_ahead early, plus the broker's

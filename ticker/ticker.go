@@ -92,8 +92,9 @@ type Config struct {
 	LeaseTimeout time.Duration `yaml:"lease_timeout" deprecated:"set ticker.interval; the lease timeout is three intervals, at least 15s"`
 	// StuckAfter: an interrupted or retrying run untouched this long lost its message (the
 	// broker's copy was lost or dead-lettered) and is published again. Keep it above
-	// consumer.retry_backoff_max, the longest a retry legitimately waits.
-	StuckAfter time.Duration `yaml:"stuck_after"`
+	// consumer.retry_backoff_max, the longest a retry legitimately waits: the config makes it
+	// three times that unless set.
+	StuckAfter time.Duration `yaml:"stuck_after" deprecated:"set consumer.retry_backoff_max; a run is stuck after three times it"`
 	// MaxRepublish: a run the repair pass published this many times without it finishing is
 	// given up (failed, with an alert) instead of being published forever.
 	MaxRepublish int `yaml:"max_republish"`
