@@ -54,6 +54,8 @@ type Config struct {
 	// (deprecated keys and variables), each naming what to write instead. The node logs them
 	// at start and config check prints them.
 	Warnings []string `yaml:"-"`
+	// ChatSchema names the chat platform's tables and columns the jobs read, once for all.
+	ChatSchema ChatSchema `yaml:"chat_schema"`
 	// S3 is the object store of the file GC and of partition_archive.
 	S3 S3Config `yaml:"s3"`
 	// FileGC is the event-driven file GC (ref_count=0 events).
@@ -150,21 +152,25 @@ func Parse(raw []byte, env func(string) string, kinds []job.Definition) (*Config
 		return nil, fmt.Errorf("parse config: %w", err)
 	}
 	keys := envKeys(kinds)
-	set, warnings, err := overlay(&root, env, keys)
+	_, warnings, err := overlay(&root, env, keys)
 	if err != nil {
 		return nil, err
 	}
-	if set {
+	warnings = append(warnings, deprecatedKeys(&root, keys)...)
+	if err := withChatSchema(&root, kinds); err != nil {
+		return nil, err
+	}
+	if root.Kind == yaml.DocumentNode {
 		merged, err := yaml.Marshal(&root)
 		if err != nil {
-			return nil, fmt.Errorf("config: apply environment: %w", err)
+			return nil, fmt.Errorf("config: merge the environment and chat_schema: %w", err)
 		}
 		c = Config{}
 		if err := strictDecode(merged, &c); err != nil {
-			return nil, fmt.Errorf("config: apply environment: %w", err)
+			return nil, fmt.Errorf("config: merge the environment and chat_schema: %w", err)
 		}
 	}
-	c.Warnings = append(warnings, deprecatedKeys(&root, keys)...)
+	c.Warnings = warnings
 	if c.TimeZone == "" {
 		c.TimeZone = "UTC"
 	}
@@ -238,6 +244,7 @@ func (c Config) WithDefaults() Config {
 		jobs[name] = s.WithDefaults()
 	}
 	c.Jobs = jobs
+	c.ChatSchema = c.ChatSchema.WithDefaults()
 	c.Redis = c.Redis.WithDefaults()
 	c.Alerts = c.Alerts.WithDefaults()
 	c.Elasticsearch = c.Elasticsearch.WithDefaults()
