@@ -38,8 +38,8 @@ type Config struct {
 	Elasticsearch ElasticsearchConfig `yaml:"elasticsearch"`
 	Neo4j         Neo4jConfig         `yaml:"neo4j"`
 	// TimeZone is the platform's zone (IANA name, default UTC): job schedules and the report
-	// days of daily_stats and group_activity follow it unless a job (jobs.<kind>.time_zone) or
-	// a handler section (handlers.<kind>.time_zone) names its own.
+	// days of daily_stats and group_activity follow it unless a job (jobs.<kind>.time_zone)
+	// names its own; partition month bounds have their own (handlers.pg_partition.time_zone).
 	TimeZone string `yaml:"time_zone"`
 	// Jobs maps a job kind to its schedule and run policy. In the file it only overrides: every
 	// job of the table (handlers.Table) runs on its own default policy unless jobs.<kind> says

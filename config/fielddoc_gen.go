@@ -65,7 +65,7 @@ var fieldDocs = map[string]string{
 	"github.com/chatplat/job-service/config.Config.Neo4j":                             "Elasticsearch and Neo4j are optional: a node without them starts, and their jobs fail",
 	"github.com/chatplat/job-service/config.Config.Node":                              "Names this process in the ledger and logs; default: the host name",
 	"github.com/chatplat/job-service/config.Config.S3":                                "The object store of the file GC and of partition_archive",
-	"github.com/chatplat/job-service/config.Config.TimeZone":                          "The platform's zone (IANA name, default UTC): job schedules and the report days of daily_stats and group_activity follow it unless a job (jobs.<kind>.time_zone) or a handler section (handlers.<kind>.time_zone) names its own",
+	"github.com/chatplat/job-service/config.Config.TimeZone":                          "The platform's zone (IANA name, default UTC): job schedules and the report days of daily_stats and group_activity follow it unless a job (jobs.<kind>.time_zone) names its own; partition month bounds have their own (handlers.pg_partition.time_zone)",
 	"github.com/chatplat/job-service/config.ElasticsearchConfig.Addresses":            "Http(s) URLs of the cluster's nodes",
 	"github.com/chatplat/job-service/config.ElasticsearchConfig.Password":             "For basic auth",
 	"github.com/chatplat/job-service/config.ElasticsearchConfig.RequestTimeout":       "Bounds one HTTP request (merges run as tasks, so requests are short)",
