@@ -152,7 +152,7 @@ func Parse(raw []byte, env func(string) string, kinds []job.Definition) (*Config
 		return nil, fmt.Errorf("parse config: %w", err)
 	}
 	keys := envKeys(kinds)
-	_, warnings, err := overlay(&root, env, keys)
+	warnings, err := overlay(&root, env, keys)
 	if err != nil {
 		return nil, err
 	}

@@ -35,11 +35,11 @@ var deprecatedEnv = []struct{ old, path string }{
 
 // overlay lays the environment over the file's YAML tree: every key's variable (Key.Env)
 // that is set replaces the key's value, creating the sections on its path. It returns
-// whether anything was set, the warnings about deprecated variables, and an error naming
-// the variable for a value that does not decode as its key's type.
-func overlay(root *yaml.Node, env func(string) string, keys []Key) (bool, []string, error) {
+// the warnings about deprecated variables, and an error naming the variable for a value
+// that does not decode as its key's type.
+func overlay(root *yaml.Node, env func(string) string, keys []Key) ([]string, error) {
 	if env == nil {
-		return false, nil, nil
+		return nil, nil
 	}
 	byPath := make(map[string]Key, len(keys))
 	for _, k := range keys {
@@ -47,7 +47,6 @@ func overlay(root *yaml.Node, env func(string) string, keys []Key) (bool, []stri
 	}
 	var warnings []string
 	var errs []error
-	set := false
 	apply := func(name, value string, k Key) {
 		n, err := valueNode(value, k)
 		if err != nil {
@@ -55,7 +54,6 @@ func overlay(root *yaml.Node, env func(string) string, keys []Key) (bool, []stri
 			return
 		}
 		setPath(root, strings.Split(k.Path, "."), n)
-		set = true
 	}
 	for _, d := range deprecatedEnv {
 		v := env(d.old)
@@ -79,7 +77,7 @@ func overlay(root *yaml.Node, env func(string) string, keys []Key) (bool, []stri
 			apply(name, v, k)
 		}
 	}
-	return set, warnings, errors.Join(errs...)
+	return warnings, errors.Join(errs...)
 }
 
 // valueNode turns a variable's value into the YAML node of k, and checks that it decodes as
