@@ -192,3 +192,33 @@ func lookup(root *yaml.Node, path []string) *yaml.Node {
 
 // envKeys are the keys the environment can set for a build whose jobs are kinds.
 func envKeys(kinds []job.Definition) []Key { return Keys(kinds, true) }
+
+// UnknownVariables warns about each JOBSERVICE_ variable of environ ("NAME=value") that sets
+// no key, so a misspelt name is not silently ignored; it suggests the name the rule gives when
+// only the level separator is wrong (JOBSERVICE_REDIS_ADDR: JOBSERVICE_REDIS__ADDR).
+func UnknownVariables(environ []string, kinds []job.Definition) []string {
+	known := map[string]bool{}
+	single := map[string]string{}
+	for _, k := range envKeys(kinds) {
+		if name := k.Env(); name != "" {
+			known[name] = true
+			single[strings.ReplaceAll(name, "__", "_")] = name
+		}
+	}
+	for _, d := range deprecatedEnv {
+		known[d.old] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) || known[name] {
+			continue
+		}
+		w := name + " sets no key (docs/configuration.md, \"Environment\")"
+		if s, ok := single[name]; ok {
+			w = name + " sets no key: did you mean " + s + "?"
+		}
+		out = append(out, w)
+	}
+	return out
+}

@@ -192,3 +192,15 @@ rocketmq: {schedule_topic: FIRES, producer_group: pg}
 	require.Equal(t, "JOBS_SCHEDULE", cfg.RocketMQ.ScheduleTopic)
 	require.Equal(t, "workers-producer", cfg.RocketMQ.ProducerGroup)
 }
+
+// A JOBSERVICE_ variable that sets no key is named, with the right name when only the
+// separator is wrong.
+func TestUnknownVariables(t *testing.T) {
+	t.Parallel()
+	got := UnknownVariables([]string{"JOBSERVICE_REDIS_ADDR=r:6379", "JOBSERVICE_REDIS__ADDR=r:6379",
+		"JOBSERVICE_POSTGRES_DSN=x", "JOBSERVICE_FROB=1", "PATH=/bin", "JOBSERVICE_NODE=n"}, testKinds())
+	require.Equal(t, []string{
+		"JOBSERVICE_REDIS_ADDR sets no key: did you mean JOBSERVICE_REDIS__ADDR?",
+		`JOBSERVICE_FROB sets no key (docs/configuration.md, "Environment")`,
+	}, got)
+}

@@ -26,7 +26,8 @@ func WriteReference(w io.Writer, kinds []job.Definition) error {
 	b.WriteString("`JOBSERVICE_JOBS__FILE_GC__SHARDS`. A set, non-empty variable wins over the file. Lists of\n")
 	b.WriteString("values are comma-separated (`JOBSERVICE_ROCKETMQ__NAME_SERVERS=ns-0:9876,ns-1:9876`); maps\n")
 	b.WriteString("and lists of sections are YAML (`JOBSERVICE_JOBS__PG_PARTITION__PARAMS='{premake: 6}'`).\n")
-	b.WriteString("Keys inside list elements have no variable of their own: set the whole list.\n\n")
+	b.WriteString("Keys inside list elements have no variable of their own: set the whole list. A `JOBSERVICE_`\n")
+	b.WriteString("variable that sets no key is named in a warning at start and by `config check`.\n\n")
 	fmt.Fprintf(&b, "Engine keys (ticker, consumer, rocketmq and each job's run policy): %d (ticker %d, consumer %d,\nrocketmq %d, jobs.<kind> %d).\n",
 		total, by["ticker"], by["consumer"], by["rocketmq"], by["jobs"])
 	var deprecated []Key

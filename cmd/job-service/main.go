@@ -61,7 +61,7 @@ func rootCmd() *cobra.Command {
 }
 
 func run(ctx context.Context, cfgPath string) error {
-	cfg, err := app.LoadConfig(cfgPath, os.Getenv)
+	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		return err
 	}
@@ -72,7 +72,7 @@ func run(ctx context.Context, cfgPath string) error {
 // handlers (its kind exists, its params decode and validate by the job's own rules), and
 // prints every problem found, one per line, not just the first.
 func checkConfig(w io.Writer, cfgPath string) error {
-	cfg, err := app.LoadConfig(cfgPath, os.Getenv)
+	cfg, err := loadConfig(cfgPath)
 	if err == nil {
 		known := map[string]bool{}
 		for _, k := range handlers.Kinds() {
@@ -89,6 +89,17 @@ func checkConfig(w io.Writer, cfgPath string) error {
 	fmt.Fprintf(w, "%s: ok (%d jobs scheduled: %s; time_zone %s)\n", cfgPath, len(cfg.Scheduled()),
 		strings.Join(cfg.Scheduled(), ", "), cfg.TimeZone)
 	return nil
+}
+
+// loadConfig loads the file under the process's environment and warns, besides what Load
+// warns about, of each JOBSERVICE_ variable that sets no key (a misspelt name).
+func loadConfig(cfgPath string) (*config.Config, error) {
+	cfg, err := app.LoadConfig(cfgPath, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Warnings = append(cfg.Warnings, config.UnknownVariables(os.Environ(), handlers.Definitions())...)
+	return cfg, nil
 }
 
 // errNoSubcommand makes a command that only groups others fail when called bare or with an
