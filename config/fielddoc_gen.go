@@ -20,6 +20,7 @@ var fieldDocs = map[string]string{
 	"github.com/chatplat/job-service/archive.Config.Bucket":                           "Receives the archives; created when missing",
 	"github.com/chatplat/job-service/archive.Config.CompressionLevel":                 "Of gzip, 1 (fast) .. 9 (small)",
 	"github.com/chatplat/job-service/archive.Config.Drop":                             "Removes a partition once archived and verified; false keeps it detached (a plain table beside the parent) for the operator to drop",
+	"github.com/chatplat/job-service/archive.Config.FirstRunDryRun":                   "FirstRunDryRun (default true): while the manifest is empty and no preview was recorded (a new deployment), a run only previews what it would archive and drop, with sizes, and records that preview; the next run acts",
 	"github.com/chatplat/job-service/archive.Config.LockRetries":                      "LockTimeout bounds how long DETACH and DROP wait for locks; LockRetries retries them with doubling backoff",
 	"github.com/chatplat/job-service/archive.Config.LockTimeout":                      "Bounds how long DETACH and DROP wait for locks; LockRetries retries them with doubling backoff",
 	"github.com/chatplat/job-service/archive.Config.MaxPartitions":                    "Caps the partitions one run archives; the rest wait for the next run",

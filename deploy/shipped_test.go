@@ -12,7 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/chatplat/job-service/archive"
 	"github.com/chatplat/job-service/config"
+	"github.com/chatplat/job-service/filegc"
 	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/job"
 )
@@ -182,6 +184,12 @@ func TestShippedConfigsDoTheWholeJob(t *testing.T) {
 	// A Wednesday half past midnight, and a Sunday evening, in the platform's zone.
 	refs := []time.Time{time.Date(2026, 12, 2, 0, 30, 0, 0, zone), time.Date(2026, 12, 6, 22, 5, 0, 0, zone)}
 
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	for _, name := range []string{"default `" + filegc.DefaultTopic + "`", "**tag** `" + filegc.DefaultTag + "`", "`" + filegc.DefaultGroup + "`"} {
+		require.Contains(t, string(readme), name, "the README's file-event contract names it")
+	}
+
 	for _, sc := range shippedConfigs(t) {
 		t.Run(sc.name, func(t *testing.T) {
 			cfg, err := config.Load(sc.path, func(k string) string { return sc.env[k] }, handlers.Definitions())
@@ -224,6 +232,14 @@ func TestShippedConfigsDoTheWholeJob(t *testing.T) {
 			sort.Strings(scheduled)
 			require.Equal(t, want, scheduled, "the eight jobs of the design and our two upkeep jobs")
 
+			// The event-driven file GC runs, on the topic, group and tag the README's
+			// file-event contract names.
+			require.True(t, cfg.FileGC.Enabled, "filegc.enabled")
+			require.Equal(t, filegc.DefaultTopic, cfg.FileGC.Topic, "filegc.topic")
+			require.Equal(t, filegc.DefaultGroup, cfg.FileGC.Group, "filegc.group")
+			require.Equal(t, filegc.DefaultTag, cfg.FileGC.Tag, "filegc.tag")
+			require.NotEmpty(t, cfg.S3.Endpoint, "the event GC deletes objects")
+
 			require.NotEmpty(t, cfg.Postgres.DSN)
 			require.NotEmpty(t, cfg.RocketMQ.NameServers)
 			require.True(t, cfg.Alerts.Enabled(), "alerts on")
@@ -234,6 +250,20 @@ func TestShippedConfigsDoTheWholeJob(t *testing.T) {
 			require.Equal(t, platformZone, job.SectionOf[handlers.DailyStatsConfig](cfg.Sections, handlers.DailyStatsKind).TimeZone)
 			require.Equal(t, platformZone, job.SectionOf[handlers.GroupActivityConfig](cfg.Sections, handlers.GroupActivityKind).TimeZone)
 
+			// The archive moves the audit log only: chat history stays in Postgres until an
+			// operator names its hot period; the chat tables are shown commented out, with what
+			// enabling them does; a new deployment's first run only previews.
+			arch := job.SectionOf[handlers.PartitionArchiveConfig](cfg.Sections, handlers.PartitionArchiveKind).WithDefaults()
+			require.Equal(t, []archive.TableConfig{{Table: "audit_logs", HotMonths: 3}}, arch.Tables, "handlers.partition_archive.tables")
+			require.True(t, *arch.FirstRunDryRun, "handlers.partition_archive.first_run_dry_run")
+			require.True(t, *arch.Drop, "drop after a verified copy")
+			text, err := os.ReadFile(sc.path)
+			require.NoError(t, err)
+			for _, tbl := range []string{"chat_messages", "chat_inbox"} {
+				require.Regexp(t, `(?m)^\s*#\s*- \{table: `+tbl+`, hot_months: [0-9]+\}.*(drop|delet)`, string(text),
+					"%s shown commented out, saying what enabling it does", tbl)
+			}
+
 			check := exec.Command(bin, "config", "check", "--config", sc.path)
 			check.Env = []string{"PATH=" + os.Getenv("PATH")}
 			for k, v := range sc.env {
@@ -242,6 +272,9 @@ func TestShippedConfigsDoTheWholeJob(t *testing.T) {
 			out, err := check.CombinedOutput()
 			require.NoError(t, err, "config check: %s", out)
 			require.Contains(t, string(out), "ok")
+			require.Contains(t, string(out), "partition_archive: archives audit_logs (months older than 3)")
+			require.Contains(t, string(out), "chat_messages, chat_inbox are not archived")
+			require.Contains(t, string(out), "first run is a dry run")
 		})
 	}
 }

@@ -292,6 +292,9 @@ func (d *DailyStats) Day(run *job.Run[DailyStatsArgs]) (date string, from, to ti
 func (d *DailyStats) Run(ctx context.Context, run *job.Run[DailyStatsArgs]) (any, error) {
 	date, from, to := d.Day(run)
 	res := DailyStatsResult{Date: date, TimeZone: d.cfg.TimeZone, From: from, To: to}
+	if err := refuseArchived(ctx, d.db, "daily_stats "+date, from, to, d.cfg.Audit.Table, d.cfg.Messages.Table); err != nil {
+		return res, err
+	}
 	warnings, err := d.missingTimeIndexes(ctx)
 	if err != nil {
 		return res, err

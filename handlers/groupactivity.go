@@ -288,6 +288,9 @@ func (g *GroupActivity) Week(run *job.Run[GroupActivityArgs]) (label string, fro
 func (g *GroupActivity) Run(ctx context.Context, run *job.Run[GroupActivityArgs]) (any, error) {
 	week, from, to := g.Week(run)
 	res := GroupActivityResult{Week: week, TimeZone: g.cfg.TimeZone, From: from, To: to, Leaders: []RankedChannel{}}
+	if err := refuseArchived(ctx, g.db, "group_activity "+week, from, to, g.cfg.Messages.Table); err != nil {
+		return res, err
+	}
 	tx, err := g.db.Begin(ctx)
 	if err != nil {
 		return res, fmt.Errorf("begin: %w", err)

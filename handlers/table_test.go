@@ -145,9 +145,11 @@ func TestExampleConfigsLoad(t *testing.T) {
 			continue
 		}
 		env := func(k string) string {
-			// The production example leaves secrets to the environment.
+			// The production example leaves secrets and server addresses to the environment
+			// (its event file GC needs S3).
 			return map[string]string{"JOBSERVICE_POSTGRES_DSN": "postgres://x@127.0.0.1/db",
-				"JOBSERVICE_ADMIN_TOKEN": "from-the-environment"}[k]
+				"JOBSERVICE_ADMIN_TOKEN": "from-the-environment", "JOBSERVICE_S3_ENDPOINT": "s3.example:9000",
+				"JOBSERVICE_S3_ACCESS_KEY": "k", "JOBSERVICE_S3_SECRET_KEY": "s"}[k]
 		}
 		cfg, err := config.Load(filepath.Join(dir, e.Name()), env, handlers.Definitions())
 		require.NoError(t, err, e.Name())

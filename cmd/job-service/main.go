@@ -42,7 +42,7 @@ func rootCmd() *cobra.Command {
 		Short: "Validate the config file without starting anything",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return checkConfig(cmd.OutOrStdout(), cfgPath)
+			return checkConfig(cmd.Context(), cmd.OutOrStdout(), cfgPath)
 		},
 	}
 	cfgCmd := &cobra.Command{Use: "config", Short: "Config file commands", Args: cobra.NoArgs,
@@ -70,8 +70,9 @@ func run(ctx context.Context, cfgPath string) error {
 
 // checkConfig loads the file as a node would, judges every scheduled job against the table of
 // handlers (its kind exists, its params decode and validate by the job's own rules), and
-// prints every problem found, one per line, not just the first.
-func checkConfig(w io.Writer, cfgPath string) error {
+// prints every problem found, one per line, not just the first. Then it says what
+// partition_archive will archive and drop, with sizes when Postgres is reachable.
+func checkConfig(ctx context.Context, w io.Writer, cfgPath string) error {
 	cfg, err := loadConfig(cfgPath)
 	if err == nil {
 		known := map[string]bool{}
@@ -88,6 +89,7 @@ func checkConfig(w io.Writer, cfgPath string) error {
 	}
 	fmt.Fprintf(w, "%s: ok (%d jobs scheduled: %s; time_zone %s)\n", cfgPath, len(cfg.Scheduled()),
 		strings.Join(cfg.Scheduled(), ", "), cfg.TimeZone)
+	printArchivePlan(ctx, w, *cfg)
 	return nil
 }
 
