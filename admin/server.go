@@ -258,7 +258,7 @@ func (s *Server) write(action string, h func(w http.ResponseWriter, r *http.Requ
 		}
 		if s.cfg.Token == "" {
 			count("denied")
-			writeError(w, http.StatusForbidden, "writes are disabled: no admin.token is configured (set JOBSERVICE_ADMIN_TOKEN)")
+			writeError(w, http.StatusForbidden, "writes are disabled: no admin.token is configured (set JOBSERVICE_ADMIN__TOKEN)")
 			return
 		}
 		if !s.tokenOK(bearer(r)) {

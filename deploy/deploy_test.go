@@ -26,15 +26,15 @@ import (
 // fakeSecrets stands in for the Secret/env a real deployment provides.
 func fakeSecrets(k string) string {
 	return map[string]string{
-		"JOBSERVICE_POSTGRES_DSN": "postgres://u:p@db:5432/jobservice",
-		"JOBSERVICE_ADMIN_TOKEN":  "from-a-secret",
+		"JOBSERVICE_POSTGRES__DSN": "postgres://u:p@db:5432/jobservice",
+		"JOBSERVICE_ADMIN__TOKEN":  "from-a-secret",
 		// The Secret's other keys (deploy/k8s/secret.example.yaml).
-		"JOBSERVICE_S3_ACCESS_KEY":          "from-a-secret",
-		"JOBSERVICE_S3_SECRET_KEY":          "from-a-secret",
-		"JOBSERVICE_REDIS_PASSWORD":         "from-a-secret",
-		"JOBSERVICE_ELASTICSEARCH_PASSWORD": "from-a-secret",
-		"JOBSERVICE_NEO4J_PASSWORD":         "from-a-secret",
-		"JOBSERVICE_SMTP_PASSWORD":          "from-a-secret",
+		"JOBSERVICE_S3__ACCESS_KEY":          "from-a-secret",
+		"JOBSERVICE_S3__SECRET_KEY":          "from-a-secret",
+		"JOBSERVICE_REDIS__PASSWORD":         "from-a-secret",
+		"JOBSERVICE_ELASTICSEARCH__PASSWORD": "from-a-secret",
+		"JOBSERVICE_NEO4J__PASSWORD":         "from-a-secret",
+		"JOBSERVICE_ALERTS__SMTP__PASSWORD":  "from-a-secret",
 	}[k]
 }
 
@@ -331,8 +331,8 @@ func TestKubernetes(t *testing.T) {
 			secretEnv[e.Name] = true
 		}
 	}
-	require.True(t, secretEnv["JOBSERVICE_POSTGRES_DSN"])
-	require.True(t, secretEnv["JOBSERVICE_ADMIN_TOKEN"])
+	require.True(t, secretEnv["JOBSERVICE_POSTGRES__DSN"])
+	require.True(t, secretEnv["JOBSERVICE_ADMIN__TOKEN"])
 	require.NotContains(t, cm.Data[cfgFile], "password")
 
 	var pdb pdbSpec
