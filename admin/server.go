@@ -27,6 +27,8 @@ type Ledger interface {
 	GetRun(ctx context.Context, id int64) (ledger.Run, error)
 	Attempts(ctx context.Context, runID int64) ([]ledger.Attempt, error)
 	Summaries(ctx context.Context, jobs []string) (map[string]ledger.JobSummary, error)
+	// Submit records a forced run's rows, then publishes their messages (ledger.Ledger.Submit).
+	Submit(ctx context.Context, envs []job.Envelope, publish ledger.PublishFunc) ([]ledger.Run, error)
 	Pause(ctx context.Context, jobName, by string) error
 	Resume(ctx context.Context, jobName string) error
 }

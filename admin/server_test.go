@@ -75,6 +75,26 @@ func (f *fakeLedger) Summaries(_ context.Context, jobs []string) (map[string]led
 	return out, nil
 }
 
+// Submit records the runs in memory, then publishes them, as the ledger does.
+func (f *fakeLedger) Submit(ctx context.Context, envs []job.Envelope, publish ledger.PublishFunc) ([]ledger.Run, error) {
+	var out []ledger.Run
+	for _, env := range envs {
+		f.mu.Lock()
+		r := ledger.Run{ID: int64(1000 + len(f.runs)), Job: env.Job, RunKey: env.RunKey, ShardIndex: env.Shard.Index,
+			ShardTotal: env.Shard.Total, Trigger: string(env.Trigger), ScheduledAt: env.ScheduledAt, Params: env.Params,
+			RequestedBy: env.RequestedBy, Status: ledger.StatusScheduled}
+		f.runs = append([]ledger.Run{r}, f.runs...)
+		f.mu.Unlock()
+		id, err := publish(ctx, env)
+		if err != nil {
+			return out, err
+		}
+		r.MsgID = id
+		out = append(out, r)
+	}
+	return out, nil
+}
+
 func (f *fakeLedger) Pause(_ context.Context, j, by string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

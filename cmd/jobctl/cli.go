@@ -59,7 +59,7 @@ func (g *globals) ledger(ctx context.Context) (*config.Config, *ledger.Ledger, *
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return cfg, ledger.New(pool), pool, nil
+	return cfg, ledger.New(pool).WithSections(cfg.Sections), pool, nil
 }
 
 func printJSON(w io.Writer, v any) error {
