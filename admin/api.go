@@ -110,6 +110,13 @@ func runFilter(q map[string][]string, now time.Time) (ledger.RunFilter, error) {
 		}
 		f.Before = n
 	}
+	if v := get("backfill"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return f, fmt.Errorf("backfill %q: want a backfill id", v)
+		}
+		f.Backfill = n
+	}
 	f.Limit = 50
 	if v := get("limit"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -56,6 +56,7 @@ func runsCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&status, "status", "", "only this status (scheduled, running, retrying, succeeded, failed, rejected, skipped, interrupted, abandoned, cancelled)")
 	cmd.Flags().StringVar(&since, "since", "", "only runs created since: a duration (24h) or a date (2026-11-01)")
 	cmd.Flags().IntVar(&f.Limit, "limit", 50, "at most this many")
+	cmd.Flags().Int64Var(&f.Backfill, "backfill", 0, "only the runs of this backfill (jobctl backfill prints its id)")
 	return cmd
 }
 

@@ -102,3 +102,59 @@ func TestForcedRunIsRecordedBeforeAnyClaim(t *testing.T) {
 	require.Equal(t, time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly), date,
 		"a forced run without a date stands for the day it was asked for reports")
 }
+
+// A backfill of November writes thirty report rows, each for its own day, and asked for again
+// publishes nothing; its runs are listed by backfill id.
+func TestBackfillDailyStatsNovember(t *testing.T) {
+	cfgPath, s := reportsConfig(t)
+	startNode(t, cfgPath)
+	ctx := context.Background()
+	out, err := jobctl(t, cfgPath, "--json", "backfill", "daily_stats", "--from", "2026-11-01", "--to", "2026-11-30",
+		"--wait")
+	require.NoError(t, err, out)
+	var prog ledger.BackfillProgress
+	require.NoError(t, json.Unmarshal([]byte(out), &prog), out)
+	require.Equal(t, 30, prog.Total)
+	require.Equal(t, 30, prog.Published)
+	if prog.Succeeded != 30 {
+		bad, _ := jobctl(t, cfgPath, "runs", "--backfill", fmt.Sprint(prog.Backfill.ID))
+		t.Fatalf("%d of 30 succeeded:\n%s", prog.Succeeded, bad)
+	}
+
+	// Each run wrote the day it stands for, and only that day.
+	rows, err := s.Pool.Query(ctx, `SELECT r.params->>'date', r.logical_start, r.result->>'date', d.stat_date::text
+		FROM job_runs r LEFT JOIN daily_stats d ON d.stat_date::text = r.result->>'date'
+		WHERE r.backfill_id = $1 ORDER BY r.logical_start`, prog.Backfill.ID)
+	require.NoError(t, err)
+	day := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	n := 0
+	for rows.Next() {
+		var param, result string
+		var start time.Time
+		var stat *string
+		require.NoError(t, rows.Scan(&param, &start, &result, &stat))
+		want := day.AddDate(0, 0, n).Format(time.DateOnly)
+		require.Equal(t, want, param)
+		require.Equal(t, want, result)
+		require.True(t, start.Equal(day.AddDate(0, 0, n)), "logical start %s", start)
+		require.NotNil(t, stat)
+		n++
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, 30, n)
+	var reports int
+	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM daily_stats WHERE stat_date BETWEEN '2026-11-01' AND '2026-11-30'`).Scan(&reports))
+	require.Equal(t, 30, reports)
+
+	out, err = jobctl(t, cfgPath, "--json", "backfill", "daily_stats", "--from", "2026-11-01", "--to", "2026-11-30", "--wait")
+	require.NoError(t, err, out)
+	require.NoError(t, json.Unmarshal([]byte(out), &prog), out)
+	require.Equal(t, 0, prog.Published, "a second call publishes nothing")
+	require.Equal(t, 30, prog.Succeeded)
+
+	out, err = jobctl(t, cfgPath, "--json", "runs", "--backfill", fmt.Sprint(prog.Backfill.ID), "--limit", "100")
+	require.NoError(t, err, out)
+	var runs []ledger.Run
+	require.NoError(t, json.Unmarshal([]byte(out), &runs), out)
+	require.Len(t, runs, 30)
+}

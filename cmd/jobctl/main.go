@@ -51,7 +51,7 @@ func rootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.server, "server", os.Getenv("JOBCTL_SERVER"), "admin API base URL (http://node:8080); token from $"+tokenEnv)
 	root.AddCommand(runCmd(g), runsCmd(g), jobsCmd(g), showCmd(g), pauseCmd(g, true), pauseCmd(g, false), backlogCmd(g), seedCmd(g))
 	root.AddCommand(gcLogCmd(g), fileEventCmd(g), archiveCmd(g), nodesCmd(g), reportCmd(g))
-	root.AddCommand(logsCmd(g), cancelCmd(g), retryCmd(g))
+	root.AddCommand(logsCmd(g), cancelCmd(g), retryCmd(g), backfillCmd(g))
 	withUsageErrors(root)
 	return root
 }

@@ -35,6 +35,9 @@ func remoteRuns(cmd *cobra.Command, g *globals, f ledger.RunFilter) error {
 	if !f.Since.IsZero() {
 		q.Set("since", f.Since.UTC().Format(time.RFC3339))
 	}
+	if f.Backfill > 0 {
+		q.Set("backfill", strconv.FormatInt(f.Backfill, 10))
+	}
 	var p admin.RunsPage
 	if err := c.do(cmd.Context(), "GET", "/api/runs?"+q.Encode(), nil, &p); err != nil {
 		return err
