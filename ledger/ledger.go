@@ -156,13 +156,22 @@ func paramsOrEmpty(p json.RawMessage) json.RawMessage {
 // RecordScheduled inserts the scheduled row for env unless one exists. It reports whether
 // this call inserted it: only then may the caller publish, which is how a restart or a new
 // leader avoids publishing an occurrence twice.
+//
+// The row records the interval the occurrence stands for (daily_stats' day before it, or the
+// occurrence itself); the message is left as the ticker built it, whose scheduled time names
+// the same interval to the handler.
 func (l *Ledger) RecordScheduled(ctx context.Context, env job.Envelope) (bool, error) {
+	_, iv, err := l.pin(env, env.ScheduledAt)
+	if err != nil {
+		return false, fmt.Errorf("record scheduled %s/%s#%d: %w", env.Job, env.RunKey, env.Shard.Index, err)
+	}
 	tag, err := l.db.Exec(ctx, `
-		INSERT INTO job_runs (job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by, status)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'scheduled')
+		INSERT INTO job_runs (job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by, status,
+			logical_start, logical_end)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'scheduled', $9, $10)
 		ON CONFLICT (job, run_key, shard_index) DO NOTHING`,
 		env.Job, env.RunKey, env.Shard.Index, env.Shard.Total, string(env.Trigger), env.ScheduledAt,
-		paramsOrEmpty(env.Params), env.RequestedBy)
+		paramsOrEmpty(env.Params), env.RequestedBy, iv.Start, iv.End)
 	if err != nil {
 		return false, fmt.Errorf("record scheduled %s/%s#%d: %w", env.Job, env.RunKey, env.Shard.Index, err)
 	}

@@ -258,6 +258,14 @@ func printRunDetail(w io.Writer, r ledger.Run, attempts []ledger.Attempt, ctl *l
 	if r.Trigger != "" {
 		fmt.Fprintf(w, "trigger: %s by %s at %s\n", r.Trigger, orDash(r.RequestedBy), when(&r.CreatedAt))
 	}
+	if iv := r.Interval(); !iv.IsZero() {
+		fmt.Fprintf(w, "stands for: %s\n", iv)
+	} else {
+		fmt.Fprintln(w, "stands for: not recorded (a run of an older node: its params and scheduled time say)")
+	}
+	if r.BackfillID != 0 {
+		fmt.Fprintf(w, "backfill: %d (jobctl runs --backfill %d)\n", r.BackfillID, r.BackfillID)
+	}
 	if ctl != nil {
 		if ctl.CancelRequestedBy != "" {
 			fmt.Fprintf(w, "cancel: requested by %s at %s\n", ctl.CancelRequestedBy, when(ctl.CancelRequestedAt))
