@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chatplat/job-service/config"
@@ -71,6 +72,8 @@ type Deps struct {
 	// Prepare decodes and validates a message's params by its job's rules (the handler
 	// registry's); nil skips the check before a forced run is published.
 	Prepare func(env job.Envelope) error
+	// Backfills opens, drives and cancels backfills; nil leaves those endpoints out.
+	Backfills Backfiller
 	// Archives lists the partition_archive manifest for /archives; nil hides the page.
 	Archives ArchiveLister
 	Log      *slog.Logger
@@ -84,6 +87,11 @@ type Server struct {
 	srv  *http.Server
 	ln   net.Listener
 	mux  *http.ServeMux
+	// bgCtx bounds work a request starts and leaves running (a backfill's publishing); Stop
+	// ends it and waits for bg.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
 }
 
 // New builds the server without listening; Handler serves it in tests.
@@ -95,6 +103,7 @@ func New(cfg config.AdminConfig, deps Deps) *Server {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, deps: deps, mux: http.NewServeMux()}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.routes()
 	return s
 }
@@ -116,6 +125,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/jobs/{job}/pause", s.write("pause", s.apiPause(true)))
 	m.HandleFunc("POST /api/jobs/{job}/resume", s.write("resume", s.apiPause(false)))
 	s.runControlRoutes(m)
+	s.backfillRoutes(m)
 	s.consoleRoutes(m)
 	s.operatorRoutes(m)
 }
@@ -152,6 +162,8 @@ func (s *Server) URL() string { return "http://" + s.Addr() + "/" }
 // Stop stops the server, letting requests in progress finish for a few seconds (at most
 // until ctx ends). Idempotent.
 func (s *Server) Stop(ctx context.Context) error {
+	s.bgCancel()
+	s.bg.Wait()
 	if s.srv == nil {
 		return nil
 	}

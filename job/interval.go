@@ -74,3 +74,22 @@ func Periods(sections map[string]any, jobName string, first, last time.Time, par
 	}
 	return d.Periods(first, last, params)
 }
+
+// BackfillConcurrency is how many runs of a backfill of a job with spec may be queued or
+// running at once, asked being the operator's limit (0 for the default). A job whose overlap
+// policy is skip_if_running skips a run that starts while another runs, so its backfill runs
+// one period at a time.
+func BackfillConcurrency(spec Spec, asked int) (int, error) {
+	skips := spec.Overlap == OverlapSkipIfRunning
+	switch {
+	case asked < 0:
+		return 0, fmt.Errorf("max active %d: want 1 or more", asked)
+	case asked > 1 && skips:
+		return 0, fmt.Errorf("max active %d: the job's overlap policy is skip_if_running, so its runs cannot overlap; use 1", asked)
+	case asked > 0:
+		return asked, nil
+	case skips:
+		return 1, nil
+	}
+	return 4, nil
+}

@@ -57,7 +57,7 @@ func backfillCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer pool.Close()
-			if maxActive, err = backfillConcurrency(cfg.Spec(args[0]), maxActive); err != nil {
+			if maxActive, err = job.BackfillConcurrency(cfg.Spec(args[0]), maxActive); err != nil {
 				return usage(err)
 			}
 			b, err := l.OpenBackfill(ctx, ledger.BackfillRequest{Job: args[0], From: first, To: last, Params: p,
@@ -132,24 +132,6 @@ func backfillCancelCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-}
-
-// backfillConcurrency is how many runs of a backfill may be queued or running at once: asked
-// is the flag, 0 for the default. A job whose overlap policy is skip_if_running skips a run
-// that starts while another runs, so its backfill runs one period at a time.
-func backfillConcurrency(spec job.Spec, asked int) (int, error) {
-	skips := spec.Overlap == job.OverlapSkipIfRunning
-	switch {
-	case asked < 0:
-		return 0, fmt.Errorf("--max-active %d: want 1 or more", asked)
-	case asked > 1 && skips:
-		return 0, fmt.Errorf("--max-active %d: the job's overlap policy is skip_if_running, so its runs cannot overlap; use 1", asked)
-	case asked > 0:
-		return asked, nil
-	case skips:
-		return 1, nil
-	}
-	return 4, nil
 }
 
 // progressBar redraws one line on a terminal; elsewhere (a pipe, a log, --json) it is silent.

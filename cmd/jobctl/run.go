@@ -43,11 +43,10 @@ func runCmd(g *globals) *cobra.Command {
 				return remoteRun(ctx, cmd, g, admin.ForceRequest{Params: p, Shards: shards, RequestedBy: requester()},
 					args[0], wait, waitTimeout)
 			}
-			cfg, l, pool, err := g.ledger(ctx)
+			cfg, err := g.config()
 			if err != nil {
 				return err
 			}
-			defer pool.Close()
 			if shards == 0 {
 				shards = cfg.Spec(args[0]).Shards
 			}
@@ -60,6 +59,11 @@ func runCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer prod.Close() //nolint:errcheck // nothing to do about it on exit
+			l, pool, err := openLedger(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
 			runKey := mr.RunKey
 			publish := func(ctx context.Context, env job.Envelope) (string, error) {
 				return prod.Publish(ctx, env, time.Time{})
