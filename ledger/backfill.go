@@ -104,14 +104,14 @@ func (l *Ledger) Periods(ctx context.Context, b Backfill) ([]Period, error) {
 		return nil, err
 	}
 	out := make([]Period, len(params))
-	index := make(map[time.Time]int, len(params))
+	index := make(map[int64]int, len(params)) // by the period's start, in ns
 	for i, p := range params {
 		env, iv, err := l.pin(job.Envelope{Job: b.Job, Params: p}, b.From)
 		if err != nil {
 			return nil, fmt.Errorf("backfill %d: %w", b.ID, err)
 		}
 		out[i] = Period{Interval: iv, Params: env.Params}
-		index[iv.Start.UTC()] = i
+		index[iv.Start.UnixNano()] = i
 	}
 	rows, err := l.db.Query(ctx, `
 		SELECT DISTINCT ON (logical_start) logical_start, id, status,
@@ -126,7 +126,7 @@ func (l *Ledger) Periods(ctx context.Context, b Backfill) ([]Period, error) {
 	var st Status
 	var n int
 	_, err = pgx.ForEachRow(rows, []any{&start, &id, &st, &n}, func() error {
-		if i, ok := index[start.UTC()]; ok {
+		if i, ok := index[start.UnixNano()]; ok {
 			out[i].RunID, out[i].Status, out[i].Runs = id, st, n
 		}
 		return nil
