@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chatplat/job-service/admin"
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
 )
@@ -50,7 +50,8 @@ func backfillCmd(g *globals) *cobra.Command {
 				return usage(err)
 			}
 			if g.server != "" {
-				return errors.New("backfill: not through --server yet; run it with --config")
+				return remoteBackfill(ctx, cmd, g, args[0], admin.BackfillRequest{From: from, To: to, Params: p,
+					MaxActive: maxActive, RequestedBy: requester()}, wait, waitTimeout)
 			}
 			cfg, l, pool, err := g.ledger(ctx)
 			if err != nil {

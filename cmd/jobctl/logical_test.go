@@ -158,3 +158,32 @@ func TestBackfillDailyStatsNovember(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &runs), out)
 	require.Len(t, runs, 30)
 }
+
+// Through a node's admin API (--server), a backfill is published by the node and followed by
+// jobctl to the end; asked again, nothing is left to publish.
+func TestBackfillThroughServer(t *testing.T) {
+	cfgPath, s := reportsConfig(t)
+	cfg, err := app.LoadConfig(cfgPath, nil)
+	require.NoError(t, err)
+	cfg.Admin.Listen, cfg.Admin.Token = "127.0.0.1:0", "tok-for-tests"
+	node := &app.Node{Cfg: cfg, Log: testenv.Logger(t), Instance: "n-" + testenv.Suffix()}
+	ctx := context.Background()
+	require.NoError(t, node.Start(ctx))
+	t.Cleanup(func() { _ = node.Stop(context.Background()) })
+	srv, err := app.StartAdmin(ctx, node)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	t.Setenv(tokenEnv, "tok-for-tests")
+
+	out, err := jobctl(t, "/nonexistent/jobctl.yaml", "--server", srv.URL(), "backfill", "daily_stats",
+		"--from", "2026-11-03", "--to", "2026-11-05", "--wait")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "3 period(s), 3 of them published now, 3 succeeded")
+	var n int
+	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM daily_stats WHERE stat_date BETWEEN '2026-11-03' AND '2026-11-05'`).Scan(&n))
+	require.Equal(t, 3, n)
+	out, err = jobctl(t, "/nonexistent/jobctl.yaml", "--server", srv.URL(), "backfill", "daily_stats",
+		"--from", "2026-11-03", "--to", "2026-11-05", "--wait")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "0 of them published now, 3 succeeded")
+}

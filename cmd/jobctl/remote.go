@@ -150,9 +150,11 @@ func remoteRun(ctx context.Context, cmd *cobra.Command, g *globals, req admin.Fo
 	}
 	if !wait {
 		if g.json {
-			return printJSON(cmd.OutOrStdout(), map[string]any{"job": jobName, "run_key": resp.RunKey, "shards": resp.Shards})
+			return printJSON(cmd.OutOrStdout(), map[string]any{"job": jobName, "run_key": resp.RunKey, "shards": resp.Shards,
+				"run_ids": resp.RunIDs, "interval": resp.Interval})
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "published %s run %s (%d shard(s))\n", jobName, resp.RunKey, resp.Shards)
+		fmt.Fprintf(cmd.OutOrStdout(), "published %s run %s (%d shard(s), run ids %v) for %s\n", jobName, resp.RunKey,
+			resp.Shards, resp.RunIDs, resp.Interval)
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
