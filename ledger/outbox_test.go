@@ -76,3 +76,49 @@ func TestRetryKeepsThePeriod(t *testing.T) {
 	require.JSONEq(t, `{"week":"2026-48"}`, string(r.Params))
 	require.Equal(t, "m", r.MsgID)
 }
+
+// A backfill cancelled as a whole publishes nothing more and its unfinished runs end
+// cancelled; asked for again, it publishes the periods left and the cancelled one.
+func TestBackfillCancelAndResume(t *testing.T) {
+	t.Parallel()
+	base, _ := newLedger(t)
+	l := base.WithSections(map[string]any{handlers.DailyStatsKind: &handlers.DailyStatsConfig{TimeZone: "UTC"}})
+	ctx := context.Background()
+	req := ledger.BackfillRequest{Job: handlers.DailyStatsKind, From: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
+		To: time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC), MaxActive: 1, By: "alice"}
+	b, err := l.OpenBackfill(ctx, req)
+	require.NoError(t, err)
+	published := make(chan job.Envelope, 10)
+	publish := func(_ context.Context, env job.Envelope) (string, error) {
+		published <- env
+		return "m-" + env.RunKey, nil
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.DriveBackfill(ctx, b, false, time.Now, publish, nil)
+		done <- err
+	}()
+	first := <-published // nobody runs it: it stays queued, so the driver waits for a slot
+	require.JSONEq(t, `{"date":"2026-11-01"}`, string(first.Params))
+	n, err := l.CancelBackfill(ctx, b.ID, "bob")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.ErrorIs(t, <-done, ledger.ErrBackfillCancelled)
+	require.Empty(t, published, "nothing published after the cancel")
+	runs, err := l.ListRuns(ctx, ledger.RunFilter{Backfill: b.ID})
+	require.NoError(t, err)
+	require.Len(t, runs, 1)
+	require.Equal(t, ledger.StatusCancelled, runs[0].Status)
+
+	again, err := l.OpenBackfill(ctx, req)
+	require.NoError(t, err)
+	require.Equal(t, b.ID, again.ID, "the same job, dates and params are the same backfill")
+	again.MaxActive = 3
+	prog, err := l.DriveBackfill(ctx, again, false, time.Now, publish, nil)
+	require.NoError(t, err)
+	require.Equal(t, 3, prog.Published, "the cancelled period and the two never published")
+	periods, err := l.Periods(ctx, again)
+	require.NoError(t, err)
+	require.Len(t, periods, 3)
+	require.Equal(t, 2, periods[0].Runs, "the first period's second run")
+}
