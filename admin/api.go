@@ -259,6 +259,9 @@ type ForceResponse struct {
 	RunIDs   []int64      `json:"run_ids"`
 	MsgIDs   []string     `json:"msg_ids"`
 	Interval job.Interval `json:"interval"`
+	// Unpublished: the runs are recorded but the broker refused a message; the ticker's repair
+	// pass publishes it (msg_ids has "" for it).
+	Unpublished bool `json:"unpublished,omitempty"`
 }
 
 func decodeBody(r *http.Request, v any) error {
@@ -314,13 +317,17 @@ func (s *Server) apiForceRun(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The rows first: a message lost or dead-lettered before any claim leaves its run behind.
 	runs, err := s.deps.Ledger.Submit(r.Context(), mr.Envelopes, publish)
-	if job.IsReject(err) {
+	unpublished := errors.Is(err, ledger.ErrRecordedNotPublished) && len(runs) == len(mr.Envelopes)
+	switch {
+	case job.IsReject(err):
 		return badRequest("%v", err)
-	}
-	if err != nil {
+	case unpublished:
+		// The runs exist; the ticker's repair pass publishes what the broker refused now.
+		s.deps.Log.Warn("forced run recorded, publish failed; the repair pass publishes it", "run_key", mr.RunKey, "err", err)
+	case err != nil:
 		return fmt.Errorf("force %s: %w", mr.RunKey, err)
 	}
-	resp := ForceResponse{Job: name, RunKey: mr.RunKey, Shards: len(mr.Envelopes)}
+	resp := ForceResponse{Job: name, RunKey: mr.RunKey, Shards: len(mr.Envelopes), Unpublished: unpublished}
 	for _, run := range runs {
 		resp.RunIDs = append(resp.RunIDs, run.ID)
 		resp.MsgIDs = append(resp.MsgIDs, run.MsgID)
