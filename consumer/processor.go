@@ -366,6 +366,11 @@ func (p *Processor) claimed(ctx context.Context, log *slog.Logger, d Delivery, e
 	case ledger.HeldElsewhere:
 		// Keep the copy alive: if the holder dies, this delivery takes over once its heartbeat is stale.
 		return Decision{Action: RetryLater, After: p.cfg.StaleAfter, Reason: "held by another node"}
+	case ledger.TooOld:
+		// Its run may have run and been pruned since: running it again is what the claim is
+		// there to prevent. Recorded rejected, with the reason, like any message that cannot run.
+		return p.reject(ctx, d, env, fmt.Errorf("too old: scheduled at %s, before the ledger's dedup horizon "+
+			"(runs are kept for handlers.ledger_retention.runs); not run again", env.ScheduledAt.UTC().Format(time.RFC3339)))
 	}
 	return p.run(ctx, log.With("run_id", claim.RunID, "attempt", claim.Attempt), env, spec, claim, claimSent, prepared)
 }
@@ -498,7 +503,13 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 	finishCtx, cancelFinish := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancelFinish()
 	p.flushLogs(finishCtx, log, claim, logs)
-	if err := p.finish(finishCtx, claim, ledger.Outcome{Status: status, Result: result, Err: runErr}); err != nil {
+	err := p.finish(finishCtx, claim, ledger.Outcome{Status: status, Result: result, Err: runErr})
+	if errors.Is(err, ledger.ErrRecordedCancelled) {
+		// Cancelled while it ran, ended before its heartbeat brought the request: the run is over.
+		log.InfoContext(ctx, "run ended after a cancel request; recorded cancelled", "ended", status, "err", runErr)
+		status, decision, err = ledger.StatusCancelled, Decision{Action: Ack, Reason: "cancelled"}, nil
+	}
+	if err != nil {
 		if errors.Is(err, ledger.ErrLostClaim) {
 			log.WarnContext(ctx, "run was taken over while it ran; outcome dropped", "status", status)
 			return Decision{Action: Ack, Reason: "taken over"}
@@ -531,7 +542,7 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 func (p *Processor) finish(ctx context.Context, c ledger.Claim, o ledger.Outcome) error {
 	var err error
 	for i := 0; i < 5; i++ {
-		if err = p.ledger.Finish(ctx, c, o); err == nil || errors.Is(err, ledger.ErrLostClaim) {
+		if err = p.ledger.Finish(ctx, c, o); err == nil || errors.Is(err, ledger.ErrLostClaim) || errors.Is(err, ledger.ErrRecordedCancelled) {
 			return err
 		}
 		select {

@@ -3,7 +3,9 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +20,9 @@ type script struct {
 	claim ledger.Claim
 	busy  bool
 	lost  bool // Heartbeat reports every claim as taken over
+	// cancelAsked: an operator asked to cancel the run while it ran; the ledger records an
+	// attempt that failed or was interrupted as cancelled (ledger.ErrRecordedCancelled).
+	cancelAsked bool
 }
 
 // scriptLedger is a Ledger whose answers each case sets, recording what it was told.
@@ -37,8 +42,19 @@ func (l *scriptLedger) Finish(_ context.Context, _ ledger.Claim, o ledger.Outcom
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.finished = append(l.finished, o)
+	switch o.Status {
+	case ledger.StatusRetrying, ledger.StatusInterrupted, ledger.StatusFailed:
+		if l.cancelAsked {
+			return fmt.Errorf("finish run 7 as %s: %w", o.Status, ledger.ErrRecordedCancelled)
+		}
+	}
 	return nil
 }
+
+// countAlerter counts the alerts it is asked to send.
+type countAlerter struct{ n atomic.Int32 }
+
+func (a *countAlerter) RunFailed(context.Context, job.Envelope, int64, error, any) { a.n.Add(1) }
 func (l *scriptLedger) Heartbeat(_ context.Context, _ string, claims []ledger.Claim) ([]int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -184,6 +200,25 @@ func TestProcessorDecisions(t *testing.T) {
 			check: func(t *testing.T, l *scriptLedger, _ *recPublisher) {
 				require.ErrorContains(t, l.finished[0].Err, "handler panicked: boom")
 			}},
+		{name: "cancel asked while a failing attempt ran: cancelled, acknowledged, not retried",
+			script: script{claim: claimed(1), cancelAsked: true},
+			run:    func(context.Context) (any, error) { return nil, errors.New("flaky") },
+			want:   Decision{Action: Ack, Reason: "cancelled"}, status: ledger.StatusRetrying},
+		{name: "cancel asked while the last attempt ran: cancelled, not dead-lettered", script: script{claim: claimed(4), cancelAsked: true},
+			run:  func(context.Context) (any, error) { return nil, errors.New("broken") },
+			want: Decision{Action: Ack, Reason: "cancelled"}, status: ledger.StatusFailed},
+		{name: "cancel asked while a drained attempt ran: cancelled, not redelivered", script: script{claim: claimed(1), cancelAsked: true},
+			blocking: true,
+			during: func(t *testing.T, p *Processor, started <-chan struct{}) {
+				<-started
+				require.Equal(t, 1, p.Drain(context.Background()))
+			},
+			want: Decision{Action: Ack, Reason: "cancelled"}, status: ledger.StatusInterrupted},
+		{name: "too old for the dedup horizon: rejected, not run",
+			script: script{claim: ledger.Claim{Outcome: ledger.TooOld}},
+			run:    func(context.Context) (any, error) { panic("must not run") },
+			want:   Decision{Action: Ack, Reason: "rejected"},
+			check:  func(t *testing.T, l *scriptLedger, _ *recPublisher) { require.Equal(t, 1, l.rejected) }},
 		{name: "lost claim: outcome dropped, message acknowledged", script: script{claim: claimed(1), lost: true},
 			blocking: true,
 			during: func(t *testing.T, p *Processor, started <-chan struct{}) {
@@ -220,6 +255,8 @@ func TestProcessorDecisions(t *testing.T) {
 				EarlyTolerance: time.Second, RetryBackoff: time.Second, RetryBackoffMax: 10 * time.Second}
 			p := NewProcessor(cfg, l, funcRegistry{run: run}, map[string]job.Spec{"probe": spec.WithDefaults()}, pub, nil,
 				discard(), time.Now)
+			alerts := &countAlerter{}
+			p.SetAlerter(alerts)
 			body := probeBody(t, time.Now().Add(-time.Second))
 			if tc.body != nil {
 				body = tc.body(t)
@@ -243,6 +280,9 @@ func TestProcessorDecisions(t *testing.T) {
 			}
 			if tc.check != nil {
 				tc.check(t, l, pub)
+			}
+			if tc.script.cancelAsked {
+				require.Zero(t, alerts.n.Load(), "a cancelled run alerts nobody")
 			}
 		})
 	}

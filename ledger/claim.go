@@ -28,6 +28,8 @@ const (
 		FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[],
 			$7::text[], $8::text[], $9::text[], $10::text[])
 			AS r(job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by, node, msg_id)
+		-- not a run retention may have pruned (see TooOld)
+		WHERE r.scheduled_at >= coalesce((SELECT cutoff FROM job_prune_horizon WHERE target = 'runs'), '-infinity')
 		ON CONFLICT (job, run_key, shard_index) DO NOTHING
 		RETURNING id, attempt, job, run_key, shard_index`
 	// takeOverSQL claims runs that exist and may be taken.
@@ -61,12 +63,20 @@ const (
 			WHERE p.outcome = 'running')
 		SELECT id, attempt, job, run_key, shard_index FROM taken`
 	// finishSQL records outcomes, fenced by attempt.
+	// An attempt that failed or was interrupted after an operator asked to cancel its run
+	// (before its heartbeat brought the request) ends the run cancelled: recorded retrying or
+	// interrupted, nothing would take it again. The request is read from the row as locked.
 	finishSQL = `
-		UPDATE job_runs j SET status = req.status, result = req.result::jsonb, error = req.error, updated_at = now(),
-			finished_at = CASE WHEN req.status IN ('succeeded', 'failed', 'skipped', 'cancelled') THEN now() ELSE NULL END
+		UPDATE job_runs j SET updated_at = now(), result = req.result::jsonb,
+			status = CASE WHEN j.cancel_requested_by IS NOT NULL AND req.status IN ('retrying', 'interrupted', 'failed')
+				THEN 'cancelled' ELSE req.status END,
+			error = CASE WHEN j.cancel_requested_by IS NOT NULL AND req.status IN ('retrying', 'interrupted', 'failed')
+				THEN 'cancelled by ' || j.cancel_requested_by ELSE req.error END,
+			finished_at = CASE WHEN req.status IN ('succeeded', 'failed', 'skipped', 'cancelled')
+				OR j.cancel_requested_by IS NOT NULL AND req.status IN ('retrying', 'interrupted') THEN now() ELSE NULL END
 		FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[]) AS req(id, attempt, status, result, error)
 		WHERE j.id = req.id AND j.attempt = req.attempt AND (j.status = 'running') IS TRUE
-		RETURNING j.id, j.attempt`
+		RETURNING j.id, j.attempt, j.status = 'cancelled' AND req.status <> 'cancelled'`
 	// heartbeatSQL refreshes the heartbeats of a node's runs.
 	heartbeatSQL = `
 		UPDATE job_runs r SET heartbeat_at = now()
@@ -87,6 +97,10 @@ const (
 	// HeldElsewhere: another node is running it and heartbeating; try again later, in case
 	// that node dies.
 	HeldElsewhere
+	// TooOld: the run has no row and was scheduled before the dedup horizon (the newest cutoff
+	// retention pruned runs with, PruneHorizon): it may be a run that already ran and was
+	// pruned, so it is refused instead of run again.
+	TooOld
 )
 
 // Claim is the run a node holds after a successful claim.
@@ -273,7 +287,7 @@ func (l *Ledger) explainUnclaimed(ctx context.Context, reqs []ClaimRequest, idx 
 	}
 	jobs, keys, shards := keyColumns(reqs, idx)
 	rows, err := l.db.Query(ctx, `
-		SELECT j.id, j.status, j.job, j.run_key, j.shard_index
+		SELECT j.id, j.status, j.job, j.run_key, j.shard_index, j.cancel_requested_at IS NOT NULL
 		FROM job_runs j JOIN unnest($1::text[], $2::text[], $3::int[]) AS k(job, run_key, shard_index)
 			ON j.job = k.job AND j.run_key = k.run_key AND j.shard_index = k.shard_index`,
 		pgx.QueryExecModeExec, jobs, keys, shards)
@@ -283,10 +297,14 @@ func (l *Ledger) explainUnclaimed(ctx context.Context, reqs []ClaimRequest, idx 
 	var k runKey
 	var id int64
 	var status Status
-	_, err = pgx.ForEachRow(rows, []any{&id, &status, &k.job, &k.runKey, &k.shard}, func() error {
+	var cancelAsked bool
+	var toCancel []int64
+	_, err = pgx.ForEachRow(rows, []any{&id, &status, &k.job, &k.runKey, &k.shard, &cancelAsked}, func() error {
 		held := Claim{RunID: id, Status: status, Outcome: AlreadyDone}
 		if status == StatusRunning {
 			held.Outcome = HeldElsewhere
+		} else if cancelAsked && !status.Terminal() {
+			toCancel = append(toCancel, id)
 		}
 		out[k] = ClaimResult{Claim: held}
 		return nil
@@ -294,11 +312,29 @@ func (l *Ledger) explainUnclaimed(ctx context.Context, reqs []ClaimRequest, idx 
 	if err != nil {
 		return fmt.Errorf("read existing runs: %w", err)
 	}
+	// Left between attempts with a cancel request (by a node of an earlier release): the
+	// takeover refused it, and acknowledged as it is nothing would ever end it.
+	if err := l.endCancelled(ctx, toCancel, out); err != nil {
+		return err
+	}
+	var horizon time.Time
+	read := false
 	for _, i := range idx {
 		k := keyOf(reqs[i].Env)
-		if _, ok := out[k]; !ok {
-			out[k] = ClaimResult{Err: fmt.Errorf("claim %s/%s shard %d: run vanished while being claimed", k.job, k.runKey, k.shard)}
+		if _, ok := out[k]; ok {
+			continue
 		}
+		if !read {
+			if horizon, err = l.PruneHorizon(ctx); err != nil {
+				return err
+			}
+			read = true
+		}
+		if reqs[i].Env.ScheduledAt.Before(horizon) {
+			out[k] = ClaimResult{Claim: Claim{Outcome: TooOld}}
+			continue
+		}
+		out[k] = ClaimResult{Err: fmt.Errorf("claim %s/%s shard %d: run vanished while being claimed", k.job, k.runKey, k.shard)}
 	}
 	return nil
 }
@@ -446,14 +482,19 @@ func (l *Ledger) FinishRuns(ctx context.Context, reqs []FinishRequest) ([]error,
 	if err != nil {
 		return nil, fmt.Errorf("finish %s: %w", describeFinishes(ids), err)
 	}
-	done := make(map[attemptKey]bool, n)
+	done := make(map[attemptKey]bool, n) // true: recorded cancelled instead
 	var k attemptKey
-	if _, err := pgx.ForEachRow(rows, []any{&k.id, &k.attempt}, func() error { done[k] = true; return nil }); err != nil {
+	var cancelled bool
+	if _, err := pgx.ForEachRow(rows, []any{&k.id, &k.attempt, &cancelled}, func() error { done[k] = cancelled; return nil }); err != nil {
 		return nil, fmt.Errorf("finish %s: %w", describeFinishes(ids), err)
 	}
 	for _, v := range first {
-		if r := validReqs[v]; !done[attemptKey{r.Claim.RunID, r.Claim.Attempt}] {
+		r := validReqs[v]
+		switch cancelled, ok := done[attemptKey{r.Claim.RunID, r.Claim.Attempt}]; {
+		case !ok:
 			out[valid[v]] = fmt.Errorf("finish run %d attempt %d: %w", r.Claim.RunID, r.Claim.Attempt, ErrLostClaim)
+		case cancelled:
+			out[valid[v]] = fmt.Errorf("finish run %d attempt %d as %s: %w", r.Claim.RunID, r.Claim.Attempt, r.Outcome.Status, ErrRecordedCancelled)
 		}
 	}
 	if len(again) > 0 {

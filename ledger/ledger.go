@@ -213,10 +213,13 @@ func (l *Ledger) Unpublished(ctx context.Context, olderThan time.Duration, limit
 }
 
 // LastScheduled returns the newest scheduled_at the ticker recorded for jobName, or the zero
-// time when it never scheduled it.
+// time when it never scheduled it. Rows retention pruned count too: it keeps the newest
+// occurrence it deleted of each job (job_cursors).
 func (l *Ledger) LastScheduled(ctx context.Context, jobName string) (time.Time, error) {
 	var t *time.Time
-	err := l.db.QueryRow(ctx, `SELECT max(scheduled_at) FROM job_runs WHERE job = $1 AND trigger = 'schedule'`,
+	err := l.db.QueryRow(ctx, `SELECT greatest(
+			(SELECT max(scheduled_at) FROM job_runs WHERE job = $1 AND trigger = 'schedule'),
+			(SELECT occurrence FROM job_cursors WHERE job = $1))`,
 		jobName).Scan(&t)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("last scheduled occurrence of %s: %w", jobName, err)

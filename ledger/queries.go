@@ -186,9 +186,16 @@ func (l *Ledger) Summaries(ctx context.Context, jobs []string) (map[string]JobSu
 	return out, nil
 }
 
-// Pause stops the ticker from publishing jobName.
+// Pause stops the ticker from publishing jobName. Occurrences it already published ahead of
+// their time (ticker.lookahead) and no node claimed yet pass while the job is paused too: they
+// are recorded skipped, and their messages find them so.
 func (l *Ledger) Pause(ctx context.Context, jobName, by string) error {
-	_, err := l.db.Exec(ctx, `INSERT INTO job_pauses (job, paused_by) VALUES ($1, $2) ON CONFLICT (job) DO NOTHING`, jobName, by)
+	_, err := l.db.Exec(ctx, `
+		WITH paused AS (
+			INSERT INTO job_pauses (job, paused_by) VALUES ($1, $2) ON CONFLICT (job) DO NOTHING)
+		UPDATE job_runs SET status = 'skipped', finished_at = now(), updated_at = now(),
+			result = jsonb_build_object('skipped', 'paused', 'paused_by', $2::text)
+		WHERE job = $1 AND trigger = 'schedule' AND status = 'scheduled' AND scheduled_at > now()`, jobName, by)
 	if err != nil {
 		return fmt.Errorf("pause %s: %w", jobName, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/chatplat/job-service/job"
 )
 
@@ -15,10 +17,26 @@ import (
 // acknowledged by an older node that skipped it): the ticker publishes it again, and a copy
 // that does arrive is harmless, the claim dedups it.
 func (l *Ledger) StuckRuns(ctx context.Context, olderThan time.Duration, limit int) ([]Run, error) {
-	rows, err := l.db.Query(ctx, `
+	// One an operator asked to cancel (its attempt recorded by a node of an earlier release)
+	// ends cancelled instead: republished, it would be given up as failed, with an alert.
+	rows, err := l.db.Query(ctx, `SELECT id FROM job_runs
+		WHERE status IN ('interrupted', 'retrying') AND cancel_requested_at IS NOT NULL AND updated_at < now() - $1::interval
+		LIMIT $2`, olderThan.String(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list stuck cancelled runs: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("list stuck cancelled runs: %w", err)
+	}
+	if err := l.endCancelled(ctx, ids, nil); err != nil {
+		return nil, err
+	}
+	rows, err = l.db.Query(ctx, `
 		WITH stuck AS (
 			SELECT id FROM job_runs
-			WHERE status IN ('interrupted', 'retrying') AND updated_at < now() - $1::interval
+			WHERE status IN ('interrupted', 'retrying') AND cancel_requested_at IS NULL
+			  AND updated_at < now() - $1::interval
 			ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
 		UPDATE job_runs r SET updated_at = now()
 		FROM stuck WHERE r.id = stuck.id

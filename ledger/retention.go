@@ -13,7 +13,7 @@ type PruneTarget string
 // DELETE CASCADE, such as run logs) with them; gc_log rows that pointed at a pruned run keep
 // their record with run_id set to NULL.
 const (
-	PruneRuns   PruneTarget = "runs"   // finished job_runs rows (and their attempts), by created_at
+	PruneRuns   PruneTarget = "runs"   // finished job_runs rows (and their attempts), by created_at and scheduled_at
 	PruneAlerts PruneTarget = "alerts" // job_alerts rows last seen before the cutoff
 	PruneGCLog  PruneTarget = "gc_log" // gc_log rows, by deleted_at
 	PruneNodes  PruneTarget = "nodes"  // job_nodes rows whose last heartbeat is before the cutoff
@@ -25,9 +25,25 @@ const (
 var pruneSQL = map[PruneTarget]string{
 	// Only terminal statuses: a run still scheduled, running or retrying is never pruned, however
 	// old (the reaper and the operator deal with those).
-	PruneRuns: `DELETE FROM job_runs WHERE id IN (
-		SELECT id FROM job_runs WHERE created_at < $1 AND status IN ('succeeded', 'failed', 'rejected', 'skipped')
-		ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+	//
+	// Runs scheduled after the cutoff stay (the ticker records occurrences ahead of their time),
+	// so that every pruned run was scheduled before the cutoff, which becomes the dedup horizon
+	// (job_prune_horizon): a message without a row scheduled before it is refused, not run.
+	// The newest pruned occurrence of each scheduled job is kept as its cursor (job_cursors).
+	PruneRuns: `WITH pruned AS (
+			DELETE FROM job_runs WHERE id IN (
+				SELECT id FROM job_runs WHERE created_at < $1 AND scheduled_at < $1
+				  AND status IN ('succeeded', 'failed', 'rejected', 'skipped', 'cancelled')
+				ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+			RETURNING job, trigger, scheduled_at),
+		cursors AS (
+			INSERT INTO job_cursors AS c (job, occurrence)
+			SELECT job, max(scheduled_at) FROM pruned WHERE trigger = 'schedule' GROUP BY job
+			ON CONFLICT (job) DO UPDATE SET occurrence = greatest(c.occurrence, EXCLUDED.occurrence), updated_at = now()),
+		horizon AS (
+			INSERT INTO job_prune_horizon AS h (target, cutoff) VALUES ('runs', $1)
+			ON CONFLICT (target) DO UPDATE SET cutoff = greatest(h.cutoff, EXCLUDED.cutoff), updated_at = now())
+		SELECT count(*) FROM pruned`,
 	PruneAlerts: `DELETE FROM job_alerts WHERE (dedupe_key, channel) IN (
 		SELECT dedupe_key, channel FROM job_alerts WHERE last_seen_at < $1
 		ORDER BY last_seen_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
@@ -48,6 +64,13 @@ func (l *Ledger) PruneBatch(ctx context.Context, target PruneTarget, cutoff time
 	q, ok := pruneSQL[target]
 	if !ok {
 		return 0, fmt.Errorf("prune %q: not a retention target", target)
+	}
+	if target == PruneRuns {
+		var n int64
+		if err := l.db.QueryRow(ctx, q, cutoff, limit).Scan(&n); err != nil {
+			return 0, fmt.Errorf("prune %s older than %s: %w", target, cutoff.UTC().Format(time.RFC3339), err)
+		}
+		return n, nil
 	}
 	tag, err := l.db.Exec(ctx, q, cutoff, limit)
 	if err != nil {

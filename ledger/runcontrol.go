@@ -19,6 +19,10 @@ const StatusCancelled Status = "cancelled"
 var (
 	ErrNotCancellable = errors.New("run already finished")
 	ErrNotRetryable   = errors.New("only a failed or cancelled run can be retried")
+	// ErrRecordedCancelled: the outcome was recorded as cancelled instead of the status asked
+	// for, because an operator asked to cancel the run while the attempt ran. The run is
+	// finished: its message is acknowledged, never retried, and nobody is alerted.
+	ErrRecordedCancelled = errors.New("recorded cancelled: an operator asked to cancel the run")
 )
 
 // CancelledError is the outcome error of a run an operator cancelled.

@@ -384,13 +384,12 @@ func (t *Ticker) scheduleJob(ctx context.Context, j *scheduledJob, now time.Time
 		}
 		j.cursor = last
 	}
+	if paused {
+		return t.skipPaused(ctx, j, now)
+	}
 	horizon := now.Add(t.cfg.Lookahead)
 	var missed []time.Time
 	for next := j.schedule.Next(j.cursor); !next.After(horizon); next = j.schedule.Next(next) {
-		if paused {
-			j.cursor = next // a paused job's occurrences pass unpublished, not as misfires
-			continue
-		}
 		if next.Before(now.Add(-t.cfg.MisfireTolerance)) {
 			missed = append(missed, next)
 			continue
@@ -472,6 +471,32 @@ func (t *Ticker) misfire(ctx context.Context, j *scheduledJob, missed []time.Tim
 			if err := t.ledger.RecordSkipped(ctx, env, t.node, why); err != nil {
 				return err
 			}
+		}
+	}
+	j.cursor = latest
+	return nil
+}
+
+// skipPaused records the occurrences of a paused job that came to pass as skipped (reason
+// paused), one row for those a tick finds (one each while the leader keeps up), so the ledger
+// holds the cursor: a later leader starts after them instead of firing them as misfires.
+// Occurrences still ahead are left for after the resume.
+func (t *Ticker) skipPaused(ctx context.Context, j *scheduledJob, now time.Time) error {
+	var passed []time.Time
+	for next := j.schedule.Next(j.cursor); !next.After(now); next = j.schedule.Next(next) {
+		passed = append(passed, next)
+	}
+	if len(passed) == 0 {
+		return nil
+	}
+	latest := passed[len(passed)-1]
+	why := map[string]any{"skipped": "paused", "occurrences": len(passed)}
+	if len(passed) > 1 {
+		why["first"] = passed[0]
+	}
+	for _, env := range t.envelopes(j, latest) {
+		if err := t.ledger.RecordSkipped(ctx, env, t.node, why); err != nil {
+			return err
 		}
 	}
 	j.cursor = latest

@@ -176,8 +176,13 @@ type Proc struct {
 
 // Start writes name's config into dir and starts bin with it. Output goes to dir/name.log.
 func Start(bin, dir, name string, s Settings) (*Proc, error) {
+	return startConfig(bin, dir, name, s.YAML(name), s.Env)
+}
+
+// startConfig starts bin with the config text cfg (see Start).
+func startConfig(bin, dir, name, cfg string, env []string) (*Proc, error) {
 	cfgPath := filepath.Join(dir, name+".yaml")
-	if err := os.WriteFile(cfgPath, []byte(s.YAML(name)), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
 	logPath := filepath.Join(dir, name+".log")
@@ -188,7 +193,7 @@ func Start(bin, dir, name string, s Settings) (*Proc, error) {
 	cmd := exec.Command(bin, "--config", cfgPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The rocketmq client logs to $HOME/logs; keep that out of the real home.
-	cmd.Env = append(append(os.Environ(), "HOME="+dir), s.Env...)
+	cmd.Env = append(append(os.Environ(), "HOME="+dir), env...)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)

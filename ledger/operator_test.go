@@ -1,0 +1,158 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chatplat/job-service/job"
+	"github.com/chatplat/job-service/ledger"
+)
+
+// A cancel asked while an attempt runs ends the run cancelled however the attempt ended: with
+// an error (retrying, or failed once attempts are exhausted) or interrupted by a drain, before
+// its heartbeat brought the request. Recorded retrying or interrupted, takeover would refuse it,
+// redeliveries would be acknowledged as done and the repair pass would give it up as failed.
+func TestCancelEndsCancelledHoweverTheAttemptEnded(t *testing.T) {
+	t.Parallel()
+	l, s := newLedger(t)
+	ctx := context.Background()
+	for _, st := range []ledger.Status{ledger.StatusRetrying, ledger.StatusInterrupted, ledger.StatusFailed} {
+		e := env("cancel-" + string(st))
+		c, err := l.ClaimRun(ctx, e, "a", "m-"+string(st), time.Minute)
+		require.NoError(t, err)
+		asked, err := l.RequestCancel(ctx, c.RunID, "alice")
+		require.NoError(t, err)
+		require.Equal(t, ledger.StatusRunning, asked)
+		// The attempt ends before the node's heartbeat saw the request.
+		_ = l.Finish(ctx, c, ledger.Outcome{Status: st, Err: errors.New("boom")})
+		r, err := l.GetRun(ctx, c.RunID)
+		require.NoError(t, err)
+		require.Equal(t, ledger.StatusCancelled, r.Status, "attempt ended %s after the cancel request", st)
+		require.Equal(t, "cancelled by alice", r.Error)
+		require.NotNil(t, r.FinishedAt)
+		again, err := l.ClaimRun(ctx, e, "b", "m-"+string(st), time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, ledger.AlreadyDone, again.Outcome)
+		require.Equal(t, ledger.StatusCancelled, again.Status)
+	}
+
+	// A run left retrying with a cancel request (written by a node of an earlier release) ends
+	// cancelled when its message comes back, and the repair pass never republishes it nor gives
+	// it up as failed.
+	for i, how := range []string{"redelivered", "stuck"} {
+		e := env("left-" + how)
+		c, err := l.ClaimRun(ctx, e, "a", "m-left", time.Minute)
+		require.NoError(t, err)
+		_, err = s.Pool.Exec(ctx, `UPDATE job_runs SET status = 'retrying', cancel_requested_by = 'bob',
+			cancel_requested_at = now(), updated_at = now() - interval '2 hours' WHERE id = $1`, c.RunID)
+		require.NoError(t, err)
+		if i == 0 {
+			again, err := l.ClaimRun(ctx, e, "b", "m-left", time.Minute)
+			require.NoError(t, err)
+			require.Equal(t, ledger.AlreadyDone, again.Outcome)
+			require.Equal(t, ledger.StatusCancelled, again.Status)
+		} else {
+			stuck, err := l.StuckRuns(ctx, time.Hour, 100)
+			require.NoError(t, err)
+			for _, r := range stuck {
+				require.NotEqual(t, c.RunID, r.ID, "a cancelled run is not republished")
+			}
+		}
+		r, err := l.GetRun(ctx, c.RunID)
+		require.NoError(t, err)
+		require.Equal(t, ledger.StatusCancelled, r.Status, how)
+		require.Equal(t, "cancelled by bob", r.Error)
+	}
+}
+
+// The dedup horizon: once retention pruned a run, a late copy of its message is not run again
+// (no row is made for it, by claim or takeover); cancelled runs are pruned like the others.
+func TestPrunedRunsMessageIsNotRunAgain(t *testing.T) {
+	t.Parallel()
+	l, s := newLedger(t)
+	ctx := context.Background()
+	old := time.Now().AddDate(0, 0, -40)
+	e := env("pruned")
+	e.ScheduledAt = old
+	c, err := l.ClaimRun(ctx, e, "a", "m1", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, l.Finish(ctx, c, ledger.Outcome{Status: ledger.StatusSucceeded}))
+	cancelled := env("pruned-cancelled")
+	cancelled.ScheduledAt = old
+	cc, err := l.ClaimRun(ctx, cancelled, "a", "m2", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, l.Finish(ctx, cc, ledger.Outcome{Status: ledger.StatusCancelled, Err: &ledger.CancelledError{By: "x"}}))
+	_, err = s.Pool.Exec(ctx, `UPDATE job_runs SET created_at = $1`, old)
+	require.NoError(t, err)
+
+	n, err := l.PruneBatch(ctx, ledger.PruneRuns, time.Now().AddDate(0, 0, -30), 100)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, n, "the succeeded and the cancelled run are pruned")
+
+	late, err := l.ClaimRun(ctx, e, "b", "m1", time.Minute)
+	if err == nil {
+		require.NotEqual(t, ledger.Claimed, late.Outcome, "a late copy of a pruned run's message must not run again")
+	}
+	var rows int
+	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM job_runs WHERE run_key = $1`, e.RunKey).Scan(&rows))
+	require.Zero(t, rows)
+
+	// A message scheduled after the horizon claims as usual.
+	fresh, err := l.ClaimRun(ctx, env("fresh"), "b", "m3", time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, ledger.Claimed, fresh.Outcome)
+}
+
+// The ticker's cursor survives retention: pruning the rows of a job's occurrences keeps its
+// newest occurrence, so a new leader neither starts the job from now (dropping what it missed
+// meanwhile without a word) nor fires the pruned occurrence again.
+func TestLastScheduledSurvivesRetention(t *testing.T) {
+	t.Parallel()
+	l, s := newLedger(t)
+	ctx := context.Background()
+	last := time.Now().AddDate(0, 0, -40).Truncate(time.Second)
+	for _, at := range []time.Time{last.Add(-24 * time.Hour), last} {
+		e := job.Envelope{Job: "weekly", RunKey: job.ScheduleRunKey("weekly", at), Trigger: job.TriggerSchedule,
+			ScheduledAt: at, Shard: job.Shard{Total: 1}}
+		c, err := l.ClaimRun(ctx, e, "a", "m", time.Minute)
+		require.NoError(t, err)
+		require.NoError(t, l.Finish(ctx, c, ledger.Outcome{Status: ledger.StatusSucceeded}))
+	}
+	_, err := s.Pool.Exec(ctx, `UPDATE job_runs SET created_at = scheduled_at`)
+	require.NoError(t, err)
+	n, err := l.PruneBatch(ctx, ledger.PruneRuns, time.Now().AddDate(0, 0, -30), 1)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	n, err = l.PruneBatch(ctx, ledger.PruneRuns, time.Now().AddDate(0, 0, -30), 100)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	got, err := l.LastScheduled(ctx, "weekly")
+	require.NoError(t, err)
+	require.True(t, last.Equal(got), "last occurrence %s, read %s", last, got)
+}
+
+// An occurrence the ticker published ahead of its time (within its lookahead) before the job
+// was paused passes while the job is paused: it is skipped, and its message finds it so.
+func TestPauseSkipsOccurrencesPublishedAhead(t *testing.T) {
+	t.Parallel()
+	l, _ := newLedger(t)
+	ctx := context.Background()
+	at := time.Now().Add(20 * time.Second).Truncate(time.Second)
+	ahead := job.Envelope{Job: "minutely", RunKey: job.ScheduleRunKey("minutely", at), Trigger: job.TriggerSchedule,
+		ScheduledAt: at, Shard: job.Shard{Total: 1}}
+	inserted, err := l.RecordScheduled(ctx, ahead)
+	require.NoError(t, err)
+	require.True(t, inserted)
+	require.NoError(t, l.Pause(ctx, "minutely", "alice"))
+	c, err := l.ClaimRun(ctx, ahead, "a", "m", time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, ledger.AlreadyDone, c.Outcome, "the occurrence published before the pause does not run")
+	require.Equal(t, ledger.StatusSkipped, c.Status)
+	r, err := l.GetRun(ctx, c.RunID)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"skipped":"paused","paused_by":"alice"}`, string(r.Result))
+}
