@@ -2,6 +2,7 @@ package job
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -42,7 +43,7 @@ type Dated interface {
 }
 
 // ErrNoPeriod is returned for a backfill of a job whose runs stand for no period.
-var ErrNoPeriod = fmt.Errorf("the job's runs stand for no period (no date or week parameter)")
+var ErrNoPeriod = errors.New("the job's runs stand for no period (no date or week parameter)")
 
 // Pin decides what env stands for, its reference time being ref: for a job whose section
 // (sections[env.Job], as config.Config.Sections holds them) is Dated, the period its params
