@@ -8,12 +8,17 @@ STACK := deploy/local/stack.sh
 COMPONENTS ?= postgres redis rocketmq s3 neo4j elasticsearch
 ENV   := source deploy/local/env.sh &&
 
-.PHONY: chromium promtool all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench bench-archive bench-peers bench-precision bench-volume chaos lint fuzz fmt vet clean
+.PHONY: config-docs soak-gc chromium promtool all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench bench-archive bench-peers bench-precision bench-volume chaos lint fuzz fmt vet clean
 
 all: build
 
 build:
 	$(GO) build -o bin/ ./cmd/...
+
+## config-docs: docs/configuration.md (and the field comments it prints) from the config structs.
+config-docs:
+	cd config && $(GO) generate ./
+	$(GO) run ./cmd/job-service config reference > docs/configuration.md
 
 stack-up:
 	$(STACK) up $(COMPONENTS)
@@ -65,6 +70,13 @@ test-unit:
 ## chaos: the fault tests alone (kill -9, SIGTERM, SIGSTOP, broker and Postgres restarts).
 chaos: stack-up
 	$(ENV) $(GO) test -count=1 -v -timeout 10m $(CHAOS_PKG)
+
+## soak-gc: the randomized race of both file GCs against the file service
+## (TestGCRacesWithFileService; make test runs 3 rounds) for SOAK_MINUTES minutes. It prints
+## GC_RACE_SEED; set it to replay the same choices.
+SOAK_MINUTES ?= 10
+soak-gc: stack-up
+	$(ENV) GC_SOAK=$(SOAK_MINUTES)m $(GO) test -count=1 -v -run TestGCRacesWithFileService -timeout $$(( $(SOAK_MINUTES) + 10 ))m ./filereap/
 
 ## fuzz: the fuzz targets, FUZZTIME each (make test runs them by count, about 10 s each).
 FUZZTIME ?= 2m

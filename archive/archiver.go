@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path"
 	"slices"
 	"time"
 
@@ -38,11 +37,12 @@ type ObjectStore interface {
 	PutObject(ctx context.Context, bucket, key string, r io.Reader, size int64, opts minio.PutObjectOptions) (minio.UploadInfo, error)
 	GetObject(ctx context.Context, bucket, key string, opts minio.GetObjectOptions) (*minio.Object, error)
 	RemoveIncompleteUpload(ctx context.Context, bucket, key string) error
+	StatObject(ctx context.Context, bucket, key string, opts minio.StatObjectOptions) (minio.ObjectInfo, error)
 }
 
-// Archiver moves partitions. It is safe to run from several nodes at once: each manifest
-// transition is conditional on the state it read, and a second runner's step fails with
-// errMoved instead of repeating the first's.
+// Archiver moves partitions. It is safe to run from several nodes at once: a partition is
+// moved only under its lock (lockPartition), which a second mover waits for and then skips;
+// each manifest transition is also conditional on the state it read.
 type Archiver struct {
 	db   *pgxpool.Pool
 	s3   ObjectStore
@@ -93,8 +93,12 @@ type Item struct {
 
 // Result is a run's report.
 type Result struct {
-	DryRun bool   `json:"dry_run"`
-	Items  []Item `json:"items"`
+	DryRun bool `json:"dry_run"`
+	// FirstRun: a dry run because this is a new deployment's first (see first_run_dry_run).
+	FirstRun bool `json:"first_run,omitempty"`
+	// Drop: archived partitions are dropped from Postgres once verified (config drop).
+	Drop  bool   `json:"drop"`
+	Items []Item `json:"items"`
 	// Capped: more partitions were due than max_partitions allowed; the next run takes them.
 	Capped bool     `json:"capped,omitempty"`
 	Errors []string `json:"errors,omitempty"`
@@ -103,7 +107,7 @@ type Result struct {
 // Run archives what is due, resuming unfinished moves first. Per-partition failures are in
 // the result and in the returned error, joined; AllRefused tells whether a retry could help.
 func (a *Archiver) Run(ctx context.Context, opts Options) (Result, error) {
-	res := Result{DryRun: opts.DryRun, Items: []Item{}}
+	res := Result{DryRun: opts.DryRun, Drop: *a.cfg.Drop, Items: []Item{}}
 	budget := a.cfg.MaxPartitions
 	if opts.MaxPartitions > 0 {
 		budget = opts.MaxPartitions
@@ -118,6 +122,10 @@ func (a *Archiver) Run(ctx context.Context, opts Options) (Result, error) {
 			}
 			tables = append(tables, tc)
 		}
+	}
+	// A dry run without S3 (config check's preview) lists from Postgres alone.
+	if a.s3 == nil && !opts.DryRun {
+		return res, errors.New("partition_archive needs s3.endpoint")
 	}
 	if err := a.ensureBucket(ctx, opts.DryRun); err != nil {
 		return res, err
@@ -155,6 +163,9 @@ func AllRefused(err error) bool {
 }
 
 func (a *Archiver) ensureBucket(ctx context.Context, dryRun bool) error {
+	if a.s3 == nil {
+		return nil // dry run only (see Run)
+	}
 	ok, err := a.s3.BucketExists(ctx, a.cfg.Bucket)
 	if err != nil {
 		return fmt.Errorf("check bucket %s: %w", a.cfg.Bucket, err)
@@ -169,12 +180,6 @@ func (a *Archiver) ensureBucket(ctx context.Context, dryRun bool) error {
 		return fmt.Errorf("make bucket %s: %w", a.cfg.Bucket, err)
 	}
 	return nil
-}
-
-// objectKey is <prefix>/<schema>/<table>/<partition>.csv.gz; the schema is there because
-// tests and tenants may keep same-named tables in several schemas.
-func (a *Archiver) objectKey(p parent, part string) string {
-	return path.Join(a.cfg.Prefix, p.Schema, p.Name, part+".csv.gz")
 }
 
 // runTable does one table's work within budget and returns how much of it it used.
@@ -209,11 +214,29 @@ func (a *Archiver) runTable(ctx context.Context, tc TableConfig, opts Options, b
 			res.Items = append(res.Items, item)
 			continue
 		}
-		a.log.InfoContext(ctx, "resuming archive", "table", tc.Table, "partition", e.Partition, "state", e.State)
-		item, err = a.move(ctx, p, e, item)
+		lk, err := a.lockPartition(ctx, p, e.Partition)
 		if err != nil {
-			errs = append(errs, err)
+			item = lockFailed(item, err, &errs)
+			res.Items = append(res.Items, item)
+			continue
 		}
+		// Re-read under the lock: the run that held it may have moved the row on.
+		fresh, err := getEntry(ctx, a.db, p.Schema, p.Name, e.Partition)
+		switch {
+		case err != nil:
+			item.Action, item.Error = "resume_failed", err.Error()
+			errs = append(errs, err)
+		case !slices.Contains(openStates(*a.cfg.Drop), fresh.State):
+			item.Action, item.State, item.Object = "skipped", fresh.State, fresh.ObjectKey
+			item.Reason = "another run finished it meanwhile"
+		default:
+			a.log.InfoContext(ctx, "resuming archive", "table", tc.Table, "partition", e.Partition, "state", fresh.State)
+			item, err = a.move(ctx, p, fresh, item, lk)
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+		lk.release(ctx)
 		res.Items = append(res.Items, item)
 	}
 
@@ -259,8 +282,21 @@ func (a *Archiver) runTable(ctx context.Context, tc TableConfig, opts Options, b
 	for _, c := range due {
 		item := Item{Table: tc.Table, Partition: c.part.Name, From: c.part.From, To: c.part.To,
 			EstRows: c.part.EstRows, DiskBytes: c.part.Bytes}
+		key, err := a.objectKey(p, c.part.Name)
+		if err != nil {
+			item.Action, item.Reason = "skipped", err.Error()
+			errs = append(errs, fmt.Errorf("%s: %w", c.part.Name, err))
+			res.Items = append(res.Items, item)
+			continue
+		}
 		prior, err := getEntry(ctx, a.db, p.Schema, p.Name, c.part.Name)
 		switch {
+		case err == nil && slices.Contains(openStates(*a.cfg.Drop), prior.State):
+			// Claimed since this run read the manifest: another mover has it.
+			item.Action, item.State, item.Object = "skipped", prior.State, prior.ObjectKey
+			item.Reason = errLocked.Error()
+			res.Items = append(res.Items, item)
+			continue
 		case err == nil:
 			// Restored, conflicted or archived before and re-created: an operator's call.
 			item.Action, item.State, item.Object = "skipped", prior.State, prior.ObjectKey
@@ -277,36 +313,62 @@ func (a *Archiver) runTable(ctx context.Context, tc TableConfig, opts Options, b
 			break
 		}
 		used++
-		item.Object = a.objectKey(p, c.part.Name)
+		item.Object = key
 		if opts.DryRun {
 			item.Action = "would_archive"
+			a.log.InfoContext(ctx, "would archive", "table", tc.Table, "partition", c.part.Name,
+				"est_rows", c.part.EstRows, "disk_bytes", c.part.Bytes, "drop", *a.cfg.Drop)
 			res.Items = append(res.Items, item)
 			continue
 		}
-		e, err := a.claim(ctx, p, c.part, opts.RunID)
+		lk, err := a.lockPartition(ctx, p, c.part.Name)
+		if err != nil {
+			item = lockFailed(item, err, &errs)
+			res.Items = append(res.Items, item)
+			continue
+		}
+		e, err := a.claim(ctx, p, c.part, key, opts.RunID)
 		if err != nil {
 			item.Action, item.Error = "failed", err.Error()
 			errs = append(errs, err)
-			res.Items = append(res.Items, item)
-			continue
-		}
-		item, err = a.move(ctx, p, e, item)
-		if err != nil {
+		} else if item, err = a.move(ctx, p, e, item, lk); err != nil {
 			errs = append(errs, err)
 		}
+		lk.release(ctx)
 		res.Items = append(res.Items, item)
 	}
 	return used, errors.Join(errs...)
 }
 
-func (a *Archiver) claim(ctx context.Context, p parent, c partition, runID int64) (*Entry, error) {
+// lockFailed reports a partition whose lock this run did not get: another mover holds it (a
+// skip, not a failure), or Postgres failed.
+func lockFailed(item Item, err error, errs *[]error) Item {
+	if errors.Is(err, errLocked) {
+		item.Action, item.Reason = "skipped", err.Error()
+		return item
+	}
+	item.Action, item.Error = "failed", err.Error()
+	*errs = append(*errs, fmt.Errorf("%s: %w", item.Partition, err))
+	return item
+}
+
+// openStates are the states a run resumes.
+func openStates(drop bool) []State {
+	states := []State{StateExporting, StateExported, StateVerified}
+	if drop {
+		states = append(states, StateDetached)
+	}
+	return states
+}
+
+func (a *Archiver) claim(ctx context.Context, p parent, c partition, key string, runID int64) (*Entry, error) {
 	cols, err := tableColumns(ctx, a.db, c.Schema, c.Name)
 	if err != nil {
 		return nil, err
 	}
 	e := &Entry{ParentSchema: p.Schema, ParentTable: p.Name, Partition: c.Name, KeyColumn: p.KeyColumn,
 		KeyType: p.KeyType, RangeFrom: c.From, RangeTo: c.To, Columns: cols, Bucket: a.cfg.Bucket,
-		ObjectKey: a.objectKey(p, c.Name), Format: Format}
+		ObjectKey: key, Format: Format}
 	if c.Schema != p.Schema {
 		return nil, fmt.Errorf("%w: partition %s.%s lives outside its parent's schema %s", ErrRefused, c.Schema, c.Name, p.Schema)
 	}
@@ -319,8 +381,8 @@ func (a *Archiver) claim(ctx context.Context, p parent, c partition, runID int64
 // maxExportAttempts bounds re-exports of a partition whose read-back or re-check disagreed.
 const maxExportAttempts = 3
 
-// move runs e's state machine to its end for this config.
-func (a *Archiver) move(ctx context.Context, p parent, e *Entry, item Item) (Item, error) {
+// move runs e's state machine to its end for this config, holding the partition's lock.
+func (a *Archiver) move(ctx context.Context, p parent, e *Entry, item Item, lk *partitionLock) (Item, error) {
 	if item.Action == "" {
 		item.Action = "archived"
 	}
@@ -343,7 +405,9 @@ func (a *Archiver) move(ctx context.Context, p parent, e *Entry, item Item) (Ite
 		switch e.State {
 		case StateExporting:
 			var st exportStats
-			st, err = a.export(ctx, e)
+			if err = a.refreshColumns(ctx, e); err == nil {
+				st, err = a.export(ctx, e)
+			}
 			if err == nil {
 				err = recordExport(ctx, a.db, e, st)
 			}
@@ -356,7 +420,7 @@ func (a *Archiver) move(ctx context.Context, p parent, e *Entry, item Item) (Ite
 				item.Action, item.State = "kept_detached", e.State
 				return a.finish(item, e), nil
 			}
-			err = a.drop(ctx, e)
+			err = a.drop(ctx, e, lk)
 		case StateDropped:
 			item.State = e.State
 			if item.Action == "resume" {
@@ -400,7 +464,7 @@ func (a *Archiver) verify(ctx context.Context, e *Entry) error {
 	if err := a.putSidecar(ctx, e); err != nil {
 		return err
 	}
-	return setState(ctx, a.db, e, StateVerified, "")
+	return recordVerified(ctx, a.db, e, got.ETag)
 }
 
 func (a *Archiver) reexport(ctx context.Context, e *Entry, why error) error {
@@ -484,13 +548,15 @@ func (a *Archiver) detach(ctx context.Context, p parent, e *Entry) error {
 }
 
 // drop re-reads the detached table under an ACCESS EXCLUSIVE lock and drops it only if it
-// still holds exactly what the archive holds; the check, the DROP and the manifest's update
-// commit together. A table that changed after its export goes back to exporting.
-func (a *Archiver) drop(ctx context.Context, e *Entry) error {
+// still holds exactly what the archive holds (same columns and types, rows and content
+// checksum) and the object is still the one verified (HEAD: size and ETag); the checks, the
+// DROP and the manifest's update commit together, on the partition lock's connection. A table
+// or object that changed after the export goes back to exporting.
+func (a *Archiver) drop(ctx context.Context, e *Entry, lk *partitionLock) error {
 	var changed error
 	err := a.withLockRetry(ctx, func() error {
 		changed = nil
-		tx, err := a.db.Begin(ctx)
+		tx, err := lk.conn.Begin(ctx)
 		if err != nil {
 			return err
 		}
@@ -516,6 +582,13 @@ func (a *Archiver) drop(ctx context.Context, e *Entry) error {
 		if err := pinSession(ctx, tx); err != nil {
 			return err
 		}
+		if err := columnsUnchanged(ctx, tx, e); err != nil {
+			if !errors.Is(err, errMismatch) {
+				return err
+			}
+			changed = fmt.Errorf("%s changed after its export: %w", e.Name(), err)
+			return nil
+		}
 		rows := newRowHasher()
 		if _, err := tx.Conn().PgConn().CopyTo(ctx, rows, copyOutSQL(e)); err != nil {
 			return fmt.Errorf("re-read %s: %w", e.Name(), err)
@@ -523,6 +596,13 @@ func (a *Archiver) drop(ctx context.Context, e *Entry) error {
 		got := exportStats{Rows: rows.Rows(), Checksum: rows.Checksum()}
 		if err := compare(e, got, false); err != nil {
 			changed = fmt.Errorf("%s changed after its export: %w", e.Name(), err)
+			return nil
+		}
+		if err := a.objectUnchanged(ctx, e); err != nil {
+			if !errors.Is(err, errMismatch) {
+				return err
+			}
+			changed = fmt.Errorf("the archive of %s changed after its verify: %w", e.Name(), err)
 			return nil
 		}
 		if _, err := tx.Exec(ctx, fmt.Sprintf(`DROP TABLE %s`, e.ident())); err != nil {

@@ -26,11 +26,17 @@ type Config struct {
 	Bucket string `yaml:"bucket"`
 	// Prefix of object keys: <prefix>/<table>/<partition>.csv.gz.
 	Prefix string `yaml:"prefix"`
-	// Tables and their hot periods.
+	// Tables and their hot periods. Unset: audit_logs with 3 hot months only. Chat tables
+	// (chat_messages, chat_inbox) have no built-in period: they are archived, and their old
+	// months dropped from Postgres, only when listed here with hot_months.
 	Tables []TableConfig `yaml:"tables"`
 	// Drop removes a partition once archived and verified; false keeps it detached (a plain
 	// table beside the parent) for the operator to drop.
 	Drop *bool `yaml:"drop"`
+	// FirstRunDryRun (default true): while the manifest is empty and no preview was recorded (a
+	// new deployment), a run only previews what it would archive and drop, with sizes, and
+	// records that preview; the next run acts.
+	FirstRunDryRun *bool `yaml:"first_run_dry_run"`
 	// MaxPartitions caps the partitions one run archives; the rest wait for the next run.
 	MaxPartitions int `yaml:"max_partitions"`
 	// PartSizeMB is the multipart part size: the upload's memory (one part buffered at a
@@ -66,11 +72,15 @@ func (c Config) WithDefaults() Config {
 		c.Prefix = "pg"
 	}
 	if c.Tables == nil {
-		c.Tables = []TableConfig{{"chat_messages", 12}, {"chat_inbox", 6}, {"audit_logs", 3}}
+		c.Tables = []TableConfig{{"audit_logs", 3}}
 	}
 	if c.Drop == nil {
 		on := true
 		c.Drop = &on
+	}
+	if c.FirstRunDryRun == nil {
+		on := true
+		c.FirstRunDryRun = &on
 	}
 	if c.MaxPartitions == 0 {
 		c.MaxPartitions = 3
@@ -112,6 +122,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("tables[%d].table: %q listed twice", i, t.Table)
 		}
 		seen[t.Table] = true
+		if t.HotMonths == 0 {
+			return fmt.Errorf("tables[%d].hot_months: required: how many months %s stays in Postgres before it is archived (and dropped, with drop: true)", i, t.Table)
+		}
 		if t.HotMonths < 1 || t.HotMonths > 1200 {
 			return fmt.Errorf("tables[%d].hot_months: %d is outside 1..1200 (the current month is never archived)", i, t.HotMonths)
 		}
@@ -144,10 +157,10 @@ func (c Config) table(name string) (TableConfig, bool) {
 	return TableConfig{}, false
 }
 
-// CheckSpec refuses a run policy under which two movers could work on one partition at once:
-// the manifest's steps assume one (a second export of the same partition would overwrite the
-// object the first is verifying). Runs are kept apart by skip_if_running, shards by running
-// the job as one shard (a forced run with more shards moves partitions in shard 0 only).
+// CheckSpec refuses a run policy under which two movers would routinely meet on one
+// partition: runs are kept apart by skip_if_running, shards by running the job as one shard (a
+// forced run with more shards moves partitions in shard 0 only). What gets past both (a dead
+// letter resent from the dashboard) meets the partition's lock (lockPartition) and skips it.
 func (c Config) CheckSpec(s job.Spec) error {
 	if s.Overlap != job.OverlapSkipIfRunning {
 		return fmt.Errorf("overlap: partition_archive needs %q (two runs at once could move one partition twice), not %q",

@@ -23,6 +23,7 @@ type exportStats struct {
 	Bytes        int64
 	Checksum     string
 	ObjectSHA256 string
+	ETag         string // of the object read back (readBack only)
 }
 
 // countingHash counts and hashes what is written to it.
@@ -156,8 +157,13 @@ func (a *Archiver) readBack(ctx context.Context, e *Entry, sink io.Writer) (expo
 	if _, err := io.Copy(io.Discard, io.TeeReader(o, obj)); err != nil {
 		return st, fmt.Errorf("read %s/%s: %w", e.Bucket, e.ObjectKey, err)
 	}
+	// The ETag of the response the bytes came from: what the drop step's HEAD compares.
+	info, err := o.Stat()
+	if err != nil {
+		return st, fmt.Errorf("stat %s/%s: %w", e.Bucket, e.ObjectKey, err)
+	}
 	return exportStats{Rows: rows.Rows(), RawBytes: rows.RawBytes(), Bytes: obj.n, Checksum: rows.Checksum(),
-		ObjectSHA256: hex.EncodeToString(obj.h.Sum(nil))}, nil
+		ObjectSHA256: hex.EncodeToString(obj.h.Sum(nil)), ETag: info.ETag}, nil
 }
 
 // errMismatch: what was read does not match the manifest.

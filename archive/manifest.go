@@ -29,35 +29,38 @@ const Format = "csv+gzip"
 
 // Entry is one row of the partition_archives manifest.
 type Entry struct {
-	ID              int64      `json:"id"`
-	ParentSchema    string     `json:"parent_schema"`
-	ParentTable     string     `json:"parent_table"`
-	Partition       string     `json:"partition"`
-	KeyColumn       string     `json:"key_column"`
-	KeyType         string     `json:"key_type"`
-	RangeFrom       string     `json:"range_from"`
-	RangeTo         string     `json:"range_to"`
-	Columns         []column   `json:"columns"`
-	State           State      `json:"state"`
-	Bucket          string     `json:"bucket"`
-	ObjectKey       string     `json:"object_key"`
-	Format          string     `json:"format"`
-	Rows            *int64     `json:"rows,omitempty"`
-	RawBytes        *int64     `json:"raw_bytes,omitempty"`
-	Bytes           *int64     `json:"bytes,omitempty"`
-	ContentChecksum string     `json:"content_checksum,omitempty"`
-	ObjectSHA256    string     `json:"object_sha256,omitempty"`
-	RunID           *int64     `json:"run_id,omitempty"`
-	Attempts        int        `json:"attempts"`
-	Error           string     `json:"error,omitempty"`
-	RestoredAs      string     `json:"restored_as,omitempty"`
-	CreatedAt       time.Time  `json:"created_at"`
-	UpdatedAt       time.Time  `json:"updated_at"`
-	ExportedAt      *time.Time `json:"exported_at,omitempty"`
-	VerifiedAt      *time.Time `json:"verified_at,omitempty"`
-	DetachedAt      *time.Time `json:"detached_at,omitempty"`
-	DroppedAt       *time.Time `json:"dropped_at,omitempty"`
-	RestoredAt      *time.Time `json:"restored_at,omitempty"`
+	ID              int64    `json:"id"`
+	ParentSchema    string   `json:"parent_schema"`
+	ParentTable     string   `json:"parent_table"`
+	Partition       string   `json:"partition"`
+	KeyColumn       string   `json:"key_column"`
+	KeyType         string   `json:"key_type"`
+	RangeFrom       string   `json:"range_from"`
+	RangeTo         string   `json:"range_to"`
+	Columns         []column `json:"columns"`
+	State           State    `json:"state"`
+	Bucket          string   `json:"bucket"`
+	ObjectKey       string   `json:"object_key"`
+	Format          string   `json:"format"`
+	Rows            *int64   `json:"rows,omitempty"`
+	RawBytes        *int64   `json:"raw_bytes,omitempty"`
+	Bytes           *int64   `json:"bytes,omitempty"`
+	ContentChecksum string   `json:"content_checksum,omitempty"`
+	ObjectSHA256    string   `json:"object_sha256,omitempty"`
+	// ObjectETag is the object's ETag when its read-back was verified: the drop step compares
+	// a fresh HEAD with it. Empty on rows verified by an older release.
+	ObjectETag string     `json:"object_etag,omitempty"`
+	RunID      *int64     `json:"run_id,omitempty"`
+	Attempts   int        `json:"attempts"`
+	Error      string     `json:"error,omitempty"`
+	RestoredAs string     `json:"restored_as,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	ExportedAt *time.Time `json:"exported_at,omitempty"`
+	VerifiedAt *time.Time `json:"verified_at,omitempty"`
+	DetachedAt *time.Time `json:"detached_at,omitempty"`
+	DroppedAt  *time.Time `json:"dropped_at,omitempty"`
+	RestoredAt *time.Time `json:"restored_at,omitempty"`
 }
 
 // Name is schema.partition.
@@ -67,7 +70,7 @@ func (e *Entry) ident() string { return pgx.Identifier{e.ParentSchema, e.Partiti
 
 const entryColumns = `id, parent_schema, parent_table, partition_name, key_column, key_type, range_from, range_to,
 	columns, state, bucket, object_key, format, rows, raw_bytes, bytes, COALESCE(content_checksum, ''),
-	COALESCE(object_sha256, ''), run_id, attempts, error, restored_as, created_at, updated_at, exported_at,
+	COALESCE(object_sha256, ''), COALESCE(object_etag, ''), run_id, attempts, error, restored_as, created_at, updated_at, exported_at,
 	verified_at, detached_at, dropped_at, restored_at`
 
 func scanEntry(row pgx.Row) (*Entry, error) {
@@ -75,7 +78,7 @@ func scanEntry(row pgx.Row) (*Entry, error) {
 	var cols []byte
 	err := row.Scan(&e.ID, &e.ParentSchema, &e.ParentTable, &e.Partition, &e.KeyColumn, &e.KeyType, &e.RangeFrom,
 		&e.RangeTo, &cols, &e.State, &e.Bucket, &e.ObjectKey, &e.Format, &e.Rows, &e.RawBytes, &e.Bytes,
-		&e.ContentChecksum, &e.ObjectSHA256, &e.RunID, &e.Attempts, &e.Error, &e.RestoredAs, &e.CreatedAt,
+		&e.ContentChecksum, &e.ObjectSHA256, &e.ObjectETag, &e.RunID, &e.Attempts, &e.Error, &e.RestoredAs, &e.CreatedAt,
 		&e.UpdatedAt, &e.ExportedAt, &e.VerifiedAt, &e.DetachedAt, &e.DroppedAt, &e.RestoredAt)
 	if err != nil {
 		return nil, err
@@ -124,9 +127,9 @@ func getEntry(ctx context.Context, q querier, schema, table, part string) (*Entr
 
 // unfinished lists a parent's rows whose move a previous run left part-way, oldest first.
 func unfinished(ctx context.Context, q querier, p parent, drop bool) ([]*Entry, error) {
-	states := []string{string(StateExporting), string(StateExported), string(StateVerified)}
-	if drop {
-		states = append(states, string(StateDetached))
+	var states []string
+	for _, st := range openStates(drop) {
+		states = append(states, string(st))
 	}
 	return queryEntries(ctx, q, `WHERE parent_schema = $1 AND parent_table = $2 AND state = ANY($3)
 		ORDER BY range_from, id`, p.Schema, p.Name, states)
@@ -198,6 +201,38 @@ func setState(ctx context.Context, q querier, e *Entry, to State, errText string
 
 var errMoved = errors.New("row moved by another run")
 
+// recordVerified moves e to verified with the ETag its read-back saw.
+func recordVerified(ctx context.Context, q querier, e *Entry, etag string) error {
+	tag, err := q.Exec(ctx, `UPDATE partition_archives SET state = 'verified', object_etag = $2, error = '',
+		verified_at = now(), updated_at = now() WHERE id = $1 AND state = 'exported'`, e.ID, etag)
+	if err != nil {
+		return fmt.Errorf("manifest %s: record verify: %w", e.Name(), err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("manifest %s: record verify: %w", e.Name(), errMoved)
+	}
+	e.State, e.Error, e.ObjectETag = StateVerified, "", etag
+	return nil
+}
+
+// setColumns records the columns the next export writes (the table's, read at that export).
+func setColumns(ctx context.Context, q querier, e *Entry, cols []column) error {
+	b, err := json.Marshal(cols)
+	if err != nil {
+		return err
+	}
+	tag, err := q.Exec(ctx, `UPDATE partition_archives SET columns = $2, updated_at = now()
+		WHERE id = $1 AND state = 'exporting'`, e.ID, b)
+	if err != nil {
+		return fmt.Errorf("manifest %s: record columns: %w", e.Name(), err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("manifest %s: record columns: %w", e.Name(), errMoved)
+	}
+	e.Columns = cols
+	return nil
+}
+
 func recordExport(ctx context.Context, q querier, e *Entry, s exportStats) error {
 	tag, err := q.Exec(ctx, `UPDATE partition_archives SET state = 'exported', rows = $2, raw_bytes = $3, bytes = $4,
 		content_checksum = $5, object_sha256 = $6, attempts = attempts + 1, error = '', exported_at = now(),
@@ -213,5 +248,32 @@ func recordExport(ctx context.Context, q querier, e *Entry, s exportStats) error
 	e.Rows, e.RawBytes, e.Bytes = &s.Rows, &s.RawBytes, &s.Bytes
 	e.ContentChecksum, e.ObjectSHA256 = s.Checksum, s.ObjectSHA256
 	e.Attempts++
+	return nil
+}
+
+// NewDeployment reports whether this database has never archived a partition nor recorded a
+// first-run preview: the first run of a new deployment, which only previews (first_run_dry_run).
+func NewDeployment(ctx context.Context, q querier) (bool, error) {
+	var fresh bool
+	if err := q.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM partition_archives)
+		AND NOT EXISTS (SELECT 1 FROM partition_archive_previews)`).Scan(&fresh); err != nil {
+		return false, fmt.Errorf("read archive manifest: %w", err)
+	}
+	return fresh, nil
+}
+
+// RecordPreview keeps a first run's preview; once one is recorded the next run acts.
+func RecordPreview(ctx context.Context, q querier, runID int64, res Result) error {
+	plan, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	var run *int64
+	if runID > 0 {
+		run = &runID
+	}
+	if _, err := q.Exec(ctx, `INSERT INTO partition_archive_previews (run_id, plan) VALUES ($1, $2)`, run, plan); err != nil {
+		return fmt.Errorf("record archive preview: %w", err)
+	}
 	return nil
 }

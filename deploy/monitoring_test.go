@@ -30,6 +30,7 @@ func exposedNames(t *testing.T) map[string]bool {
 	m.SetInFlight(1)
 	m.SetBuildInfo("v", "r", "go")
 	m.WatchLedger(stubLedger{}, func() []string { return []string{"j"} })
+	m.WatchFileGC(stubLedger{}, "file_gc")
 	fams, err := m.Registry().Gather()
 	require.NoError(t, err)
 	out := map[string]bool{}
@@ -97,6 +98,10 @@ func TestAlertRules(t *testing.T) {
 	require.NoError(t, err, "promtool not found: run deploy/local/promtool.sh (make test does)")
 	out, err := exec.Command(p, "check", "rules", path).CombinedOutput()
 	require.NoError(t, err, "promtool check rules:\n%s", out)
+	require.Contains(t, string(out), "SUCCESS")
+	// The rules' behaviour on made-up series (job-service.rules.test.yml).
+	out, err = exec.Command(p, "test", "rules", filepath.Join("prometheus", "job-service.rules.test.yml")).CombinedOutput()
+	require.NoError(t, err, "promtool test rules:\n%s", out)
 	require.Contains(t, string(out), "SUCCESS")
 }
 

@@ -17,3 +17,7 @@ func (stubLedger) LastSuccess(context.Context, []string) (map[string]time.Time, 
 func (stubLedger) Backlog(context.Context) ([]ledger.BacklogEntry, error) {
 	return []ledger.BacklogEntry{{Job: "j", Due: 1}}, nil
 }
+
+func (stubLedger) FileGCSweeps(context.Context, string) ([]ledger.FileGCSweep, error) {
+	return []ledger.FileGCSweep{{Shard: 0, Backlog: 1, CappedInARow: 1}}, nil
+}

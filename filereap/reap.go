@@ -86,6 +86,15 @@ type ReapOptions struct {
 	// transaction just before commit, after the rows are deleted, so a batch can record its
 	// own run row with the final counts and commit it atomically with the deletion.
 	RunID func(ctx context.Context, tx pgx.Tx, res *ReapResult) (int64, error)
+	// Owner is the run and attempt the tombstones are recorded for: a later attempt of the
+	// same run finishes them at once (DeadAttemptTombstones). Zero: finished by age only.
+	Owner Owner
+}
+
+// Owner names the attempt of a ledger run that wrote tombstones.
+type Owner struct {
+	RunID   int64
+	Attempt int
 }
 
 // Reaper removes collectable files: object first, then row, never a row whose object is still
@@ -98,7 +107,9 @@ type ReapOptions struct {
 // whatever ends the run afterwards (cancel, timeout, kill -9, an S3 call that deleted and then
 // timed out), no re-referenceable row points at a deleted object: the rows left behind are
 // tombstones, finished by the next run. An object that another live row (same bucket and
-// path) names is never deleted; only the collected row goes.
+// path) names is never deleted; only the collected row goes. That check runs under a lock on
+// each object (ObjectLockSQL) that the file service also takes before it makes a row name an
+// object, so no such row can appear between the check and the delete.
 type Reaper struct {
 	db          *pgxpool.Pool
 	s3          ObjectStore
@@ -111,6 +122,9 @@ type Reaper struct {
 
 	// afterLock, when set (tests), runs after the rows are locked and before S3 is called.
 	afterLock func(ctx context.Context, ids []int64)
+	// beforeCommit, when set (tests), runs after the tombstones are written and before their
+	// transaction commits: the last moment a writer could slip a row past the checks.
+	beforeCommit func(ctx context.Context, ids []int64)
 }
 
 // ReaperOptions tune a Reaper. Both file GCs (the file_gc sweep and the event GC) embed them
@@ -155,6 +169,12 @@ func (o ReaperOptions) Validate() error {
 // OnLocked sets a hook run after a batch's rows are locked and before S3 is called. Tests
 // use it to race a writer against the lock; production code leaves it unset.
 func (r *Reaper) OnLocked(fn func(ctx context.Context, ids []int64)) { r.afterLock = fn }
+
+// BeforeTombstoneCommit sets a hook run after a batch's tombstones are written and before
+// they commit. Tests use it to race the file service against the shared-object check.
+func (r *Reaper) BeforeTombstoneCommit(fn func(ctx context.Context, ids []int64)) {
+	r.beforeCommit = fn
+}
 
 // NewReaper returns a reaper on table.
 func NewReaper(db *pgxpool.Pool, s3 ObjectStore, table FileTable, opts ReaperOptions, log *slog.Logger) *Reaper {
@@ -250,11 +270,10 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 		return res, r.finish(ctx, tx, opts, &res)
 	}
 	if r.afterLock != nil {
-		keptIDs := make([]int64, len(keep))
-		for i, k := range keep {
-			keptIDs[i] = k.entry.FileID
-		}
-		r.afterLock(ctx, keptIDs)
+		r.afterLock(ctx, keptIDs(keep))
+	}
+	if err := r.lockObjects(ctx, tx, keep); err != nil {
+		return res, err
 	}
 	if err := r.markShared(ctx, tx, keep, &res); err != nil {
 		return res, err
@@ -273,8 +292,11 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	// Commit the tombstones before S3 is called: from here on no row of the batch can be
 	// re-referenced, so whatever happens to this process, its S3 call or its context, no
 	// re-referenceable row ever points at a deleted object.
-	if err := r.tombstone(ctx, tx, keep); err != nil {
+	if err := r.tombstone(ctx, tx, keep, opts.Owner); err != nil {
 		return res, err
+	}
+	if r.beforeCommit != nil {
+		r.beforeCommit(ctx, keptIDs(keep))
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return res, fmt.Errorf("gc: commit tombstones: %w", err)
@@ -288,6 +310,14 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	gone := r.removeObjects(s3ctx, keep, &res)
 	res.S3Time = time.Since(t1)
 	return res, r.deleteCollected(ctx, gone, opts, &res)
+}
+
+func keptIDs(keep []lockedRow) []int64 {
+	ids := make([]int64, len(keep))
+	for i, k := range keep {
+		ids[i] = k.entry.FileID
+	}
+	return ids
 }
 
 // finish records the run and the gc_log rows in tx and commits.

@@ -14,6 +14,32 @@ import (
 // would redo the batch).
 const finishTimeout = 30 * time.Second
 
+// ObjectLockSQL is the lock the GC and the file service take on an object (bucket, path)
+// before the GC looks for rows naming it and before the file service makes a row name it. It
+// is the README contract's, byte for byte: both sides must compute the same key. The
+// two-key form keeps its keys apart from the one-key advisory locks of the ticker lease.
+const ObjectLockSQL = `pg_advisory_xact_lock(hashtext('file_object'), hashtext(%s || '/' || %s))`
+
+// lockObjects takes the object lock of every kept row, in one order (by key) so two GC
+// batches sharing objects cannot deadlock. Held until tx ends: a file service statement that
+// makes a row name one of these objects either committed before (markShared then sees its
+// row and keeps the object) or runs after the tombstones committed, and its condition refuses
+// (a dedup needs a live row; an upload, no tombstone).
+func (r *Reaper) lockObjects(ctx context.Context, tx pgx.Tx, keep []lockedRow) error {
+	buckets := make([]string, len(keep))
+	paths := make([]string, len(keep))
+	for i, k := range keep {
+		buckets[i], paths[i] = k.entry.Bucket, k.entry.ObjectPath
+	}
+	lock := fmt.Sprintf(ObjectLockSQL, "b", "p")
+	if _, err := tx.Exec(ctx, `SELECT count(`+lock+`) FROM (
+		SELECT DISTINCT b, p, hashtext(b || '/' || p) AS k FROM unnest($1::text[], $2::text[]) AS o(b, p) ORDER BY k) s`,
+		buckets, paths); err != nil {
+		return fmt.Errorf("gc: lock %d objects: %w", len(keep), err)
+	}
+	return nil
+}
+
 // markShared flags rows whose object another row still names (same bucket and path) that is
 // not a tombstone of this batch: that object stays, only the row goes. Rows in the collecting
 // status elsewhere are not live (nobody can re-reference them).
@@ -55,7 +81,7 @@ func (r *Reaper) markShared(ctx context.Context, tx pgx.Tx, keep []lockedRow, re
 
 // tombstone moves the rows to the collecting status and records them in gc_tombstones, in tx.
 // updated_at is left alone: it is the file service's column.
-func (r *Reaper) tombstone(ctx context.Context, tx pgx.Tx, keep []lockedRow) error {
+func (r *Reaper) tombstone(ctx context.Context, tx pgx.Tx, keep []lockedRow, owner Owner) error {
 	s := r.sql
 	ids := make([]int64, len(keep))
 	buckets := make([]string, len(keep))
@@ -67,9 +93,17 @@ func (r *Reaper) tombstone(ctx context.Context, tx pgx.Tx, keep []lockedRow) err
 		s.Table, s.Status, s.Collecting, s.ID), ids); err != nil {
 		return fmt.Errorf("gc: tombstone %d rows: %w", len(ids), err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO gc_tombstones (file_id, bucket, object_path)
-		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) ON CONFLICT (file_id) DO NOTHING`,
-		ids, buckets, paths); err != nil {
+	// A tombstone an earlier run left and this one resumes becomes this attempt's: if this
+	// attempt dies too, its retry finishes it at once. Its age is kept.
+	var runID *int64
+	var attempt *int
+	if owner.RunID != 0 {
+		runID, attempt = &owner.RunID, &owner.Attempt
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO gc_tombstones (file_id, bucket, object_path, run_id, attempt)
+		SELECT f, b, p, $4, $5 FROM unnest($1::bigint[], $2::text[], $3::text[]) AS t(f, b, p)
+		ON CONFLICT (file_id) DO UPDATE SET run_id = EXCLUDED.run_id, attempt = EXCLUDED.attempt`,
+		ids, buckets, paths, runID, attempt); err != nil {
 		return fmt.Errorf("gc: record %d tombstones: %w", len(ids), err)
 	}
 	return nil
@@ -152,6 +186,25 @@ func (r *Reaper) StaleTombstones(ctx context.Context, index, total int, age time
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
 		return nil, fmt.Errorf("gc: read tombstones: %w", err)
+	}
+	return ids, nil
+}
+
+// DeadAttemptTombstones lists up to limit tombstones, above after, that earlier attempts of
+// run left: the consumer fences a run by attempt, so an earlier attempt can no longer record
+// anything and its tombstones are this attempt's to finish, whatever their age. (Should the
+// earlier attempt still be in its S3 call, finishing concurrently is harmless: the row is
+// deleted and logged once, by whichever commits first.)
+func (r *Reaper) DeadAttemptTombstones(ctx context.Context, owner Owner, after int64, limit int) ([]int64, error) {
+	rows, err := r.db.Query(ctx, `SELECT file_id FROM gc_tombstones
+		WHERE run_id = $1 AND attempt < $2 AND file_id > $3 ORDER BY file_id LIMIT $4`,
+		owner.RunID, owner.Attempt, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("gc: read tombstones of run %d: %w", owner.RunID, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("gc: read tombstones of run %d: %w", owner.RunID, err)
 	}
 	return ids, nil
 }

@@ -148,8 +148,11 @@ type FileGCResult struct {
 	Failures       int                      `json:"failures"`
 	FailureSamples []filereap.ObjectFailure `json:"failure_samples,omitempty"`
 	Capped         bool                     `json:"capped"`
-	MaxDeletes     int                      `json:"max_deletes"`
-	StoppedReason  string                   `json:"stopped_reason,omitempty"`
+	// Backlog is what the run left for the next: the shard's collectable rows older than the
+	// cutoff and its tombstones, counted at the end (jobservice_filegc_backlog_files).
+	Backlog       int64  `json:"backlog"`
+	MaxDeletes    int    `json:"max_deletes"`
+	StoppedReason string `json:"stopped_reason,omitempty"`
 	// ObjectIndex names the index on the object columns (bucket, object_path) the shared-object
 	// check of every batch relies on; empty when the table has none (IndexWarning then says
 	// what to create).
@@ -218,6 +221,11 @@ func (g *FileGC) Run(ctx context.Context, run *job.Run[FileGCArgs]) (any, error)
 			break
 		}
 	}
+	if !run.Args.DryRun {
+		if err := g.countBacklog(ctx, shard, &res); err != nil {
+			return res, err
+		}
+	}
 	if res.Failures > 0 {
 		// Retrying the shard is harmless (collected rows are gone) and may get past a
 		// transient S3 error; a persistent one ends the run failed, which alerts.
@@ -242,7 +250,7 @@ func (g *FileGC) reapBatch(ctx context.Context, run *job.Run[FileGCArgs], batch 
 		cands[i] = filereap.Candidate{ID: id, NotAfter: res.Cutoff}
 	}
 	out, err := g.reaper.Reap(ctx, cands, filereap.ReapOptions{DryRun: run.Args.DryRun, CheckMissing: *g.cfg.CheckMissing,
-		Limit: remaining, RunID: func(context.Context, pgx.Tx, *filereap.ReapResult) (int64, error) { return run.RunID, nil }})
+		Limit: remaining, Owner: tombstoneOwner(run), RunID: func(context.Context, pgx.Tx, *filereap.ReapResult) (int64, error) { return run.RunID, nil }})
 	if err != nil {
 		if errors.Is(err, filereap.ErrNoS3) {
 			return job.Discard("no S3", err)
@@ -314,6 +322,20 @@ func (g *FileGC) checkObjectIndex(ctx context.Context, res *FileGCResult) error 
 		return fmt.Errorf("look for an index on %s(%s, %s): %w", g.cfg.File.Table, c.Bucket, c.ObjectPath, err)
 	default:
 		res.ObjectIndex = name
+	}
+	return nil
+}
+
+// countBacklog counts what the run leaves behind in its shard: collectable rows past the
+// cutoff (nonzero after a capped run, or rows that survived) and tombstones. One scan of the
+// partial index on the collectable rows per run.
+func (g *FileGC) countBacklog(ctx context.Context, shard job.Shard, res *FileGCResult) error {
+	s := g.sql
+	err := g.db.QueryRow(ctx, fmt.Sprintf(`SELECT (SELECT count(*) FROM %s WHERE %s AND %s < $1 AND mod(%s, $2) = $3)
+		+ (SELECT count(*) FROM gc_tombstones WHERE mod(file_id, $2) = $3)`, s.Table, s.Eligible(), s.UpdatedAt, s.ID),
+		res.Cutoff, shard.Total, shard.Index).Scan(&res.Backlog)
+	if err != nil {
+		return fmt.Errorf("count the backlog of %s: %w", g.cfg.File.Table, err)
 	}
 	return nil
 }

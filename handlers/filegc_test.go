@@ -260,6 +260,7 @@ func TestFileGCMaxDeletesCapsTheRun(t *testing.T) {
 	require.NoError(t, f.s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM file_metadata`).Scan(&left))
 	require.Equal(t, 6, left)
 	require.Equal(t, 6, f.b.Count(t))
+	require.EqualValues(t, 6, res.Backlog, "what the capped run left for the next")
 }
 
 // TestFileGCReportsTheObjectIndex: the run names the index its shared-object check uses, and

@@ -100,7 +100,25 @@ func (h *PartitionArchive) Run(ctx context.Context, run *job.Run[PartitionArchiv
 	if run.Args.MaxPartitions != nil {
 		opts.MaxPartitions = *run.Args.MaxPartitions
 	}
+	// A new deployment's first run shows what the job would archive and drop, with sizes,
+	// before anything leaves Postgres; the next run acts. A dry run asked for (dry_run) on a
+	// new deployment counts as that preview.
+	first := false
+	if *h.cfg.FirstRunDryRun {
+		if first, err = archive.NewDeployment(ctx, h.db); err != nil {
+			return nil, err
+		}
+		opts.DryRun = opts.DryRun || first
+	}
 	res, err := a.Run(ctx, opts)
+	if first {
+		res.FirstRun = true
+		h.log.InfoContext(ctx, "partition_archive: first run of this deployment, a dry run; the next run archives what it lists",
+			"drop", res.Drop, "partitions", len(res.Items))
+		if err == nil {
+			err = archive.RecordPreview(ctx, h.db, run.RunID, res)
+		}
+	}
 	if archive.AllRefused(err) {
 		// A table that is not range-partitioned by time, or a partition left in conflict, does
 		// not fix itself on retry; the alert tells an operator. Anything else (S3 or Postgres

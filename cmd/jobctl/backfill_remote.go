@@ -17,7 +17,7 @@ import (
 // asked (no run, or one that had failed) counts once it has a newer run that ended.
 func remoteBackfill(ctx context.Context, cmd *cobra.Command, g *globals, jobName string, req admin.BackfillRequest,
 	wait bool, timeout time.Duration) error {
-	c, err := newAPIClient(g.server)
+	c, err := newAPIClient(g)
 	if err != nil {
 		return err
 	}

@@ -86,6 +86,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		// The ledger collector needs the ledger and the registry, both ready once Start got here.
 		if err == nil && n.Ledger != nil && n.Registry != nil {
 			n.Metrics.WatchLedger(n.Ledger, n.Registry.Kinds)
+			n.Metrics.WatchFileGC(n.Ledger, handlers.FileGCKind)
 		}
 	}()
 	bi := Build()

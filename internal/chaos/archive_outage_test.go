@@ -224,7 +224,7 @@ func TestArchiveNodeKilledMidMoveIsFinishedByAnother(t *testing.T) {
 		Jobs: `partition_archive: {max_attempts: 3, timeout: 5m}`,
 		Extra: fmt.Sprintf(`s3: {endpoint: %q, access_key: %q, secret_key: %q, use_ssl: false, region: us-east-1, path_style: true}
 handlers:
-  partition_archive: {bucket: %s, prefix: archive, tables: [{table: chat_messages, hot_months: 12}], part_size_mb: 5}
+  partition_archive: {bucket: %s, prefix: archive, tables: [{table: chat_messages, hot_months: 12}], part_size_mb: 5, first_run_dry_run: false}
 `, testenv.S3Endpoint(), testenv.S3AccessKey(), testenv.S3SecretKey(), bucket.Name)})
 	applyChatSchema(t, w.pool)
 	ctx := context.Background()

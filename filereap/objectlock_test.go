@@ -1,0 +1,155 @@
+package filereap_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/chatplat/job-service/filereap"
+	"github.com/chatplat/job-service/internal/filesvc"
+	"github.com/chatplat/job-service/internal/testenv"
+	"github.com/chatplat/job-service/ledger"
+)
+
+type fixture struct {
+	db *pgxpool.Pool
+	// fs is the file service's pool: its own application_name, so the test can see when
+	// its statements wait on a lock.
+	fs     *pgxpool.Pool
+	fsName string
+	b      *testenv.Bucket
+	dsn    string
+}
+
+func newFixture(t *testing.T) *fixture {
+	s := testenv.NewSchema(t)
+	s.ApplyChatSchema(t)
+	require.NoError(t, ledger.Migrate(context.Background(), s.Pool))
+	cfg := s.Pool.Config()
+	name := "filesvc-" + testenv.Suffix()
+	cfg.ConnConfig.RuntimeParams["application_name"] = name
+	fs, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(fs.Close)
+	return &fixture{db: s.Pool, fs: fs, fsName: name, b: testenv.NewBucket(t), dsn: s.DSN}
+}
+
+// fileServiceWaits reports whether one of the file service's statements waits on a lock.
+func (f *fixture) fileServiceWaits(ctx context.Context) (bool, error) {
+	var waiting bool
+	err := f.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+		WHERE application_name = $1 AND wait_event_type = 'Lock')`, f.fsName).Scan(&waiting)
+	return waiting, err
+}
+
+// file inserts a row (and its object when withObject) at key.
+func (f *fixture) file(t *testing.T, id int64, key string, status, refCount int, withObject bool) {
+	t.Helper()
+	if withObject {
+		f.b.Put(t, key, 10)
+	}
+	_, err := f.db.Exec(context.Background(), `INSERT INTO file_metadata (id, file_hash, bucket, object_path, size_bytes,
+		ref_count, status, updated_at) VALUES ($1, $2, $3, $4, 10, $5, $6, now() - interval '2 days')`,
+		id, fmt.Sprintf("h%d", id), f.b.Name, key, refCount, status)
+	require.NoError(t, err)
+}
+
+// liveRowsHaveObjects fails the test for every row not in status 3 whose object is gone.
+func (f *fixture) liveRowsHaveObjects(t *testing.T) {
+	t.Helper()
+	rows, err := f.db.Query(context.Background(), `SELECT id, object_path FROM file_metadata WHERE status <> 3`)
+	require.NoError(t, err)
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var key string
+		require.NoError(t, rows.Scan(&id, &key))
+		require.True(t, f.b.Exists(t, key), "row %d names %s, which the GC deleted", id, key)
+	}
+	require.NoError(t, rows.Err())
+}
+
+// TestFileServiceRowCannotSlipPastTheCollector races the file service's statements (the
+// contract's) against a GC batch at its narrowest point: after the batch looked for other
+// rows naming its objects and before its tombstones commit. The file service either wins (the
+// GC sees its row and keeps the object) or is refused; never a live row without its object.
+func TestFileServiceRowCannotSlipPastTheCollector(t *testing.T) {
+	for name, write := range map[string]func(ctx context.Context, f *fixture, obj filesvc.Object) error{
+		"dedup insert": func(ctx context.Context, f *fixture, obj filesvc.Object) error {
+			return filesvc.AddDedup(ctx, f.fs, obj, filesvc.Row{ID: 2, Hash: "h1", Size: 10})
+		},
+		"re-point": func(ctx context.Context, f *fixture, obj filesvc.Object) error {
+			return filesvc.MoveTo(ctx, f.fs, obj, 3)
+		},
+		"upload insert": func(ctx context.Context, f *fixture, obj filesvc.Object) error {
+			return filesvc.AddUpload(ctx, f.fs, obj, filesvc.Row{ID: 2, Hash: "h1", Size: 10})
+		},
+	} {
+		for _, at := range []struct {
+			point string
+			set   func(r *filereap.Reaper, fn func(context.Context, []int64))
+			// The file service before the check wins and the object is kept (shared); after
+			// it, the file service waits for the tombstones and is refused.
+			wantShared  int
+			wantRefused bool
+		}{
+			{"before the check", (*filereap.Reaper).OnLocked, 1, false},
+			{"after the check", (*filereap.Reaper).BeforeTombstoneCommit, 0, true},
+		} {
+			t.Run(name+"/"+at.point, func(t *testing.T) {
+				testRaceAt(t, write, at.set, at.wantShared, at.wantRefused)
+			})
+		}
+	}
+}
+
+func testRaceAt(t *testing.T, write func(ctx context.Context, f *fixture, obj filesvc.Object) error,
+	set func(r *filereap.Reaper, fn func(context.Context, []int64)), wantShared int, wantRefused bool) {
+	{
+		{
+			ctx := context.Background()
+			f := newFixture(t)
+			f.file(t, 1, "files/a", 2, 0, true) // collectable
+			f.file(t, 3, "files/b", 1, 1, true) // live, elsewhere (the re-point's row)
+			obj := filesvc.Object{Bucket: f.b.Name, Path: "files/a"}
+			reaper := filereap.NewReaper(f.db, f.b.Client, filereap.FileTable{}.WithDefaults(),
+				filereap.ReaperOptions{}.WithDefaults(10*time.Second), testenv.Logger(t))
+			done := make(chan error, 1)
+			set(reaper, func(context.Context, []int64) {
+				// The file service's transaction runs on a pool connection; the test only waits
+				// until it is done or blocked on a lock (the GC's), never a fixed time.
+				go func() { done <- write(ctx, f, obj) }()
+				deadline := time.Now().Add(10 * time.Second)
+				for time.Now().Before(deadline) {
+					select {
+					case err := <-done:
+						done <- err
+						return
+					default:
+					}
+					if w, err := f.fileServiceWaits(ctx); err == nil && w {
+						return
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+				t.Errorf("the file service neither finished nor waited on a lock within 10s")
+			})
+			res, err := reaper.Reap(ctx, []filereap.Candidate{{ID: 1, NotAfter: time.Now()}}, filereap.ReapOptions{})
+			require.NoError(t, err)
+			require.Len(t, res.Removed, 1)
+			werr := <-done
+			if wantRefused {
+				require.True(t, errors.Is(werr, filesvc.ErrRefused), "file service: %v", werr)
+			} else {
+				require.NoError(t, werr)
+			}
+			require.Equal(t, wantShared, res.Shared)
+			f.liveRowsHaveObjects(t)
+		}
+	}
+}
