@@ -7,7 +7,7 @@ package config
 var fieldDocs = map[string]string{
 	"github.com/chatplat/job-service/alert.Config.WebhookTimeout":                     "Bounds one POST",
 	"github.com/chatplat/job-service/alert.Config.WebhookURL":                         "Receives a POST with the Alert JSON for every alert",
-	"github.com/chatplat/job-service/alert.Config.Window":                             "How long the same problem stays quiet after an alert about it",
+	"github.com/chatplat/job-service/alert.Config.Window":                             "How long the same problem stays quiet after an alert about it: a repeat of the same run's failure, or of a handler's own fingerprint across runs",
 	"github.com/chatplat/job-service/alert.SMTPConfig.From":                           "The sender address; To the recipients",
 	"github.com/chatplat/job-service/alert.SMTPConfig.Host":                           "The SMTP server; empty: no email",
 	"github.com/chatplat/job-service/alert.SMTPConfig.Password":                       "Username and Password, when set, authenticate with AUTH PLAIN, which net/smtp only does over TLS or to a loopback server",
@@ -34,6 +34,8 @@ var fieldDocs = map[string]string{
 	"github.com/chatplat/job-service/config.AdminConfig.Listen":                       "The bind address; loopback by default",
 	"github.com/chatplat/job-service/config.AdminConfig.ProtectReads":                 "Requires the token on read endpoints too",
 	"github.com/chatplat/job-service/config.AdminConfig.ReadTimeout":                  "Bounds reading one request, headers and body (default 10s), so a client that sends slowly cannot hold a connection open",
+	"github.com/chatplat/job-service/config.AdminConfig.TLSCert":                      "TLSCert and TLSKey are PEM files: set, the server speaks HTTPS only, and a certificate replaced on disk is served from the next handshake on (a rotated Secret needs no restart)",
+	"github.com/chatplat/job-service/config.AdminConfig.TLSKey":                       "TLSCert and TLSKey are PEM files: set, the server speaks HTTPS only, and a certificate replaced on disk is served from the next handshake on (a rotated Secret needs no restart)",
 	"github.com/chatplat/job-service/config.AdminConfig.Token":                        "Required as a bearer token on write endpoints",
 	"github.com/chatplat/job-service/config.AdminConfig.WriteTimeout":                 "Bounds writing one response (default 30s)",
 	"github.com/chatplat/job-service/config.ChatAuditLogs.CreatedAt":                  "The column of the call's time",
