@@ -101,9 +101,10 @@ func pauseAt(step string, paused chan<- struct{}, resume <-chan struct{}) Hook {
 	}
 }
 
-// twoMovers runs a first mover until it pauses at step, then a second run (resend of the same
-// run when sameRun): the second must not move the partition the first holds; the first then
-// finishes, into the one object, and the archive restores to the same rows.
+// twoMovers runs a first mover until it pauses at step, then a second run (another run, or a
+// resend of the same run, with its run id, when sameRun): the second must not move the
+// partition the first holds; the first then finishes, into the one object, and the archive
+// restores to the same rows.
 func twoMovers(t *testing.T, step string, sameRun bool) {
 	e := newEnv(t)
 	e.cfg.LockTimeout, e.cfg.LockRetries = 50*time.Millisecond, 1
@@ -114,9 +115,14 @@ func twoMovers(t *testing.T, step string, sameRun bool) {
 	paused, resume := make(chan struct{}), make(chan struct{})
 	first := e.archiver(t, nil, nil)
 	first.SetHook(pauseAt(step, paused, resume))
+	var firstRun, otherRun int64
+	for _, r := range []*int64{&firstRun, &otherRun} {
+		require.NoError(t, e.schema.Pool.QueryRow(ctx, `INSERT INTO job_runs (job, run_key, trigger, scheduled_at, status)
+			VALUES ('pg_archive', gen_random_uuid()::text, 'schedule', now(), 'running') RETURNING id`).Scan(r))
+	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := first.Run(ctx, Options{RunID: 0})
+		_, err := first.Run(ctx, Options{RunID: firstRun})
 		done <- err
 	}()
 	select {
@@ -127,13 +133,15 @@ func twoMovers(t *testing.T, step string, sameRun bool) {
 	before := e.entry(t, "chat_messages", apr)
 
 	second := e.archiver(t, nil, nil)
+	opts := Options{RunID: otherRun}
+	if sameRun {
+		opts.RunID = firstRun // a dead letter resent from the dashboard carries the same run
+	}
+	var acted atomic.Int32
 	second.SetHook(func(_ context.Context, s string, _ *Entry) {
+		acted.Add(1)
 		t.Errorf("the second mover reached %s while the first held the partition", s)
 	})
-	opts := Options{}
-	if sameRun {
-		opts.RunID = 0 // a dead letter resent from the dashboard carries the same run
-	}
 	res, err := second.Run(ctx, opts)
 	require.NoError(t, err, "the second mover skips, it does not fail")
 	var item *Item
@@ -148,11 +156,14 @@ func twoMovers(t *testing.T, step string, sameRun bool) {
 	after := e.entry(t, "chat_messages", apr)
 	require.Equal(t, before.State, after.State, "the second mover left the manifest alone")
 	require.Equal(t, before.Attempts, after.Attempts)
+	require.Zero(t, acted.Load(), "one mover acts")
 
 	close(resume)
 	require.NoError(t, <-done)
 	en := e.entry(t, "chat_messages", apr)
 	require.Equal(t, StateDropped, en.State)
+	require.NotNil(t, en.RunID)
+	require.Equal(t, firstRun, *en.RunID, "the first mover's run moved it")
 	require.Equal(t, 1, en.Attempts, "exported once")
 	require.Equal(t, []string{en.ObjectKey, en.ObjectKey + ".manifest.json"}, e.objects(t))
 	require.Zero(t, e.incompleteUploads(t))
@@ -172,8 +183,9 @@ func TestArchiveTwoMoversAtOnce(t *testing.T) { twoMovers(t, StepExported, false
 func TestArchiveDeadLetterResendDuringExport(t *testing.T) { twoMovers(t, StepExporting, true) }
 
 // TestArchiveObjectReplacedBeforeDrop: an object overwritten after its verify (a stale mover
-// finishing its upload late, with an older copy) is noticed before the DROP: the object's size
-// and ETag are read again and the partition is exported again instead of dropped.
+// finishing its upload late, with another copy) is noticed before the DROP: the object's size
+// and ETag are read again and the partition is exported again instead of dropped. The
+// replacement has the verified object's size, so only the ETag tells them apart.
 func TestArchiveObjectReplacedBeforeDrop(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -185,12 +197,15 @@ func TestArchiveObjectReplacedBeforeDrop(t *testing.T) {
 		if step != StepDetached || !once.CompareAndSwap(false, true) {
 			return
 		}
-		// An older copy: the header and one row.
-		var buf bytes.Buffer
-		gz := gzip.NewWriter(&buf)
-		_, _ = gz.Write([]byte("id,channel_id,seq,sender_id,body,created_at\n1,1,1,1,old,2025-04-01 00:00:00+00\n"))
-		require.NoError(t, gz.Close())
-		_, err := e.bucket.Client.PutObject(ctx, en.Bucket, en.ObjectKey, &buf, int64(buf.Len()), minio.PutObjectOptions{})
+		// Another copy of the same size: the verified bytes with one changed.
+		o, err := e.bucket.Client.GetObject(ctx, en.Bucket, en.ObjectKey, minio.GetObjectOptions{})
+		require.NoError(t, err)
+		b, err := io.ReadAll(o)
+		o.Close()
+		require.NoError(t, err)
+		require.EqualValues(t, *en.Bytes, len(b))
+		b[len(b)/2] ^= 0xff
+		_, err = e.bucket.Client.PutObject(ctx, en.Bucket, en.ObjectKey, bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{})
 		require.NoError(t, err)
 	})
 	_, err := a.Run(ctx, Options{})
