@@ -3,7 +3,9 @@ package ledger
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -17,4 +19,12 @@ func NewOldSchema(t *testing.T) *pgxpool.Pool {
 	s := testenv.NewSchema(t)
 	require.NoError(t, migrateTo(context.Background(), s.Pool, 49))
 	return s.Pool
+}
+
+// PruneRunsIn runs retention's pruning of runs older than cutoff in tx, which the caller
+// commits: a test holds it open to see what a concurrent claim does meanwhile.
+func PruneRunsIn(ctx context.Context, l *Ledger, tx pgx.Tx, cutoff time.Time, limit int) (int64, error) {
+	var n int64
+	err := tx.QueryRow(ctx, pruneSQL[PruneRuns], cutoff, limit).Scan(&n)
+	return n, err
 }

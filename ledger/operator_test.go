@@ -106,6 +106,57 @@ func TestPrunedRunsMessageIsNotRunAgain(t *testing.T) {
 	require.Equal(t, ledger.Claimed, fresh.Outcome)
 }
 
+// A late copy of a run's message whose claim meets retention pruning that run (deleted and
+// the horizon raised, not committed yet) waits for retention and is refused as too old: read
+// in the claim's own snapshot, the old horizon let it through, and once the pruned row's
+// unique-index entry was gone it inserted the run again.
+func TestLateCopyWaitingOnRetentionIsRefused(t *testing.T) {
+	t.Parallel()
+	l, s := newLedger(t)
+	ctx := context.Background()
+	old := time.Now().AddDate(0, 0, -40)
+	e := env("pruned-while-claimed")
+	e.ScheduledAt = old
+	c, err := l.ClaimRun(ctx, e, "a", "m1", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, l.Finish(ctx, c, ledger.Outcome{Status: ledger.StatusSucceeded}))
+	_, err = s.Pool.Exec(ctx, `UPDATE job_runs SET created_at = $1`, old)
+	require.NoError(t, err)
+
+	tx, err := s.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+	var retention int
+	require.NoError(t, tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&retention))
+	n, err := ledger.PruneRunsIn(ctx, l, tx, time.Now().AddDate(0, 0, -30), 100)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+
+	type answer struct {
+		c   ledger.Claim
+		err error
+	}
+	late := make(chan answer, 1)
+	go func() {
+		c, err := l.ClaimRun(ctx, e, "b", "m1", time.Minute)
+		late <- answer{c, err}
+	}()
+	require.Eventually(t, func() bool {
+		var waiting bool
+		err := s.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE $1::int = ANY (pg_blocking_pids(pid)))`, retention).Scan(&waiting)
+		return err == nil && waiting
+	}, 10*time.Second, 10*time.Millisecond, "the late claim waits for retention's transaction")
+	require.NoError(t, tx.Commit(ctx))
+
+	got := <-late
+	require.NoError(t, got.err)
+	require.Equal(t, ledger.TooOld, got.c.Outcome, "a late copy of a run pruned meanwhile must not run again")
+	var rows int
+	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM job_runs WHERE run_key = $1`, e.RunKey).Scan(&rows))
+	require.Zero(t, rows)
+}
+
 // The ticker's cursor survives retention: pruning the rows of a job's occurrences keeps its
 // newest occurrence, so a new leader neither starts the job from now (dropping what it missed
 // meanwhile without a word) nor fires the pruned occurrence again.
