@@ -28,8 +28,9 @@ const (
 		FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[],
 			$7::text[], $8::text[], $9::text[], $10::text[])
 			AS r(job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by, node, msg_id)
-		-- not a run retention may have pruned (see TooOld)
-		WHERE r.scheduled_at >= coalesce((SELECT cutoff FROM job_prune_horizon WHERE target = 'runs'), '-infinity')
+		-- not a run retention may have pruned (see TooOld); FOR SHARE waits for a pruning that
+		-- is raising the horizon and reads the raised one (see raiseHorizonSQL)
+		WHERE r.scheduled_at >= coalesce((SELECT cutoff FROM job_prune_horizon WHERE target = 'runs' FOR SHARE), '-infinity')
 		ON CONFLICT (job, run_key, shard_index) DO NOTHING
 		RETURNING id, attempt, job, run_key, shard_index, status`
 	// takeOverSQL claims runs that exist and may be taken. A scheduled occurrence of a job

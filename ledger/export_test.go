@@ -24,7 +24,8 @@ func NewOldSchema(t *testing.T) *pgxpool.Pool {
 // PruneRunsIn runs retention's pruning of runs older than cutoff in tx, which the caller
 // commits: a test holds it open to see what a concurrent claim does meanwhile.
 func PruneRunsIn(ctx context.Context, l *Ledger, tx pgx.Tx, cutoff time.Time, limit int) (int64, error) {
-	var n int64
-	err := tx.QueryRow(ctx, pruneSQL[PruneRuns], cutoff, limit).Scan(&n)
-	return n, err
+	if _, err := l.db.Exec(ctx, seedHorizonSQL, cutoff); err != nil {
+		return 0, err
+	}
+	return pruneRuns(ctx, tx, cutoff, limit)
 }
