@@ -260,3 +260,84 @@ func TestArchiveRefusesUnsafePartitionNames(t *testing.T) {
 	require.NoError(t, e.schema.Pool.QueryRow(ctx, `SELECT count(*) FROM partition_archives`).Scan(&n))
 	require.Equal(t, 1, n)
 }
+
+// latePutStore is the real S3 client whose first upload of an archive object is held: it
+// takes the whole stream (so the export's COPY ends), says so on held, and sends it only
+// once send closes, as a mover whose PUT is slow or retried lands it late.
+type latePutStore struct {
+	*minio.Client
+	once       atomic.Bool
+	held, send chan struct{}
+}
+
+func (s *latePutStore) PutObject(ctx context.Context, bucket, key string, r io.Reader, size int64, opts minio.PutObjectOptions) (minio.UploadInfo, error) {
+	if !strings.HasSuffix(key, ".csv.gz") || !s.once.CompareAndSwap(false, true) {
+		return s.Client.PutObject(ctx, bucket, key, r, size, opts)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return minio.UploadInfo{}, err
+	}
+	close(s.held)
+	<-s.send
+	return s.Client.PutObject(ctx, bucket, key, bytes.NewReader(b), int64(len(b)), opts)
+}
+
+// TestArchiveStaleMoverCannotReplaceTheVerifiedObject: mover A's lock session is ended
+// (pg_terminate_backend, as idle_session_timeout or a NAT would) while its upload is in
+// flight; rows arrive; mover B takes the lock, exports, verifies and drops; then A's upload
+// of its older copy lands. The object the manifest names is still B's complete copy: the
+// restore gives every row back.
+func TestArchiveStaleMoverCannotReplaceTheVerifiedObject(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	apr := e.month(t, "chat_messages", month(2025, 4), 2000)
+	s3 := &latePutStore{Client: e.bucket.Client, held: make(chan struct{}), send: make(chan struct{})}
+	first, err := New(e.schema.Pool, s3, e.cfg, func() time.Time { return testNow }, e.log)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		_, err := first.Run(ctx, Options{})
+		done <- err
+	}()
+	select {
+	case <-s3.held:
+	case err := <-done:
+		t.Fatalf("the first mover ended before its upload: %v", err)
+	}
+
+	// End the first mover's lock session.
+	lockHeld := `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2
+		AND classid::bigint = hashtext('partition_archives')::bigint & 4294967295
+		AND objid::bigint = hashtext($1)::bigint & 4294967295`
+	key := e.schema.Name + ".chat_messages." + apr
+	var pid int
+	require.NoError(t, e.schema.Pool.QueryRow(ctx, lockHeld, key).Scan(&pid))
+	e.exec(t, `SELECT pg_terminate_backend($1)`, pid)
+	require.Eventually(t, func() bool {
+		var n int
+		err := e.schema.Pool.QueryRow(ctx, `SELECT count(*) FROM (`+lockHeld+`) l`, key).Scan(&n)
+		return err == nil && n == 0
+	}, 10*time.Second, 10*time.Millisecond, "the lock is freed with its session")
+
+	// Rows written after the first mover's export: its copy is older.
+	e.exec(t, `INSERT INTO chat_messages (id, channel_id, seq, sender_id, body, created_at)
+		VALUES (999000001, 1, 1, 1, 'late', '2025-04-15T00:00:00Z')`)
+	n0, sum0 := e.fingerprint(t, apr)
+
+	res, err := e.archiver(t, nil, nil).Run(ctx, Options{})
+	require.NoError(t, err)
+	require.Equal(t, "archived", res.Items[0].Action, "%+v", res.Items)
+	require.Equal(t, StateDropped, e.entry(t, "chat_messages", apr).State)
+
+	close(s3.send)
+	require.Error(t, <-done, "the first mover lost its lock: it records nothing")
+	en := e.entry(t, "chat_messages", apr)
+	require.Equal(t, StateDropped, en.State)
+	require.EqualValues(t, n0, *en.Rows)
+	_, err = Restore(ctx, e.archiver(t, nil, nil), "chat_messages", apr, RestoreAttach, "")
+	require.NoError(t, err)
+	n, sum := e.fingerprint(t, apr)
+	require.Equal(t, n0, n)
+	require.Equal(t, sum0, sum, "the verified copy came back, not the stale mover's")
+}
