@@ -49,20 +49,22 @@ type page struct {
 	Node     string
 	Now      time.Time
 	Writable bool // a token is configured; the buttons can work
-	Jobs     []JobView
-	Charts   []Chart
-	Runs     RunsPage
-	Filter   ledger.RunFilter
-	NextURL  string
-	Detail   *RunDetail
-	Job      *JobView
-	Error    string
-	Nodes    *NodesView
-	Report   *ReportChart
+	// SecureCookie: the page is served over TLS, so the token cookie is marked Secure.
+	SecureCookie bool
+	Jobs         []JobView
+	Charts       []Chart
+	Runs         RunsPage
+	Filter       ledger.RunFilter
+	NextURL      string
+	Detail       *RunDetail
+	Job          *JobView
+	Error        string
+	Nodes        *NodesView
+	Report       *ReportChart
 }
 
 func (s *Server) newPage(title string) page {
-	return page{Title: title, Node: s.deps.Node, Now: s.deps.Now(), Writable: s.cfg.Token != ""}
+	return page{Title: title, Node: s.deps.Node, Now: s.deps.Now(), Writable: s.cfg.Token != "", SecureCookie: s.tls}
 }
 
 func (s *Server) render(w http.ResponseWriter, code int, name string, p page) {

@@ -6,6 +6,7 @@ package admin
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,6 +83,8 @@ type Server struct {
 	srv  *http.Server
 	ln   net.Listener
 	mux  *http.ServeMux
+	// tls: the server speaks HTTPS (admin.tls_cert/tls_key); the console's cookie is Secure.
+	tls bool
 }
 
 // New builds the server without listening; Handler serves it in tests.
@@ -92,7 +95,7 @@ func New(cfg config.AdminConfig, deps Deps) *Server {
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, deps: deps, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, deps: deps, mux: http.NewServeMux(), tls: cfg.TLSCert != ""}
 	s.routes()
 	return s
 }
@@ -121,11 +124,23 @@ func (s *Server) routes() {
 // Handler is the server's routes, for tests and for embedding.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Start listens on admin.listen and serves in the background until Stop.
+// Start listens on admin.listen and serves in the background until Stop: HTTPS when
+// admin.tls_cert and tls_key are set, plain HTTP otherwise.
 func (s *Server) Start(context.Context) error {
+	var certs *certReloader
+	if s.tls {
+		var err error
+		if certs, err = newCertReloader(s.cfg.TLSCert, s.cfg.TLSKey, s.deps.Log); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("admin.listen %s: %w", s.cfg.Listen, err)
+	}
+	if certs != nil {
+		ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.getCertificate,
+			NextProtos: []string{"h2", "http/1.1"}})
 	}
 	s.ln = ln
 	// Every phase of a connection is bounded: the port may face untrusted clients, and one
@@ -145,7 +160,12 @@ func (s *Server) Start(context.Context) error {
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // URL is the console's address.
-func (s *Server) URL() string { return "http://" + s.Addr() + "/" }
+func (s *Server) URL() string {
+	if s.tls {
+		return "https://" + s.Addr() + "/"
+	}
+	return "http://" + s.Addr() + "/"
+}
 
 // Stop stops the server, letting requests in progress finish for a few seconds (at most
 // until ctx ends). Idempotent.
@@ -238,7 +258,7 @@ func (s *Server) write(action string, h func(w http.ResponseWriter, r *http.Requ
 		}
 		if s.cfg.Token == "" {
 			count("denied")
-			writeError(w, http.StatusForbidden, "writes are disabled: no admin.token is configured (set JOBSERVICE_ADMIN_TOKEN)")
+			writeError(w, http.StatusForbidden, "writes are disabled: no admin.token is configured (set JOBSERVICE_ADMIN__TOKEN)")
 			return
 		}
 		if !s.tokenOK(bearer(r)) {

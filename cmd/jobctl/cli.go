@@ -22,6 +22,11 @@ type globals struct {
 	json    bool
 	// server, when set, sends every command through that node's admin API.
 	server string
+	// insecure lets the token go over plain HTTP to a host that is not loopback.
+	insecure bool
+	// caCert is a PEM file of the CA the node's admin certificate is signed by (else the
+	// system's roots).
+	caCert string
 }
 
 // exitError carries a specific exit code (run --wait exits 2 when the run did not succeed).

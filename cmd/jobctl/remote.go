@@ -18,7 +18,7 @@ import (
 // admin API.
 
 func remoteRuns(cmd *cobra.Command, g *globals, f ledger.RunFilter) error {
-	c, err := newAPIClient(g.server)
+	c, err := newAPIClient(g)
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func remoteRuns(cmd *cobra.Command, g *globals, f ledger.RunFilter) error {
 }
 
 func remoteShow(cmd *cobra.Command, g *globals, id int64) error {
-	c, err := newAPIClient(g.server)
+	c, err := newAPIClient(g)
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func remoteShow(cmd *cobra.Command, g *globals, id int64) error {
 }
 
 func remotePause(cmd *cobra.Command, g *globals, jobName string, pause bool) error {
-	c, err := newAPIClient(g.server)
+	c, err := newAPIClient(g)
 	if err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func remotePause(cmd *cobra.Command, g *globals, jobName string, pause bool) err
 }
 
 func remoteJobs(cmd *cobra.Command, g *globals, next int) error {
-	c, err := newAPIClient(g.server)
+	c, err := newAPIClient(g)
 	if err != nil {
 		return err
 	}
@@ -137,7 +137,7 @@ func printJobViews(cmd *cobra.Command, jobs []admin.JobView) {
 // remoteRun forces a run through POST /api/jobs/{job}/run and, with wait, follows it through
 // GET /api/runs?run_key=.
 func remoteRun(ctx context.Context, cmd *cobra.Command, g *globals, req admin.ForceRequest, jobName string, wait bool, timeout time.Duration) error {
-	c, err := newAPIClient(g.server)
+	c, err := newAPIClient(g)
 	if err != nil {
 		return err
 	}
@@ -195,7 +195,7 @@ func remoteRun(ctx context.Context, cmd *cobra.Command, g *globals, req admin.Fo
 }
 
 func remoteBacklog(cmd *cobra.Command, g *globals) error {
-	c, err := newAPIClient(g.server)
+	c, err := newAPIClient(g)
 	if err != nil {
 		return err
 	}
@@ -224,7 +224,7 @@ func remoteBacklog(cmd *cobra.Command, g *globals) error {
 
 // remoteControl posts cancel or retry for a run and prints the server's answer.
 func remoteControl(cmd *cobra.Command, g *globals, id int64, action string) error {
-	c, err := newAPIClient(g.server)
+	c, err := newAPIClient(g)
 	if err != nil {
 		return err
 	}
@@ -249,7 +249,7 @@ func remoteControl(cmd *cobra.Command, g *globals, id int64, action string) erro
 // remoteLogs prints a run's log lines through GET /api/runs/{id}/logs; with follow it polls
 // for new lines until the run is done.
 func remoteLogs(cmd *cobra.Command, g *globals, id int64, follow bool, interval time.Duration) error {
-	c, err := newAPIClient(g.server)
+	c, err := newAPIClient(g)
 	if err != nil {
 		return err
 	}
