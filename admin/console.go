@@ -22,6 +22,7 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"inZone":   func(t time.Time) string { return t.Format("2006-01-02 15:04:05 MST (Mon)") },
 	"dur":      fmtDuration,
 	"runDur":   func(r ledger.Run) string { return fmtDuration(r.Duration()) },
+	"interval": func(r ledger.Run) string { return r.Interval().String() },
 	"prettyJS": prettyJSON,
 	"short":    func(s string, n int) string { return oneLine(s, n) },
 	"deref":    derefInt64,

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chatplat/job-service/config"
@@ -28,6 +29,8 @@ type Ledger interface {
 	GetRun(ctx context.Context, id int64) (ledger.Run, error)
 	Attempts(ctx context.Context, runID int64) ([]ledger.Attempt, error)
 	Summaries(ctx context.Context, jobs []string) (map[string]ledger.JobSummary, error)
+	// Submit records a forced run's rows, then publishes their messages (ledger.Ledger.Submit).
+	Submit(ctx context.Context, envs []job.Envelope, publish ledger.PublishFunc) ([]ledger.Run, error)
 	Pause(ctx context.Context, jobName, by string) error
 	Resume(ctx context.Context, jobName string) error
 }
@@ -70,6 +73,8 @@ type Deps struct {
 	// Prepare decodes and validates a message's params by its job's rules (the handler
 	// registry's); nil skips the check before a forced run is published.
 	Prepare func(env job.Envelope) error
+	// Backfills opens, drives and cancels backfills; nil leaves those endpoints out.
+	Backfills Backfiller
 	// Archives lists the partition_archive manifest for /archives; nil hides the page.
 	Archives ArchiveLister
 	Log      *slog.Logger
@@ -85,6 +90,11 @@ type Server struct {
 	mux  *http.ServeMux
 	// tls: the server speaks HTTPS (admin.tls_cert/tls_key); the console's cookie is Secure.
 	tls bool
+	// bgCtx bounds work a request starts and leaves running (a backfill's publishing); Stop
+	// ends it and waits for bg.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
 }
 
 // New builds the server without listening; Handler serves it in tests.
@@ -96,6 +106,7 @@ func New(cfg config.AdminConfig, deps Deps) *Server {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, deps: deps, mux: http.NewServeMux(), tls: cfg.TLSCert != ""}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.routes()
 	return s
 }
@@ -117,6 +128,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/jobs/{job}/pause", s.write("pause", s.apiPause(true)))
 	m.HandleFunc("POST /api/jobs/{job}/resume", s.write("resume", s.apiPause(false)))
 	s.runControlRoutes(m)
+	s.backfillRoutes(m)
 	s.consoleRoutes(m)
 	s.operatorRoutes(m)
 }
@@ -170,6 +182,8 @@ func (s *Server) URL() string {
 // Stop stops the server, letting requests in progress finish for a few seconds (at most
 // until ctx ends). Idempotent.
 func (s *Server) Stop(ctx context.Context) error {
+	s.bgCancel()
+	s.bg.Wait()
 	if s.srv == nil {
 		return nil
 	}

@@ -266,26 +266,11 @@ func NewDailyStats(db *pgxpool.Pool, cfg DailyStatsConfig, now func() time.Time,
 func (d *DailyStats) Kind() string { return DailyStatsKind }
 
 // Day returns the bounds of the day a run reports on: the date parameter, else the day
-// before the run's scheduled time (the clock when it has none) in the time zone. The
-// scheduled time, not the clock, so a retry after midnight still reports the intended day.
+// before the run's scheduled time (its occurrence) in the time zone. Never the clock: forced
+// runs, retries and backfills carry the date they stand for (job.Pin), so a retry after
+// midnight still reports the intended day.
 func (d *DailyStats) Day(run *job.Run[DailyStatsArgs]) (date string, from, to time.Time) {
-	var y int
-	var m time.Month
-	var dd int
-	if run.Args.Date != "" {
-		t, _ := time.Parse(time.DateOnly, run.Args.Date) // validated
-		y, m, dd = t.Date()
-	} else {
-		ref := run.ScheduledAt
-		if ref.IsZero() {
-			ref = d.now()
-		}
-		y, m, dd = ref.In(d.loc).AddDate(0, 0, -1).Date()
-	}
-	// time.Date normalises dd+1 across month ends, and a DST day is 23 or 25 hours long.
-	from = time.Date(y, m, dd, 0, 0, 0, 0, d.loc)
-	to = time.Date(y, m, dd+1, 0, 0, 0, 0, d.loc)
-	return from.Format(time.DateOnly), from, to
+	return reportDay(run.Args, run.ScheduledAt, d.loc)
 }
 
 // Run implements Handler.

@@ -262,26 +262,10 @@ func NewGroupActivity(db *pgxpool.Pool, cfg GroupActivityConfig, now func() time
 func (g *GroupActivity) Kind() string { return GroupActivityKind }
 
 // Week returns the ISO week a run reports on: the week parameter, else the week before the
-// one holding the run's scheduled time (the clock when it has none), in the time zone.
+// one holding the run's scheduled time (its occurrence), in the time zone. Never the clock
+// (see DailyStats.Day).
 func (g *GroupActivity) Week(run *job.Run[GroupActivityArgs]) (label string, from, to time.Time) {
-	var y int
-	var m time.Month
-	var d int
-	if run.Args.Week != "" {
-		monday, _ := ParseISOWeek(run.Args.Week) // validated
-		y, m, d = monday.Date()
-	} else {
-		ref := run.ScheduledAt
-		if ref.IsZero() {
-			ref = g.now()
-		}
-		ref = ref.In(g.loc)
-		back := (int(ref.Weekday())+6)%7 + 7 // to this week's Monday, then one week more
-		y, m, d = ref.AddDate(0, 0, -back).Date()
-	}
-	from = time.Date(y, m, d, 0, 0, 0, 0, g.loc)
-	to = time.Date(y, m, d+7, 0, 0, 0, 0, g.loc)
-	return ISOWeekLabel(from), from, to
+	return reportWeek(run.Args, run.ScheduledAt, g.loc)
 }
 
 // Run implements Handler.

@@ -598,6 +598,10 @@ func (t *Ticker) republish(ctx context.Context, r ledger.Run, why string) error 
 	}
 	if n > t.cfg.MaxRepublish {
 		reason := fmt.Sprintf("republished %d times without finishing (last: %s); given up", n-1, why)
+		if r.Attempt == 0 {
+			// No node ever took it (its messages dead-lettered, or never arrived): the row says so.
+			reason = "never claimed: " + reason
+		}
 		gave, err := t.ledger.GiveUp(ctx, r.ID, ledger.StatusFailed, reason)
 		if err != nil || !gave {
 			return err

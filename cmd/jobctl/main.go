@@ -53,7 +53,7 @@ func rootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.caCert, "ca-cert", os.Getenv("JOBCTL_CA_CERT"), "with --server https://: PEM file of the CA that signed the node's certificate (default: the system's)")
 	root.AddCommand(runCmd(g), runsCmd(g), jobsCmd(g), showCmd(g), pauseCmd(g, true), pauseCmd(g, false), backlogCmd(g), seedCmd(g))
 	root.AddCommand(gcLogCmd(g), fileEventCmd(g), archiveCmd(g), nodesCmd(g), reportCmd(g))
-	root.AddCommand(logsCmd(g), cancelCmd(g), retryCmd(g))
+	root.AddCommand(logsCmd(g), cancelCmd(g), retryCmd(g), backfillCmd(g))
 	withUsageErrors(root)
 	return root
 }

@@ -35,6 +35,9 @@ func remoteRuns(cmd *cobra.Command, g *globals, f ledger.RunFilter) error {
 	if !f.Since.IsZero() {
 		q.Set("since", f.Since.UTC().Format(time.RFC3339))
 	}
+	if f.Backfill > 0 {
+		q.Set("backfill", strconv.FormatInt(f.Backfill, 10))
+	}
 	var p admin.RunsPage
 	if err := c.do(cmd.Context(), "GET", "/api/runs?"+q.Encode(), nil, &p); err != nil {
 		return err
@@ -147,9 +150,11 @@ func remoteRun(ctx context.Context, cmd *cobra.Command, g *globals, req admin.Fo
 	}
 	if !wait {
 		if g.json {
-			return printJSON(cmd.OutOrStdout(), map[string]any{"job": jobName, "run_key": resp.RunKey, "shards": resp.Shards})
+			return printJSON(cmd.OutOrStdout(), map[string]any{"job": jobName, "run_key": resp.RunKey, "shards": resp.Shards,
+				"run_ids": resp.RunIDs, "interval": resp.Interval})
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "published %s run %s (%d shard(s))\n", jobName, resp.RunKey, resp.Shards)
+		fmt.Fprintf(cmd.OutOrStdout(), "published %s run %s (%d shard(s), run ids %v) for %s\n", jobName, resp.RunKey,
+			resp.Shards, resp.RunIDs, resp.Interval)
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
