@@ -273,7 +273,9 @@ handlers:
 	require.Equal(t, "succeeded", rs[0].Status, "%v", rs[0])
 	en := aw.entry(t)
 	require.Equal(t, archive.StateDropped, en.State)
-	require.Equal(t, firstKey, en.ObjectKey, "never exported into a different object")
+	if left.State != archive.StateExporting { // an export started again gets a key of its own
+		require.Equal(t, firstKey, en.ObjectKey, "an exported object is never exported again")
+	}
 	require.Equal(t, []string{en.ObjectKey, en.ObjectKey + ".manifest.json"}, aw.objects(t))
 	uploads := 0
 	for u := range bucket.Client.ListIncompleteUploads(ctx, bucket.Name, "", true) {
