@@ -457,6 +457,7 @@ func (a *Archiver) move(ctx context.Context, p parent, e *Entry, item Item, lk *
 }
 
 func (a *Archiver) finish(item Item, e *Entry) Item {
+	item.Object = e.ObjectKey // an export started again wrote a key of its own
 	if e.Rows != nil {
 		item.Rows = *e.Rows
 	}

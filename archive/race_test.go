@@ -329,6 +329,7 @@ func TestArchiveStaleMoverCannotReplaceTheVerifiedObject(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "archived", res.Items[0].Action, "%+v", res.Items)
 	require.Equal(t, StateDropped, e.entry(t, "chat_messages", apr).State)
+	require.Equal(t, e.entry(t, "chat_messages", apr).ObjectKey, res.Items[0].Object, "the run reports the object it verified")
 
 	close(s3.send)
 	require.Error(t, <-done, "the first mover lost its lock: it records nothing")
