@@ -26,17 +26,31 @@ type fixture struct {
 	dsn    string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureAt(t, "") }
+
+// newFixtureAt is newFixture with both the GC's and the file service's connections at the
+// server default isolation level defaultIsolation (a database or role may set one), or the
+// server's own default when empty.
+func newFixtureAt(t *testing.T, defaultIsolation string) *fixture {
 	s := testenv.NewSchema(t)
 	s.ApplyChatSchema(t)
 	require.NoError(t, ledger.Migrate(context.Background(), s.Pool))
-	cfg := s.Pool.Config()
+	db := s.Pool
+	if defaultIsolation != "" {
+		cfg := s.Pool.Config()
+		cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = defaultIsolation
+		var err error
+		db, err = pgxpool.NewWithConfig(context.Background(), cfg)
+		require.NoError(t, err)
+		t.Cleanup(db.Close)
+	}
+	cfg := db.Config()
 	name := "filesvc-" + testenv.Suffix()
 	cfg.ConnConfig.RuntimeParams["application_name"] = name
 	fs, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(fs.Close)
-	return &fixture{db: s.Pool, fs: fs, fsName: name, b: testenv.NewBucket(t), dsn: s.DSN}
+	return &fixture{db: db, fs: fs, fsName: name, b: testenv.NewBucket(t), dsn: s.DSN}
 }
 
 // fileServiceWaits reports whether one of the file service's statements waits on a lock.
@@ -78,6 +92,9 @@ func (f *fixture) liveRowsHaveObjects(t *testing.T) {
 // contract's) against a GC batch at its narrowest point: after the batch looked for other
 // rows naming its objects and before its tombstones commit. The file service either wins (the
 // GC sees its row and keeps the object) or is refused; never a live row without its object.
+// It runs with the server's default isolation level and again with a database whose default
+// is REPEATABLE READ: there a transaction's snapshot is its first statement's, taken before
+// the object lock's wait ends, so both sides must open their transactions READ COMMITTED.
 func TestFileServiceRowCannotSlipPastTheCollector(t *testing.T) {
 	for name, write := range map[string]func(ctx context.Context, f *fixture, obj filesvc.Object) error{
 		"dedup insert": func(ctx context.Context, f *fixture, obj filesvc.Object) error {
@@ -101,19 +118,25 @@ func TestFileServiceRowCannotSlipPastTheCollector(t *testing.T) {
 			{"before the check", (*filereap.Reaper).OnLocked, 1, false},
 			{"after the check", (*filereap.Reaper).BeforeTombstoneCommit, 0, true},
 		} {
-			t.Run(name+"/"+at.point, func(t *testing.T) {
-				testRaceAt(t, write, at.set, at.wantShared, at.wantRefused)
-			})
+			for _, iso := range []string{"", "repeatable read"} {
+				sub := name + "/" + at.point
+				if iso != "" {
+					sub += "/default " + iso
+				}
+				t.Run(sub, func(t *testing.T) {
+					testRaceAt(t, iso, write, at.set, at.wantShared, at.wantRefused)
+				})
+			}
 		}
 	}
 }
 
-func testRaceAt(t *testing.T, write func(ctx context.Context, f *fixture, obj filesvc.Object) error,
+func testRaceAt(t *testing.T, defaultIsolation string, write func(ctx context.Context, f *fixture, obj filesvc.Object) error,
 	set func(r *filereap.Reaper, fn func(context.Context, []int64)), wantShared int, wantRefused bool) {
 	{
 		{
 			ctx := context.Background()
-			f := newFixture(t)
+			f := newFixtureAt(t, defaultIsolation)
 			f.file(t, 1, "files/a", 2, 0, true) // collectable
 			f.file(t, 3, "files/b", 1, 1, true) // live, elsewhere (the re-point's row)
 			obj := filesvc.Object{Bucket: f.b.Name, Path: "files/a"}
@@ -152,4 +175,19 @@ func testRaceAt(t *testing.T, write func(ctx context.Context, f *fixture, obj fi
 			f.liveRowsHaveObjects(t)
 		}
 	}
+}
+
+// TestRepointRefusesATombstone: a row the GC is collecting (status 3) is as good as gone; the
+// file service's re-point must not move it onto another object (its old object would never be
+// collected, and the GC's record of the row would no longer name the row's object).
+func TestRepointRefusesATombstone(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.file(t, 1, "files/a", 1, 1, true) // live: the re-point's target
+	f.file(t, 2, "files/b", 3, 0, true) // a tombstone
+	err := filesvc.MoveTo(ctx, f.fs, filesvc.Object{Bucket: f.b.Name, Path: "files/a"}, 2)
+	require.ErrorIs(t, err, filesvc.ErrRefused)
+	var path string
+	require.NoError(t, f.db.QueryRow(ctx, `SELECT object_path FROM file_metadata WHERE id = 2`).Scan(&path))
+	require.Equal(t, "files/b", path)
 }
