@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatplat/job-service/filereap"
@@ -131,6 +132,20 @@ func TestFileServiceRowCannotSlipPastTheCollector(t *testing.T) {
 	}
 }
 
+// gatedS3 holds multi-deletes until gate is closed.
+type gatedS3 struct {
+	filereap.ObjectStore
+	gate <-chan struct{}
+}
+
+func (g gatedS3) RemoveObjectsWithResult(ctx context.Context, bucket string, objects <-chan minio.ObjectInfo, opts minio.RemoveObjectsOptions) <-chan minio.RemoveObjectResult {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+	}
+	return g.ObjectStore.RemoveObjectsWithResult(ctx, bucket, objects, opts)
+}
+
 func testRaceAt(t *testing.T, defaultIsolation string, write func(ctx context.Context, f *fixture, obj filesvc.Object) error,
 	set func(r *filereap.Reaper, fn func(context.Context, []int64)), wantShared int, wantRefused bool) {
 	{
@@ -140,13 +155,17 @@ func testRaceAt(t *testing.T, defaultIsolation string, write func(ctx context.Co
 			f.file(t, 1, "files/a", 2, 0, true) // collectable
 			f.file(t, 3, "files/b", 1, 1, true) // live, elsewhere (the re-point's row)
 			obj := filesvc.Object{Bucket: f.b.Name, Path: "files/a"}
-			reaper := filereap.NewReaper(f.db, f.b.Client, filereap.FileTable{}.WithDefaults(),
+			// The GC's delete waits for the file service to be done, so the file service
+			// meets the tombstone, not the row-less state after the GC finished (where an
+			// upload is rightly allowed: its PUT comes after).
+			fsDone := make(chan struct{})
+			reaper := filereap.NewReaper(f.db, gatedS3{ObjectStore: f.b.Client, gate: fsDone}, filereap.FileTable{}.WithDefaults(),
 				filereap.ReaperOptions{}.WithDefaults(10*time.Second), testenv.Logger(t))
 			done := make(chan error, 1)
 			set(reaper, func(context.Context, []int64) {
 				// The file service's transaction runs on a pool connection; the test only waits
 				// until it is done or blocked on a lock (the GC's), never a fixed time.
-				go func() { done <- write(ctx, f, obj) }()
+				go func() { done <- write(ctx, f, obj); close(fsDone) }()
 				deadline := time.Now().Add(10 * time.Second)
 				for time.Now().Before(deadline) {
 					select {
