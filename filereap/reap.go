@@ -214,7 +214,12 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 		byID[c.ID] = c
 		ids = append(ids, c.ID)
 	}
-	tx, err := r.db.Begin(ctx)
+	if !opts.DryRun {
+		if err := r.waitForEarlierS3Calls(ctx, ids); err != nil {
+			return res, err
+		}
+	}
+	tx, err := r.db.BeginTx(ctx, readCommitted)
 	if err != nil {
 		return res, fmt.Errorf("gc: begin: %w", err)
 	}
@@ -292,6 +297,9 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	// Commit the tombstones before S3 is called: from here on no row of the batch can be
 	// re-referenced, so whatever happens to this process, its S3 call or its context, no
 	// re-referenceable row ever points at a deleted object.
+	// The S3 calls end s3Timeout after this instant, which is before the tombstones'
+	// tombstoned_at: once a tombstone is s3Timeout old, no S3 call of this attempt is left.
+	s3Start := time.Now()
 	if err := r.tombstone(ctx, tx, keep, opts.Owner); err != nil {
 		return res, err
 	}
@@ -302,7 +310,7 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 		return res, fmt.Errorf("gc: commit tombstones: %w", err)
 	}
 	t1 := time.Now()
-	s3ctx, cancel := context.WithTimeout(ctx, r.s3Timeout)
+	s3ctx, cancel := context.WithDeadline(ctx, s3Start.Add(r.s3Timeout))
 	defer cancel()
 	if opts.CheckMissing {
 		r.statAll(s3ctx, keep)

@@ -93,16 +93,18 @@ func (r *Reaper) tombstone(ctx context.Context, tx pgx.Tx, keep []lockedRow, own
 		s.Table, s.Status, s.Collecting, s.ID), ids); err != nil {
 		return fmt.Errorf("gc: tombstone %d rows: %w", len(ids), err)
 	}
-	// A tombstone an earlier run left and this one resumes becomes this attempt's: if this
-	// attempt dies too, its retry finishes it at once. Its age is kept.
+	// A tombstone an earlier run left and this one resumes becomes this attempt's, and its age
+	// counts from now: this attempt's S3 call is its latest, and nobody may finish it (delete
+	// its row, letting the same key be uploaded again) until that call is over.
 	var runID *int64
 	var attempt *int
 	if owner.RunID != 0 {
 		runID, attempt = &owner.RunID, &owner.Attempt
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO gc_tombstones (file_id, bucket, object_path, run_id, attempt)
-		SELECT f, b, p, $4, $5 FROM unnest($1::bigint[], $2::text[], $3::text[]) AS t(f, b, p)
-		ON CONFLICT (file_id) DO UPDATE SET run_id = EXCLUDED.run_id, attempt = EXCLUDED.attempt`,
+	if _, err := tx.Exec(ctx, `INSERT INTO gc_tombstones (file_id, bucket, object_path, run_id, attempt, tombstoned_at)
+		SELECT f, b, p, $4, $5, clock_timestamp() FROM unnest($1::bigint[], $2::text[], $3::text[]) AS t(f, b, p)
+		ON CONFLICT (file_id) DO UPDATE SET run_id = EXCLUDED.run_id, attempt = EXCLUDED.attempt,
+			tombstoned_at = EXCLUDED.tombstoned_at`,
 		ids, buckets, paths, runID, attempt); err != nil {
 		return fmt.Errorf("gc: record %d tombstones: %w", len(ids), err)
 	}
@@ -117,7 +119,7 @@ func (r *Reaper) deleteCollected(ctx context.Context, gone []lockedRow, opts Rea
 	dbctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	t0 := time.Now()
-	tx, err := r.db.Begin(dbctx)
+	tx, err := r.db.BeginTx(dbctx, readCommitted)
 	if err != nil {
 		return fmt.Errorf("gc: begin delete (rows stay tombstoned): %w", err)
 	}
@@ -192,9 +194,10 @@ func (r *Reaper) StaleTombstones(ctx context.Context, index, total int, age time
 
 // DeadAttemptTombstones lists up to limit tombstones, above after, that earlier attempts of
 // run left: the consumer fences a run by attempt, so an earlier attempt can no longer record
-// anything and its tombstones are this attempt's to finish, whatever their age. (Should the
-// earlier attempt still be in its S3 call, finishing concurrently is harmless: the row is
-// deleted and logged once, by whichever commits first.)
+// anything and its tombstones are this attempt's to finish, whatever their age. Reap waits
+// until they are s3Timeout old before it touches them: the earlier attempt's multi-delete
+// may still be running on the S3 server (a client's cancel does not stop it), and once the
+// row is gone the same file may be uploaded again to the same key.
 func (r *Reaper) DeadAttemptTombstones(ctx context.Context, owner Owner, after int64, limit int) ([]int64, error) {
 	rows, err := r.db.Query(ctx, `SELECT file_id FROM gc_tombstones
 		WHERE run_id = $1 AND attempt < $2 AND file_id > $3 ORDER BY file_id LIMIT $4`,
@@ -207,4 +210,37 @@ func (r *Reaper) DeadAttemptTombstones(ctx context.Context, owner Owner, after i
 		return nil, fmt.Errorf("gc: read tombstones of run %d: %w", owner.RunID, err)
 	}
 	return ids, nil
+}
+
+// readCommitted is the level of every GC transaction, whatever the server's or the role's
+// default_transaction_isolation: the shared-object check must see rows the file service
+// committed while the GC waited for the object locks, which a REPEATABLE READ or SERIALIZABLE
+// snapshot (taken at the transaction's first statement) would not.
+var readCommitted = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
+
+// waitForEarlierS3Calls returns once every tombstone among ids is s3Timeout old (its last S3
+// call, bounded by s3Timeout from before the tombstone was written, is over), or when ctx ends.
+// A multi-delete a cut run sent may still be deleting on the server; finishing its tombstones
+// sooner would drop their rows, and the same file uploaded again to the same key (keys are
+// content-addressed) would then lose its new object to that delete.
+func (r *Reaper) waitForEarlierS3Calls(ctx context.Context, ids []int64) error {
+	var secs float64
+	if err := r.db.QueryRow(ctx, `SELECT COALESCE(EXTRACT(EPOCH FROM
+		max(tombstoned_at) + make_interval(secs => $2) - clock_timestamp()), 0)::float8
+		FROM gc_tombstones WHERE file_id = ANY($1)`, ids, r.s3Timeout.Seconds()).Scan(&secs); err != nil {
+		return fmt.Errorf("gc: read the tombstones' age: %w", err)
+	}
+	if secs <= 0 {
+		return nil
+	}
+	wait := time.Duration(secs * float64(time.Second))
+	r.log.InfoContext(ctx, "gc: waiting for an earlier S3 call on these tombstones to be over", "wait", wait)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("gc: waiting %s for an earlier S3 call on the tombstones (they stay): %w", wait, ctx.Err())
+	}
 }

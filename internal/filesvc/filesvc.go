@@ -61,10 +61,16 @@ type Row struct {
 	Size int64
 }
 
-// WithObjectLock runs fn in a transaction that first takes obj's lock (LockObject). fn's
-// statement must affect one row; none is ErrRefused.
+// Begin opens every transaction that takes an object lock. READ COMMITTED, whatever the
+// server's default: each statement after the lock must see what the GC committed while this
+// transaction waited for it; a REPEATABLE READ snapshot is taken at the first statement, the
+// lock itself, before the wait ends.
+const Begin = `BEGIN ISOLATION LEVEL READ COMMITTED`
+
+// WithObjectLock runs fn in a transaction (Begin) that first takes obj's lock (LockObject).
+// fn's statement must affect one row; none is ErrRefused.
 func WithObjectLock(ctx context.Context, db *pgxpool.Pool, obj Object, fn func(tx pgx.Tx) (int64, error)) error {
-	tx, err := db.Begin(ctx)
+	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}) // Begin
 	if err != nil {
 		return fmt.Errorf("file service: begin: %w", err)
 	}
