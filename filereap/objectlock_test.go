@@ -210,3 +210,34 @@ func TestRepointRefusesATombstone(t *testing.T) {
 	require.NoError(t, f.db.QueryRow(ctx, `SELECT object_path FROM file_metadata WHERE id = 2`).Scan(&path))
 	require.Equal(t, "files/b", path)
 }
+
+// TestRepointDuringACollectionDoesNotDeadlock: the file service re-points a row of a GC batch
+// onto another object of the batch while the GC holds the batch's rows. The file service holds
+// the object's lock and wants the row; the GC must not hold the row and want the object.
+func TestRepointDuringACollectionDoesNotDeadlock(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.file(t, 1, "files/a", 2, 0, true) // collectable, its object shared with row 2
+	f.file(t, 2, "files/a", 1, 1, false)
+	f.file(t, 3, "files/b", 2, 0, true) // collectable, re-pointed onto files/a meanwhile
+	reaper := filereap.NewReaper(f.db, f.b.Client, filereap.FileTable{}.WithDefaults(),
+		filereap.ReaperOptions{}.WithDefaults(10*time.Second), testenv.Logger(t))
+	done := make(chan error, 1)
+	reaper.OnLocked(func(context.Context, []int64) {
+		go func() { done <- filesvc.MoveTo(ctx, f.fs, filesvc.Object{Bucket: f.b.Name, Path: "files/a"}, 3) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if w, err := f.fileServiceWaits(ctx); err == nil && w {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Errorf("the file service did not wait on a lock within 10s")
+	})
+	now := time.Now()
+	_, err := reaper.Reap(ctx, []filereap.Candidate{{ID: 1, NotAfter: now}, {ID: 3, NotAfter: now}}, filereap.ReapOptions{})
+	require.NoError(t, err)
+	werr := <-done
+	require.True(t, werr == nil || errors.Is(werr, filesvc.ErrRefused), "file service: %v", werr)
+	f.liveRowsHaveObjects(t)
+}
