@@ -116,7 +116,7 @@ func TestFileServiceRowCannotSlipPastTheCollector(t *testing.T) {
 			wantShared  int
 			wantRefused bool
 		}{
-			{"before the check", (*filereap.Reaper).OnLocked, 1, false},
+			{"before the check", (*filereap.Reaper).BeforeLocks, 1, false},
 			{"after the check", (*filereap.Reaper).BeforeTombstoneCommit, 0, true},
 		} {
 			for _, iso := range []string{"", "repeatable read"} {

@@ -120,7 +120,10 @@ type Reaper struct {
 	statWorkers int
 	log         *slog.Logger
 
-	// afterLock, when set (tests), runs after the rows are locked and before S3 is called.
+	// beforeObjectLocks, when set (tests), runs before the batch's objects and rows are locked.
+	beforeObjectLocks func(ctx context.Context, ids []int64)
+	// afterLock, when set (tests), runs after the objects and rows are locked and before S3
+	// is called.
 	afterLock func(ctx context.Context, ids []int64)
 	// beforeCommit, when set (tests), runs after the tombstones are written and before their
 	// transaction commits: the last moment a writer could slip a row past the checks.
@@ -166,9 +169,14 @@ func (o ReaperOptions) Validate() error {
 	return nil
 }
 
-// OnLocked sets a hook run after a batch's rows are locked and before S3 is called. Tests
-// use it to race a writer against the lock; production code leaves it unset.
+// OnLocked sets a hook run after a batch's objects and rows are locked, before the
+// shared-object check and S3. Tests use it to race a writer against the locks; production
+// code leaves it unset.
 func (r *Reaper) OnLocked(fn func(ctx context.Context, ids []int64)) { r.afterLock = fn }
+
+// BeforeLocks sets a hook run before a batch's objects and rows are locked. Tests use it to
+// let the file service commit just before the GC's locks and check.
+func (r *Reaper) BeforeLocks(fn func(ctx context.Context, ids []int64)) { r.beforeObjectLocks = fn }
 
 // BeforeTombstoneCommit sets a hook run after a batch's tombstones are written and before
 // they commit. Tests use it to race the file service against the shared-object check.
@@ -230,6 +238,12 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	}
 	s := r.sql
 	t0 := time.Now()
+	// The objects' locks come before the rows' locks, the order of the file service's re-point
+	// (object lock, then the row's UPDATE): the other order could deadlock with it.
+	locked, err := r.lockCandidateObjects(ctx, tx, ids)
+	if err != nil {
+		return res, err
+	}
 	// Rows already in the collecting status are tombstones a run left behind: they are
 	// finished without the checks, nobody can have re-referenced them.
 	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT %s, %s, %s, %s, %s, %s, %s = %d FROM %s
@@ -239,7 +253,7 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	if err != nil {
 		return res, fmt.Errorf("gc: lock rows: %w", err)
 	}
-	locked, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (lockedRow, error) {
+	lockedRows, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (lockedRow, error) {
 		var l lockedRow
 		err := row.Scan(&l.entry.FileID, &l.entry.FileHash, &l.entry.Bucket, &l.entry.ObjectPath, &l.entry.Bytes, &l.updatedAt, &l.collecting)
 		return l, err
@@ -247,13 +261,14 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	if err != nil {
 		return res, fmt.Errorf("gc: lock rows: %w", err)
 	}
-	seen := make(map[int64]bool, len(locked))
+	seen := make(map[int64]bool, len(lockedRows))
 	var keep []lockedRow
-	for _, l := range locked {
+	for _, l := range lockedRows {
 		seen[l.entry.FileID] = true
 		c := byID[l.entry.FileID]
 		switch {
-		case !l.collecting && l.updatedAt.After(c.NotAfter):
+		case !l.collecting && l.updatedAt.After(c.NotAfter),
+			!locked[object{l.entry.Bucket, l.entry.ObjectPath}]: // re-pointed since its object was locked
 			res.Skips = append(res.Skips, Skip{FileID: c.ID, Reason: SkipChanged})
 		case !l.collecting && c.Bucket != "" && (c.Bucket != l.entry.Bucket || c.ObjectPath != l.entry.ObjectPath):
 			res.Skips = append(res.Skips, Skip{FileID: c.ID, Reason: SkipMismatch})
@@ -276,9 +291,6 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	}
 	if r.afterLock != nil {
 		r.afterLock(ctx, keptIDs(keep))
-	}
-	if err := r.lockObjects(ctx, tx, keep); err != nil {
-		return res, err
 	}
 	if err := r.markShared(ctx, tx, keep, &res); err != nil {
 		return res, err

@@ -20,24 +20,41 @@ const finishTimeout = 30 * time.Second
 // two-key form keeps its keys apart from the one-key advisory locks of the ticker lease.
 const ObjectLockSQL = `pg_advisory_xact_lock(hashtext('file_object'), hashtext(%s || '/' || %s))`
 
-// lockObjects takes the object lock of every kept row, in one order (by key) so two GC
-// batches sharing objects cannot deadlock. Held until tx ends: a file service statement that
-// makes a row name one of these objects either committed before (markShared then sees its
-// row and keeps the object) or runs after the tombstones committed, and its condition refuses
-// (a dedup needs a live row; an upload, no tombstone).
-func (r *Reaper) lockObjects(ctx context.Context, tx pgx.Tx, keep []lockedRow) error {
-	buckets := make([]string, len(keep))
-	paths := make([]string, len(keep))
-	for i, k := range keep {
-		buckets[i], paths[i] = k.entry.Bucket, k.entry.ObjectPath
+type object struct{ bucket, path string }
+
+// lockCandidateObjects takes the object lock of every object the candidate rows (eligible or
+// tombstones) name, before their rows are locked, in one order (by key) so two GC batches
+// sharing objects cannot deadlock; it returns the objects locked. Held until tx ends: a file
+// service statement that makes a row name one of these objects either committed before
+// (markShared then sees its row and keeps the object) or runs after the tombstones committed,
+// and its condition refuses (a dedup needs a live row; an upload, no tombstone). A row
+// re-pointed between this read and its row lock names an object not locked: it is skipped.
+func (r *Reaper) lockCandidateObjects(ctx context.Context, tx pgx.Tx, ids []int64) (map[object]bool, error) {
+	s := r.sql
+	if r.beforeObjectLocks != nil {
+		r.beforeObjectLocks(ctx, ids)
 	}
 	lock := fmt.Sprintf(ObjectLockSQL, "b", "p")
-	if _, err := tx.Exec(ctx, `SELECT count(`+lock+`) FROM (
-		SELECT DISTINCT b, p, hashtext(b || '/' || p) AS k FROM unnest($1::text[], $2::text[]) AS o(b, p) ORDER BY k) s`,
-		buckets, paths); err != nil {
-		return fmt.Errorf("gc: lock %d objects: %w", len(keep), err)
+	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT b, p, `+lock+` FROM (
+		SELECT DISTINCT %s AS b, %s AS p, hashtext(%s || '/' || %s) AS k FROM %s
+		WHERE %s = ANY($1) AND (%s OR %s = %d) ORDER BY k) s ORDER BY k`,
+		s.Bucket, s.Path, s.Bucket, s.Path, s.Table, s.ID, s.Eligible(), s.Status, s.Collecting), ids)
+	if err != nil {
+		return nil, fmt.Errorf("gc: lock the objects of %d files: %w", len(ids), err)
 	}
-	return nil
+	locked := map[object]bool{}
+	for rows.Next() {
+		var o object
+		if err := rows.Scan(&o.bucket, &o.path, nil); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("gc: lock the objects of %d files: %w", len(ids), err)
+		}
+		locked[o] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("gc: lock the objects of %d files: %w", len(ids), err)
+	}
+	return locked, nil
 }
 
 // markShared flags rows whose object another row still names (same bucket and path) that is
@@ -58,10 +75,9 @@ func (r *Reaper) markShared(ctx context.Context, tx pgx.Tx, keep []lockedRow, re
 	if err != nil {
 		return fmt.Errorf("gc: look for rows sharing the objects: %w", err)
 	}
-	type obj struct{ bucket, path string }
-	shared := map[obj]bool{}
+	shared := map[object]bool{}
 	for rows.Next() {
-		var o obj
+		var o object
 		if err := rows.Scan(&o.bucket, &o.path); err != nil {
 			rows.Close()
 			return fmt.Errorf("gc: look for rows sharing the objects: %w", err)
@@ -72,7 +88,7 @@ func (r *Reaper) markShared(ctx context.Context, tx pgx.Tx, keep []lockedRow, re
 		return fmt.Errorf("gc: look for rows sharing the objects: %w", err)
 	}
 	for i := range keep {
-		if shared[obj{keep[i].entry.Bucket, keep[i].entry.ObjectPath}] {
+		if shared[object{keep[i].entry.Bucket, keep[i].entry.ObjectPath}] {
 			keep[i].shared = true
 		}
 	}

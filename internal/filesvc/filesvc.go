@@ -26,8 +26,10 @@ SELECT $1, $2, $3, $4, $5, 1, 1
 WHERE EXISTS (SELECT 1 FROM file_metadata WHERE bucket = $1 AND object_path = $2 AND status <> 3)`
 
 	// Repoint makes row $3 name an existing object, under the same condition as DedupInsert.
+	// A tombstone is never re-pointed: it is as good as gone, and the GC collects the object
+	// it names.
 	Repoint = `UPDATE file_metadata SET bucket = $1, object_path = $2, updated_at = now()
-WHERE id = $3 AND EXISTS (SELECT 1 FROM file_metadata WHERE bucket = $1 AND object_path = $2 AND status <> 3)`
+WHERE id = $3 AND status <> 3 AND EXISTS (SELECT 1 FROM file_metadata WHERE bucket = $1 AND object_path = $2 AND status <> 3)`
 
 	// UploadInsert adds the row of an object the file service is about to write (it PUTs the
 	// object after this commits): refused while a tombstone names that object.
