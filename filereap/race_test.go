@@ -199,6 +199,17 @@ func (r *race) fileServiceOp(ctx context.Context, rnd *rand.Rand) error {
 		return r.upload(ctx, filesvc.Object{Bucket: r.f.b.Name, Path: fmt.Sprintf("p/%d", r.nextID.Load()+1)})
 	case op < 3: // an upload at an existing object's path (same content, same key)
 		return refused(r.upload(ctx, target()))
+	case op < 4: // the same content as a file just collected, uploaded again: the same key
+		var o filesvc.Object
+		err := r.f.fs.QueryRow(ctx, `SELECT bucket, object_path FROM (SELECT bucket, object_path FROM gc_log
+			ORDER BY id DESC LIMIT 3) g ORDER BY random() LIMIT 1`).Scan(&o.Bucket, &o.Path)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return refused(r.upload(ctx, o))
 	case op < 5: // a deduplicated upload; refused: upload again at a new path
 		obj := target()
 		nid := r.newRow(obj)
@@ -482,8 +493,10 @@ func (s *faultyS3) deleteLater(ctx context.Context, bucket string, keys []minio.
 	if !ok {
 		return // not a GC's S3 call: nothing bounds it
 	}
+	// Late in the window: the longest a cut attempt's delete can outlive its call.
+	left := max(time.Until(deadline), time.Millisecond)
 	s.mu.Lock()
-	at := time.Duration(s.rnd.Int64N(int64(max(time.Until(deadline), time.Millisecond))))
+	at := left - time.Duration(s.rnd.Int64N(int64(left/5)+1))
 	s.mu.Unlock()
 	time.Sleep(at) // the server's own pace, not a test's wait
 	ch := make(chan minio.ObjectInfo, len(keys))

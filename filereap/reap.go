@@ -222,11 +222,23 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 		byID[c.ID] = c
 		ids = append(ids, c.ID)
 	}
-	if !opts.DryRun {
-		if err := r.waitForEarlierS3Calls(ctx, ids); err != nil {
+	for {
+		if !opts.DryRun {
+			if err := r.waitForEarlierS3Calls(ctx, ids); err != nil {
+				return res, err
+			}
+		}
+		res, err := r.reap(ctx, ids, byID, opts)
+		if !errors.Is(err, errYoungTombstone) {
 			return res, err
 		}
+		// Another GC took a tombstone over (and called S3) after the wait: wait again.
 	}
+}
+
+// reap is one try of Reap on the deduplicated candidates.
+func (r *Reaper) reap(ctx context.Context, ids []int64, byID map[int64]Candidate, opts ReapOptions) (ReapResult, error) {
+	var res ReapResult
 	tx, err := r.db.BeginTx(ctx, readCommitted)
 	if err != nil {
 		return res, fmt.Errorf("gc: begin: %w", err)
@@ -279,6 +291,11 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 			keep = append(keep, l)
 		default:
 			keep = append(keep, l)
+		}
+	}
+	if !opts.DryRun {
+		if err := r.checkTombstonesAged(ctx, tx, keep); err != nil {
+			return res, err
 		}
 	}
 	if err := r.classifyUnseen(ctx, tx, ids, seen, &res); err != nil {

@@ -2,6 +2,7 @@ package filereap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -226,6 +227,34 @@ func (r *Reaper) DeadAttemptTombstones(ctx context.Context, owner Owner, after i
 		return nil, fmt.Errorf("gc: read tombstones of run %d: %w", owner.RunID, err)
 	}
 	return ids, nil
+}
+
+// errYoungTombstone: a tombstone of the batch, checked under its row lock, is younger than
+// s3Timeout (another GC took it over after Reap's wait); Reap waits and tries again.
+var errYoungTombstone = errors.New("gc: a tombstone is younger than s3_timeout")
+
+// checkTombstonesAged returns errYoungTombstone when a tombstone among keep, locked, is
+// younger than s3Timeout. Under the row lock no other GC can take it over any more, so a
+// tombstone found old enough here stays so until this batch is done.
+func (r *Reaper) checkTombstonesAged(ctx context.Context, tx pgx.Tx, keep []lockedRow) error {
+	var ids []int64
+	for _, k := range keep {
+		if k.collecting {
+			ids = append(ids, k.entry.FileID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	var young bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM gc_tombstones WHERE file_id = ANY($1)
+		AND tombstoned_at > clock_timestamp() - make_interval(secs => $2))`, ids, r.s3Timeout.Seconds()).Scan(&young); err != nil {
+		return fmt.Errorf("gc: read the tombstones' age: %w", err)
+	}
+	if young {
+		return errYoungTombstone
+	}
+	return nil
 }
 
 // readCommitted is the level of every GC transaction, whatever the server's or the role's
