@@ -8,12 +8,17 @@ STACK := deploy/local/stack.sh
 COMPONENTS ?= postgres redis rocketmq s3 neo4j elasticsearch
 ENV   := source deploy/local/env.sh &&
 
-.PHONY: soak-gc chromium promtool all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench bench-archive bench-peers bench-precision bench-volume chaos lint fuzz fmt vet clean
+.PHONY: config-docs soak-gc chromium promtool all build run test test-unit test-integration stack-up stack-down stack-status stack-reset bench bench-archive bench-peers bench-precision bench-volume chaos lint fuzz fmt vet clean
 
 all: build
 
 build:
 	$(GO) build -o bin/ ./cmd/...
+
+## config-docs: docs/configuration.md (and the field comments it prints) from the config structs.
+config-docs:
+	cd config && $(GO) generate ./
+	$(GO) run ./cmd/job-service config reference > docs/configuration.md
 
 stack-up:
 	$(STACK) up $(COMPONENTS)

@@ -110,6 +110,13 @@ func runFilter(q map[string][]string, now time.Time) (ledger.RunFilter, error) {
 		}
 		f.Before = n
 	}
+	if v := get("backfill"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return f, fmt.Errorf("backfill %q: want a backfill id", v)
+		}
+		f.Backfill = n
+	}
 	f.Limit = 50
 	if v := get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -243,12 +250,18 @@ type ForceRequest struct {
 	RequestedBy string          `json:"requested_by,omitempty"`
 }
 
-// ForceResponse says what was published.
+// ForceResponse says what was recorded and published: the run of each shard (RunIDs, in
+// shard order), its message, and the interval the run stands for.
 type ForceResponse struct {
-	Job    string   `json:"job"`
-	RunKey string   `json:"run_key"`
-	Shards int      `json:"shards"`
-	MsgIDs []string `json:"msg_ids"`
+	Job      string       `json:"job"`
+	RunKey   string       `json:"run_key"`
+	Shards   int          `json:"shards"`
+	RunIDs   []int64      `json:"run_ids"`
+	MsgIDs   []string     `json:"msg_ids"`
+	Interval job.Interval `json:"interval"`
+	// Unpublished: the runs are recorded but the broker refused a message; the ticker's repair
+	// pass publishes it (msg_ids has "" for it).
+	Unpublished bool `json:"unpublished,omitempty"`
 }
 
 func decodeBody(r *http.Request, v any) error {
@@ -278,7 +291,8 @@ func requester(r *http.Request, asked string) string {
 	return "admin-api@" + host
 }
 
-// apiForceRun publishes the same messages `jobctl run` does (job.NewManualRun).
+// apiForceRun records and publishes the same runs `jobctl run` does (job.NewManualRun,
+// ledger.Ledger.Submit) and answers with their ids.
 func (s *Server) apiForceRun(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("job")
 	if !s.known(name) {
@@ -298,15 +312,29 @@ func (s *Server) apiForceRun(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkParams(mr.Envelopes[0]); err != nil {
 		return err
 	}
-	resp := ForceResponse{Job: name, RunKey: mr.RunKey, Shards: len(mr.Envelopes)}
-	for _, env := range mr.Envelopes {
-		id, err := s.deps.Publisher.Publish(r.Context(), env, time.Time{})
-		if err != nil {
-			return fmt.Errorf("publish %s shard %d: %w", mr.RunKey, env.Shard.Index, err)
-		}
-		resp.MsgIDs = append(resp.MsgIDs, id)
+	publish := func(ctx context.Context, env job.Envelope) (string, error) {
+		return s.deps.Publisher.Publish(ctx, env, time.Time{})
 	}
-	s.deps.Log.Info("run forced through the admin API", "job", name, "run_key", mr.RunKey, "requested_by", mr.Envelopes[0].RequestedBy)
+	// The rows first: a message lost or dead-lettered before any claim leaves its run behind.
+	runs, err := s.deps.Ledger.Submit(r.Context(), mr.Envelopes, publish)
+	unpublished := errors.Is(err, ledger.ErrRecordedNotPublished) && len(runs) == len(mr.Envelopes)
+	switch {
+	case job.IsReject(err):
+		return badRequest("%v", err)
+	case unpublished:
+		// The runs exist; the ticker's repair pass publishes what the broker refused now.
+		s.deps.Log.Warn("forced run recorded, publish failed; the repair pass publishes it", "run_key", mr.RunKey, "err", err)
+	case err != nil:
+		return fmt.Errorf("force %s: %w", mr.RunKey, err)
+	}
+	resp := ForceResponse{Job: name, RunKey: mr.RunKey, Shards: len(mr.Envelopes), Unpublished: unpublished}
+	for _, run := range runs {
+		resp.RunIDs = append(resp.RunIDs, run.ID)
+		resp.MsgIDs = append(resp.MsgIDs, run.MsgID)
+		resp.Interval = run.Interval()
+	}
+	s.deps.Log.Info("run forced through the admin API", "job", name, "run_key", mr.RunKey, "run_ids", resp.RunIDs,
+		"requested_by", mr.Envelopes[0].RequestedBy)
 	writeJSON(w, http.StatusAccepted, resp)
 	return nil
 }

@@ -22,6 +22,7 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"inZone":   func(t time.Time) string { return t.Format("2006-01-02 15:04:05 MST (Mon)") },
 	"dur":      fmtDuration,
 	"runDur":   func(r ledger.Run) string { return fmtDuration(r.Duration()) },
+	"interval": func(r ledger.Run) string { return r.Interval().String() },
 	"prettyJS": prettyJSON,
 	"short":    func(s string, n int) string { return oneLine(s, n) },
 	"deref":    derefInt64,
@@ -49,20 +50,22 @@ type page struct {
 	Node     string
 	Now      time.Time
 	Writable bool // a token is configured; the buttons can work
-	Jobs     []JobView
-	Charts   []Chart
-	Runs     RunsPage
-	Filter   ledger.RunFilter
-	NextURL  string
-	Detail   *RunDetail
-	Job      *JobView
-	Error    string
-	Nodes    *NodesView
-	Report   *ReportChart
+	// SecureCookie: the page is served over TLS, so the token cookie is marked Secure.
+	SecureCookie bool
+	Jobs         []JobView
+	Charts       []Chart
+	Runs         RunsPage
+	Filter       ledger.RunFilter
+	NextURL      string
+	Detail       *RunDetail
+	Job          *JobView
+	Error        string
+	Nodes        *NodesView
+	Report       *ReportChart
 }
 
 func (s *Server) newPage(title string) page {
-	return page{Title: title, Node: s.deps.Node, Now: s.deps.Now(), Writable: s.cfg.Token != ""}
+	return page{Title: title, Node: s.deps.Node, Now: s.deps.Now(), Writable: s.cfg.Token != "", SecureCookie: s.tls}
 }
 
 func (s *Server) render(w http.ResponseWriter, code int, name string, p page) {

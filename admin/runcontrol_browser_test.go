@@ -134,8 +134,11 @@ func TestForceRunChecksParamsByTheJobsRules(t *testing.T) {
 		var logs admin.LogsResponse
 		require.NoError(t, json.Unmarshal([]byte(resp), &logs))
 		require.True(t, logs.Done)
-		require.Len(t, logs.Lines, 2, resp)
-		require.Equal(t, fmt.Sprintf("n=2 shard=%d", r.ShardIndex), logs.Lines[1].Attrs)
+		// The node's start line, the handler's two lines, the node's finish line.
+		require.Len(t, logs.Lines, 4, resp)
+		require.Equal(t, "run started", logs.Lines[0].Msg)
+		require.Equal(t, fmt.Sprintf("n=2 shard=%d", r.ShardIndex), logs.Lines[2].Attrs)
+		require.Equal(t, "run finished", logs.Lines[3].Msg)
 	}
 	code, _ = s.do(t, "GET", "/api/runs/999999/logs", "", "")
 	require.Equal(t, http.StatusNotFound, code)

@@ -6,6 +6,7 @@ package admin
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chatplat/job-service/config"
@@ -27,6 +29,8 @@ type Ledger interface {
 	GetRun(ctx context.Context, id int64) (ledger.Run, error)
 	Attempts(ctx context.Context, runID int64) ([]ledger.Attempt, error)
 	Summaries(ctx context.Context, jobs []string) (map[string]ledger.JobSummary, error)
+	// Submit records a forced run's rows, then publishes their messages (ledger.Ledger.Submit).
+	Submit(ctx context.Context, envs []job.Envelope, publish ledger.PublishFunc) ([]ledger.Run, error)
 	Pause(ctx context.Context, jobName, by string) error
 	Resume(ctx context.Context, jobName string) error
 }
@@ -69,6 +73,8 @@ type Deps struct {
 	// Prepare decodes and validates a message's params by its job's rules (the handler
 	// registry's); nil skips the check before a forced run is published.
 	Prepare func(env job.Envelope) error
+	// Backfills opens, drives and cancels backfills; nil leaves those endpoints out.
+	Backfills Backfiller
 	// Archives lists the partition_archive manifest for /archives; nil hides the page.
 	Archives ArchiveLister
 	Log      *slog.Logger
@@ -82,6 +88,13 @@ type Server struct {
 	srv  *http.Server
 	ln   net.Listener
 	mux  *http.ServeMux
+	// tls: the server speaks HTTPS (admin.tls_cert/tls_key); the console's cookie is Secure.
+	tls bool
+	// bgCtx bounds work a request starts and leaves running (a backfill's publishing); Stop
+	// ends it and waits for bg.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
 }
 
 // New builds the server without listening; Handler serves it in tests.
@@ -92,7 +105,8 @@ func New(cfg config.AdminConfig, deps Deps) *Server {
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, deps: deps, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, deps: deps, mux: http.NewServeMux(), tls: cfg.TLSCert != ""}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.routes()
 	return s
 }
@@ -114,6 +128,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/jobs/{job}/pause", s.write("pause", s.apiPause(true)))
 	m.HandleFunc("POST /api/jobs/{job}/resume", s.write("resume", s.apiPause(false)))
 	s.runControlRoutes(m)
+	s.backfillRoutes(m)
 	s.consoleRoutes(m)
 	s.operatorRoutes(m)
 }
@@ -121,11 +136,23 @@ func (s *Server) routes() {
 // Handler is the server's routes, for tests and for embedding.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Start listens on admin.listen and serves in the background until Stop.
+// Start listens on admin.listen and serves in the background until Stop: HTTPS when
+// admin.tls_cert and tls_key are set, plain HTTP otherwise.
 func (s *Server) Start(context.Context) error {
+	var certs *certReloader
+	if s.tls {
+		var err error
+		if certs, err = newCertReloader(s.cfg.TLSCert, s.cfg.TLSKey, s.deps.Log); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("admin.listen %s: %w", s.cfg.Listen, err)
+	}
+	if certs != nil {
+		ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.getCertificate,
+			NextProtos: []string{"h2", "http/1.1"}})
 	}
 	s.ln = ln
 	// Every phase of a connection is bounded: the port may face untrusted clients, and one
@@ -145,11 +172,18 @@ func (s *Server) Start(context.Context) error {
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // URL is the console's address.
-func (s *Server) URL() string { return "http://" + s.Addr() + "/" }
+func (s *Server) URL() string {
+	if s.tls {
+		return "https://" + s.Addr() + "/"
+	}
+	return "http://" + s.Addr() + "/"
+}
 
 // Stop stops the server, letting requests in progress finish for a few seconds (at most
 // until ctx ends). Idempotent.
 func (s *Server) Stop(ctx context.Context) error {
+	s.bgCancel()
+	s.bg.Wait()
 	if s.srv == nil {
 		return nil
 	}
@@ -238,7 +272,7 @@ func (s *Server) write(action string, h func(w http.ResponseWriter, r *http.Requ
 		}
 		if s.cfg.Token == "" {
 			count("denied")
-			writeError(w, http.StatusForbidden, "writes are disabled: no admin.token is configured (set JOBSERVICE_ADMIN_TOKEN)")
+			writeError(w, http.StatusForbidden, "writes are disabled: no admin.token is configured (set JOBSERVICE_ADMIN__TOKEN)")
 			return
 		}
 		if !s.tokenOK(bearer(r)) {

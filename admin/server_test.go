@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -75,6 +76,27 @@ func (f *fakeLedger) Summaries(_ context.Context, jobs []string) (map[string]led
 	return out, nil
 }
 
+// Submit records the runs in memory, then publishes them, as the ledger does.
+func (f *fakeLedger) Submit(ctx context.Context, envs []job.Envelope, publish ledger.PublishFunc) ([]ledger.Run, error) {
+	out := make([]ledger.Run, len(envs))
+	f.mu.Lock()
+	for i, env := range envs {
+		out[i] = ledger.Run{ID: int64(1000 + len(f.runs)), Job: env.Job, RunKey: env.RunKey, ShardIndex: env.Shard.Index,
+			ShardTotal: env.Shard.Total, Trigger: string(env.Trigger), ScheduledAt: env.ScheduledAt, Params: env.Params,
+			RequestedBy: env.RequestedBy, Status: ledger.StatusScheduled}
+		f.runs = append([]ledger.Run{out[i]}, f.runs...)
+	}
+	f.mu.Unlock()
+	for i, env := range envs {
+		id, err := publish(ctx, env)
+		if err != nil {
+			return out, fmt.Errorf("%w: %w", ledger.ErrRecordedNotPublished, err)
+		}
+		out[i].MsgID = id
+	}
+	return out, nil
+}
+
 func (f *fakeLedger) Pause(_ context.Context, j, by string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -92,11 +114,15 @@ func (f *fakeLedger) Resume(_ context.Context, j string) error {
 type fakePublisher struct {
 	mu   sync.Mutex
 	sent []job.Envelope
+	fail error // returned instead of publishing, when set
 }
 
 func (p *fakePublisher) Publish(_ context.Context, env job.Envelope, _ time.Time) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.fail != nil {
+		return "", p.fail
+	}
 	p.sent = append(p.sent, env)
 	return fmt.Sprintf("msg-%d", len(p.sent)), nil
 }
@@ -316,4 +342,23 @@ func TestChart(t *testing.T) {
 	require.True(t, buildChart("j", nil, now, 7).Empty)
 	require.Equal(t, time.Second, niceCeil(0))
 	require.Equal(t, 200*time.Millisecond, niceCeil(150*time.Millisecond))
+}
+
+// A forced run whose message the broker refuses is still answered with its runs: they are
+// recorded, and the ticker's repair pass publishes them.
+func TestForceAnswersItsRunsWhenThePublishFails(t *testing.T) {
+	t.Parallel()
+	ts, fl, pub := newTestServer(t, config.AdminConfig{Token: testToken})
+	pub.mu.Lock()
+	pub.fail = errors.New("broker down")
+	pub.mu.Unlock()
+	code, body := do(t, "POST", ts.URL+"/api/jobs/probe/run", testToken, `{"shards":1}`)
+	require.Equal(t, http.StatusAccepted, code, body)
+	var resp ForceResponse
+	require.NoError(t, json.Unmarshal([]byte(body), &resp))
+	require.True(t, resp.Unpublished)
+	require.Len(t, resp.RunIDs, 1)
+	run, err := fl.GetRun(context.Background(), resp.RunIDs[0])
+	require.NoError(t, err)
+	require.Equal(t, ledger.StatusScheduled, run.Status)
 }

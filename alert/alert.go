@@ -1,7 +1,7 @@
 // Package alert tells people about runs that ended failed, which includes the consistency
 // checks that fail on purpose (sequence gaps, count deviations): a JSON webhook and an email,
-// each de-duplicated in Postgres so one bad night sends one message per problem, not one per
-// retry, per run or per node.
+// each de-duplicated in Postgres so a failed run sends one message per problem, not one per
+// retry or per node; another run's failure is another message.
 package alert
 
 import (
@@ -30,7 +30,8 @@ type Config struct {
 	// WebhookTimeout bounds one POST.
 	WebhookTimeout time.Duration `yaml:"webhook_timeout"`
 	SMTP           SMTPConfig    `yaml:"smtp"`
-	// Window is how long the same problem stays quiet after an alert about it.
+	// Window is how long the same problem stays quiet after an alert about it: a repeat of
+	// the same run's failure, or of a handler's own fingerprint across runs.
 	Window time.Duration `yaml:"window"`
 }
 
@@ -92,7 +93,9 @@ type Alert struct {
 	// at most 32 KiB.
 	Result json.RawMessage `json:"result,omitempty"`
 	// Fingerprint names the problem: a handler's own (job.WithProblem) or the error text with
-	// numbers, times and ids masked. DedupeKey is job + ":" + a hash of it.
+	// numbers, times and ids masked. DedupeKey is job + ":" + a hash of the handler's
+	// fingerprint, or of the run key and the masked text: without a handler's fingerprint
+	// only repeats of the same run share a key.
 	Fingerprint string `json:"fingerprint"`
 	DedupeKey   string `json:"dedupe_key"`
 	// Suppressed counts occurrences of this problem not sent since the previous alert.
@@ -218,9 +221,15 @@ func (n *Notifier) build(env job.Envelope, runID int64, runErr error, result any
 	if fp == "" {
 		fp = msg
 	}
+	// Without a handler's own fingerprint the problem is this run's: the same error text from
+	// another run (tomorrow night's) is a new alert, only repeats of this run are quiet.
+	problem := fp
+	if _, own := job.ProblemOf(runErr); !own {
+		problem = "run " + env.RunKey + ": " + fp
+	}
 	a := &Alert{Source: "job-service", Kind: KindRunFailed, Job: env.Job, RunKey: env.RunKey, RunID: runID,
 		Shard: env.Shard, Trigger: env.Trigger, ScheduledAt: env.ScheduledAt, Node: n.node, Error: msg,
-		Fingerprint: fp, DedupeKey: DedupeKey(env.Job, fp), At: n.now().UTC()}
+		Fingerprint: fp, DedupeKey: DedupeKey(env.Job, problem), At: n.now().UTC()}
 	if result != nil {
 		if b, err := json.Marshal(result); err == nil && len(b) <= maxResultBytes && string(b) != "null" {
 			a.Result = b

@@ -108,13 +108,10 @@ func TestRepeatedFailuresAlertOncePerProblem(t *testing.T) {
 	n := r.notifier(t, "node-a")
 	ctx := context.Background()
 
-	// One bad night: the same deviation on three attempts of one run and on the next run.
-	for i, msg := range []string{"deviation 0.12% (1003 vs 1002)", "deviation 0.12% (1003 vs 1002)",
+	// One bad night: the same deviation on four attempts of one run.
+	runKey := "sched:graph_consistency@2026-11-26T03:00:00Z"
+	for _, msg := range []string{"deviation 0.12% (1003 vs 1002)", "deviation 0.12% (1003 vs 1002)",
 		"deviation 0.13% (1004 vs 1002)", "deviation 0.15% (1006 vs 1002)"} {
-		runKey := "sched:graph_consistency@2026-11-26T03:00:00Z"
-		if i == 3 {
-			runKey = "sched:graph_consistency@2026-11-27T03:00:00Z"
-		}
 		require.NoError(t, n.Notify(ctx, failedRun("graph_consistency", runKey, 10, errors.New(msg), map[string]int{"pg": 1003}, n)))
 		r.clock.add(time.Hour)
 	}
@@ -128,7 +125,8 @@ func TestRepeatedFailuresAlertOncePerProblem(t *testing.T) {
 	require.Equal(t, "node-a", a.Node)
 	require.Equal(t, "deviation 0.12% (1003 vs 1002)", a.Error)
 	require.JSONEq(t, `{"pg":1003}`, string(a.Result))
-	require.Equal(t, DedupeKey("graph_consistency", "deviation #% (# vs #)"), a.DedupeKey)
+	require.Equal(t, "deviation #% (# vs #)", a.Fingerprint)
+	require.Equal(t, DedupeKey("graph_consistency", "run "+runKey+": deviation #% (# vs #)"), a.DedupeKey)
 
 	m := r.smtp.Messages()[0]
 	require.Equal(t, "jobs@chat.example", m.From)
@@ -142,8 +140,8 @@ func TestRepeatedFailuresAlertOncePerProblem(t *testing.T) {
 	require.Contains(t, string(body), "deviation 0.12% (1003 vs 1002)")
 	require.Contains(t, string(body), "jobctl show 10")
 
-	// A different problem of the same job is a second alert on each channel.
-	require.NoError(t, n.Notify(ctx, failedRun("graph_consistency", "k2", 11, errors.New("neo4j: connection refused"), nil, n)))
+	// A different problem of the same run is a second alert on each channel.
+	require.NoError(t, n.Notify(ctx, failedRun("graph_consistency", runKey, 11, errors.New("neo4j: connection refused"), nil, n)))
 	require.Len(t, r.hook.Bodies(), 2)
 	require.Len(t, r.smtp.Messages(), 2)
 
@@ -159,9 +157,9 @@ func TestRepeatedFailuresAlertOncePerProblem(t *testing.T) {
 	require.Len(t, r.hook.Bodies(), 4)
 	require.Len(t, r.smtp.Messages(), 4)
 
-	// After the window the first problem alerts again, saying how often it was suppressed.
+	// After the window the same run's problem alerts again, saying how often it was suppressed.
 	r.clock.add(24 * time.Hour)
-	require.NoError(t, n.Notify(ctx, failedRun("graph_consistency", "k3", 12, errors.New("deviation 0.2% (1010 vs 1002)"), nil, n)))
+	require.NoError(t, n.Notify(ctx, failedRun("graph_consistency", runKey, 12, errors.New("deviation 0.2% (1010 vs 1002)"), nil, n)))
 	require.Len(t, r.hook.Bodies(), 5)
 	require.EqualValues(t, 3, decode(t, r.hook.Bodies()[4]).Suppressed)
 	require.Len(t, r.smtp.Messages(), 5)
@@ -232,4 +230,28 @@ func TestUnreachableChannelsNeverBlockOrPanic(t *testing.T) {
 	err = n.Notify(context.Background(), failedRun("x", "k", 1, errors.New("boom"), nil, n))
 	require.ErrorContains(t, err, "webhook")
 	require.ErrorContains(t, err, "email")
+}
+
+// A job that fails the same way every night alerts every night, even when tonight's failure
+// comes a few seconds before the window since last night's alert has passed; a repeat of one
+// night's run (another node, a republish) still sends once.
+func TestEveryRunsFailureAlertsOnce(t *testing.T) {
+	r := newRig(t)
+	a, b := r.notifier(t, "node-a"), r.notifier(t, "node-b")
+	ctx := context.Background()
+	night := time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		runKey := job.ScheduleRunKey("pg_partition", night.AddDate(0, 0, i))
+		for _, n := range []*Notifier{a, b} {
+			require.NoError(t, n.Notify(ctx, failedRun("pg_partition", runKey, int64(100+i),
+				errors.New("chat_messages: lock timeout"), nil, n)), "night %d", i)
+		}
+		r.clock.add(time.Hour)
+		require.NoError(t, a.Notify(ctx, failedRun("pg_partition", runKey, int64(100+i),
+			errors.New("chat_messages: lock timeout"), nil, a)), "night %d", i)
+		require.Len(t, r.hook.Bodies(), i+1, "night %d", i)
+		require.Len(t, r.smtp.Messages(), i+1, "night %d", i)
+		require.Equal(t, runKey, decode(t, r.hook.Bodies()[i]).RunKey)
+		r.clock.add(23*time.Hour - 5*time.Second) // tomorrow's failure is a little earlier
+	}
 }

@@ -18,13 +18,15 @@ import (
 
 // SMTPConfig is the alerts.smtp section. Email is off unless Host is set.
 type SMTPConfig struct {
+	// Host is the SMTP server; empty: no email.
 	Host string `yaml:"host"`
-	Port int    `yaml:"port"`
+	// Port of the SMTP server (587 for STARTTLS submission).
+	Port int `yaml:"port"`
 	// From is the sender address; To the recipients.
 	From string   `yaml:"from"`
 	To   []string `yaml:"to"`
 	// Username and Password, when set, authenticate with AUTH PLAIN, which net/smtp only
-	// does over TLS or to a loopback server. Password: JOBSERVICE_SMTP_PASSWORD.
+	// does over TLS or to a loopback server.
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
 	// RequireTLS refuses a server that does not offer STARTTLS (it is used whenever offered).

@@ -1,5 +1,5 @@
-// Package config loads the one YAML file both binaries read, applies environment overrides
-// for secrets, fills defaults and validates every section, naming the key that is wrong.
+// Package config loads the one YAML file both binaries read, lays the environment over it
+// (every key has a variable), fills defaults and validates every section, naming the key that is wrong.
 package config
 
 import (
@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -39,8 +38,8 @@ type Config struct {
 	Elasticsearch ElasticsearchConfig `yaml:"elasticsearch"`
 	Neo4j         Neo4jConfig         `yaml:"neo4j"`
 	// TimeZone is the platform's zone (IANA name, default UTC): job schedules and the report
-	// days of daily_stats and group_activity follow it unless a job (jobs.<kind>.time_zone) or
-	// a handler section (handlers.<kind>.time_zone) names its own.
+	// days of daily_stats and group_activity follow it unless a job (jobs.<kind>.time_zone)
+	// names its own; partition month bounds have their own (handlers.pg_partition.time_zone).
 	TimeZone string `yaml:"time_zone"`
 	// Jobs maps a job kind to its schedule and run policy. In the file it only overrides: every
 	// job of the table (handlers.Table) runs on its own default policy unless jobs.<kind> says
@@ -51,6 +50,12 @@ type Config struct {
 	// them decoded, defaults filled and validated, by kind (read them with job.SectionOf).
 	Handlers map[string]yaml.Node `yaml:"handlers"`
 	Sections map[string]any       `yaml:"-"`
+	// Warnings are what the file and the environment set that still works but should change
+	// (deprecated keys and variables), each naming what to write instead. The node logs them
+	// at start and config check prints them.
+	Warnings []string `yaml:"-"`
+	// ChatSchema names the chat platform's tables and columns the jobs read, once for all.
+	ChatSchema ChatSchema `yaml:"chat_schema"`
 	// S3 is the object store of the file GC and of partition_archive.
 	S3 S3Config `yaml:"s3"`
 	// FileGC is the event-driven file GC (ref_count=0 events).
@@ -65,16 +70,17 @@ type LogConfig struct {
 
 // PostgresConfig is the ledger's database (also the chat platform's, for the jobs that read it).
 type PostgresConfig struct {
-	// DSN is a libpq URL or key=value string (JOBSERVICE_POSTGRES_DSN).
-	DSN      string `yaml:"dsn"`
-	MaxConns int32  `yaml:"max_conns"`
+	// DSN is a libpq URL or key=value string.
+	DSN string `yaml:"dsn"`
+	// MaxConns bounds the node's pool; the ticker's lease holds one connection more.
+	MaxConns int32 `yaml:"max_conns"`
 }
 
 // AdminConfig is the HTTP admin server.
 type AdminConfig struct {
 	// Listen is the bind address; loopback by default.
 	Listen string `yaml:"listen"`
-	// Token is required as a bearer token on write endpoints (JOBSERVICE_ADMIN_TOKEN).
+	// Token is required as a bearer token on write endpoints.
 	Token string `yaml:"token"`
 	// ProtectReads requires the token on read endpoints too.
 	ProtectReads bool `yaml:"protect_reads"`
@@ -85,6 +91,10 @@ type AdminConfig struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout closes a keep-alive connection idle this long (default 60s).
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// TLSCert and TLSKey are PEM files: set, the server speaks HTTPS only, and a certificate
+	// replaced on disk is served from the next handshake on (a rotated Secret needs no restart).
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 }
 
 // WithDefaults fills unset fields.
@@ -118,12 +128,15 @@ func (a AdminConfig) Validate() error {
 		}
 	}
 	if a.ProtectReads && a.Token == "" {
-		return errors.New("protect_reads: needs admin.token (or JOBSERVICE_ADMIN_TOKEN); without one nothing could read")
+		return errors.New("protect_reads: needs admin.token (or JOBSERVICE_ADMIN__TOKEN); without one nothing could read")
+	}
+	if (a.TLSCert == "") != (a.TLSKey == "") {
+		return errors.New("tls_cert and tls_key: set both (HTTPS) or neither (plain HTTP)")
 	}
 	return nil
 }
 
-// Load reads path, applies JOBSERVICE_* overrides from env, resolves every job of kinds (the
+// Load reads path, lays the environment over it (every key has a variable, Key.Env), resolves every job of kinds (the
 // table of handlers, handlers.Definitions()) against its default policy, fills defaults and
 // validates. The error lists every problem, each naming its key.
 func Load(path string, env func(string) string, kinds []job.Definition) (*Config, error) {
@@ -137,13 +150,34 @@ func Load(path string, env func(string) string, kinds []job.Definition) (*Config
 // Parse is Load on bytes.
 func Parse(raw []byte, env func(string) string, kinds []job.Definition) (*Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true) // a misspelt key is an error, not a silently ignored setting
-	// An empty file (io.EOF) means all defaults.
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	// The file alone first, so its errors carry its own line numbers.
+	if err := strictDecode(raw, &c); err != nil {
 		return nil, fmt.Errorf("parse config: %w", err)
 	}
-	c.applyEnv(env)
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return nil, fmt.Errorf("parse config: %w", err)
+	}
+	keys := envKeys(kinds)
+	warnings, err := overlay(&root, env, keys)
+	if err != nil {
+		return nil, err
+	}
+	warnings = append(warnings, deprecatedKeys(&root, keys)...)
+	if err := withChatSchema(&root, kinds); err != nil {
+		return nil, err
+	}
+	if root.Kind == yaml.DocumentNode {
+		merged, err := yaml.Marshal(&root)
+		if err != nil {
+			return nil, fmt.Errorf("config: merge the environment and chat_schema: %w", err)
+		}
+		c = Config{}
+		if err := strictDecode(merged, &c); err != nil {
+			return nil, fmt.Errorf("config: merge the environment and chat_schema: %w", err)
+		}
+	}
+	c.Warnings = warnings
 	if c.TimeZone == "" {
 		c.TimeZone = "UTC"
 	}
@@ -157,29 +191,15 @@ func Parse(raw []byte, env func(string) string, kinds []job.Definition) (*Config
 	return &c, nil
 }
 
-func (c *Config) applyEnv(env func(string) string) {
-	if env == nil {
-		return
+// strictDecode decodes a whole file: a misspelt key is an error, not a silently ignored
+// setting, and an empty file (io.EOF) means all defaults.
+func strictDecode(raw []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return err
 	}
-	set := func(key string, dst *string) {
-		if v := env(key); v != "" {
-			*dst = v
-		}
-	}
-	set("JOBSERVICE_NODE", &c.Node)
-	set("JOBSERVICE_POSTGRES_DSN", &c.Postgres.DSN)
-	set("JOBSERVICE_ROCKETMQ_ACCESS_KEY", &c.RocketMQ.AccessKey)
-	set("JOBSERVICE_ROCKETMQ_SECRET_KEY", &c.RocketMQ.SecretKey)
-	set("JOBSERVICE_ADMIN_TOKEN", &c.Admin.Token)
-	set("JOBSERVICE_ADMIN_LISTEN", &c.Admin.Listen)
-	set("JOBSERVICE_REDIS_PASSWORD", &c.Redis.Password)
-	set("JOBSERVICE_SMTP_PASSWORD", &c.Alerts.SMTP.Password)
-	set("JOBSERVICE_ALERTS_WEBHOOK_URL", &c.Alerts.WebhookURL)
-	c.applyS3Env(env)
-	if v := env("JOBSERVICE_ROCKETMQ_NAME_SERVERS"); v != "" {
-		c.RocketMQ.NameServers = strings.Split(v, ",")
-	}
-	c.applySearchEnv(env)
+	return nil
 }
 
 // WithDefaults fills every unset field.
@@ -202,7 +222,17 @@ func (c Config) WithDefaults() Config {
 	}
 	c.Admin = c.Admin.WithDefaults()
 	c.RocketMQ = c.RocketMQ.WithDefaults()
+	if c.Ticker.StuckAfter == 0 {
+		// A retry legitimately waits up to retry_backoff_max; a run untouched three times
+		// that long lost its message.
+		c.Ticker.StuckAfter = 3 * c.Consumer.WithDefaults().RetryBackoffMax
+	}
 	c.Ticker = c.Ticker.WithDefaults()
+	if c.Consumer.EarlyTolerance == 0 {
+		// The consumer holds what the broker delivered deliver_ahead early, plus the broker's
+		// 1 s timer slot, plus a second of margin.
+		c.Consumer.EarlyTolerance = c.Ticker.DeliverAhead + 2*time.Second
+	}
 	c.Consumer.Node = c.Node
 	c.Consumer = c.Consumer.WithDefaults()
 	// One notion of "stale" for the whole cluster: the ticker reaps what the consumer would take over.
@@ -221,6 +251,7 @@ func (c Config) WithDefaults() Config {
 		jobs[name] = s.WithDefaults()
 	}
 	c.Jobs = jobs
+	c.ChatSchema = c.ChatSchema.WithDefaults()
 	c.Redis = c.Redis.WithDefaults()
 	c.Alerts = c.Alerts.WithDefaults()
 	c.Elasticsearch = c.Elasticsearch.WithDefaults()
@@ -259,7 +290,7 @@ func (c Config) problems() []error {
 		}
 	}
 	if c.Postgres.DSN == "" {
-		errs = append(errs, errors.New("config: postgres.dsn: required (or JOBSERVICE_POSTGRES_DSN)"))
+		errs = append(errs, errors.New("config: postgres.dsn: required (or JOBSERVICE_POSTGRES__DSN)"))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

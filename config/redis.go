@@ -10,7 +10,7 @@ import (
 type RedisConfig struct {
 	// Addr is host:port of a standalone Redis (or a proxy in front of one).
 	Addr string `yaml:"addr"`
-	// Password for AUTH (JOBSERVICE_REDIS_PASSWORD); empty: no AUTH.
+	// Password for AUTH; empty: no AUTH.
 	Password string `yaml:"password"`
 	// DB is the logical database number.
 	DB int `yaml:"db"`

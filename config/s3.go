@@ -8,10 +8,10 @@ import (
 
 // S3Config is the object store the file GC removes objects from (MinIO, versitygw or AWS).
 type S3Config struct {
-	// Endpoint is host:port, without a scheme (JOBSERVICE_S3_ENDPOINT). Empty: no S3, and the
+	// Endpoint is host:port, without a scheme. Empty: no S3, and the
 	// file GC is unavailable.
 	Endpoint string `yaml:"endpoint"`
-	// AccessKey and SecretKey sign requests (JOBSERVICE_S3_ACCESS_KEY, JOBSERVICE_S3_SECRET_KEY).
+	// AccessKey and SecretKey sign requests.
 	AccessKey string `yaml:"access_key"`
 	SecretKey string `yaml:"secret_key"`
 	// UseSSL talks HTTPS.
@@ -46,16 +46,4 @@ func (c S3Config) Validate() error {
 		return errors.New("access_key: access_key and secret_key are required with an endpoint")
 	}
 	return nil
-}
-
-func (c *Config) applyS3Env(env func(string) string) {
-	for key, dst := range map[string]*string{
-		"JOBSERVICE_S3_ENDPOINT":   &c.S3.Endpoint,
-		"JOBSERVICE_S3_ACCESS_KEY": &c.S3.AccessKey,
-		"JOBSERVICE_S3_SECRET_KEY": &c.S3.SecretKey,
-	} {
-		if v := env(key); v != "" {
-			*dst = v
-		}
-	}
 }

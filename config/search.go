@@ -4,18 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 )
 
 // ElasticsearchConfig is the client of the cluster es_forcemerge maintains. No addresses
 // means this node has no Elasticsearch: the node starts, and es_forcemerge runs fail saying so.
 type ElasticsearchConfig struct {
-	// Addresses are http(s) URLs of the cluster's nodes (JOBSERVICE_ELASTICSEARCH_ADDRESSES,
-	// comma-separated).
+	// Addresses are http(s) URLs of the cluster's nodes.
 	Addresses []string `yaml:"addresses"`
-	Username  string   `yaml:"username"`
-	// Password for basic auth (JOBSERVICE_ELASTICSEARCH_PASSWORD).
+	// Username for basic auth; required with a password.
+	Username string `yaml:"username"`
+	// Password for basic auth.
 	Password string `yaml:"password"`
 	// RequestTimeout bounds one HTTP request (merges run as tasks, so requests are short).
 	RequestTimeout time.Duration `yaml:"request_timeout"`
@@ -52,11 +51,11 @@ func (c ElasticsearchConfig) Validate() error {
 // Neo4jConfig is the client of the graph graph_consistency checks. No URI means this node has
 // no Neo4j: the node starts, and graph_consistency runs fail saying so.
 type Neo4jConfig struct {
-	// URI is bolt://, bolt+s://, neo4j:// or neo4j+s:// (JOBSERVICE_NEO4J_URI).
+	// URI is bolt://, bolt+s://, neo4j:// or neo4j+s://.
 	URI string `yaml:"uri"`
 	// Username and Password for basic auth; an empty username means no auth (the local stack).
 	Username string `yaml:"username"`
-	// Password (JOBSERVICE_NEO4J_PASSWORD).
+	// Password for basic auth.
 	Password string `yaml:"password"`
 }
 
@@ -80,22 +79,6 @@ func (c Neo4jConfig) Validate() error {
 		return errors.New("username: required with a password")
 	}
 	return nil
-}
-
-// applySearchEnv applies the Elasticsearch and Neo4j overrides.
-func (c *Config) applySearchEnv(env func(string) string) {
-	if v := env("JOBSERVICE_ELASTICSEARCH_ADDRESSES"); v != "" {
-		c.Elasticsearch.Addresses = strings.Split(v, ",")
-	}
-	if v := env("JOBSERVICE_ELASTICSEARCH_PASSWORD"); v != "" {
-		c.Elasticsearch.Password = v
-	}
-	if v := env("JOBSERVICE_NEO4J_URI"); v != "" {
-		c.Neo4j.URI = v
-	}
-	if v := env("JOBSERVICE_NEO4J_PASSWORD"); v != "" {
-		c.Neo4j.Password = v
-	}
 }
 
 // searchProblems checks the Elasticsearch and Neo4j sections.

@@ -79,12 +79,15 @@ type Decision struct {
 
 // Config tunes the processor.
 type Config struct {
-	// Node names this process in the ledger (run.node, attempt rows).
-	Node string `yaml:"node"`
-	// HeartbeatInterval is how often running runs are marked alive.
-	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// Node names this process in the ledger (run.node, attempt rows); the config's top-level
+	// node sets it.
+	Node string `yaml:"node" deprecated:"set node (top level), which always replaced this key"`
+	// HeartbeatInterval is how often running runs are marked alive: a sixth of stale_after
+	// unless set.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval" deprecated:"set consumer.stale_after; the heartbeat interval is a sixth of it"`
 	// StaleAfter: a running run whose heartbeat is older belongs to a vanished node and may be
-	// taken over. Several heartbeat intervals, so one slow database round trip is not death.
+	// taken over. Runs heartbeat six times within it, so one slow database round trip is not
+	// death.
 	StaleAfter time.Duration `yaml:"stale_after"`
 	// DrainTimeout is how long a stopping node lets runs in flight finish before it
 	// interrupts them.
@@ -92,7 +95,8 @@ type Config struct {
 	// EarlyTolerance: a timer message that arrives this much before its scheduled_at (the
 	// broker rounds delivery down to its timer precision) is held until then; one that is
 	// earlier still is re-published as a timer message.
-	EarlyTolerance time.Duration `yaml:"early_tolerance"`
+	// The config derives it from ticker.deliver_ahead (plus 2 s).
+	EarlyTolerance time.Duration `yaml:"early_tolerance" deprecated:"set ticker.deliver_ahead; the hold is deliver_ahead plus 2s"`
 	// RetryBackoff is the first retry delay; it doubles per attempt up to RetryBackoffMax.
 	RetryBackoff    time.Duration `yaml:"retry_backoff"`
 	RetryBackoffMax time.Duration `yaml:"retry_backoff_max"`
@@ -105,28 +109,48 @@ type Config struct {
 	// their runs are claimed together and their outcomes coalesced, each run still in its own
 	// goroutine under max_running. Goroutines still bounds the messages claimed and in hand;
 	// the rest of a delivery waits, unclaimed, for those to finish.
-	ConsumeBatch int `yaml:"consume_batch"`
+	// Default DefaultConsumeBatch.
+	ConsumeBatch int `yaml:"consume_batch" deprecated:"remove it: the batch is the constant consumer.DefaultConsumeBatch (32)"`
 	// ScheduleGoroutines is Goroutines for the schedule lane (the schedule topic's consumer):
 	// its messages in hand have tokens of their own, so a fire never waits for one held by a
 	// forced run. A fire takes one from its delivery, up to ticker.deliver_ahead before its
-	// time, until its outcome is recorded: at least the fires of a second on one node.
-	ScheduleGoroutines int `yaml:"schedule_goroutines"`
+	// time, until its outcome is recorded: at least the fires of a second on one node. Half of
+	// Goroutines unless set.
+	ScheduleGoroutines int `yaml:"schedule_goroutines" deprecated:"set consumer.goroutines; the schedule lane gets half as many"`
 	// MaxRunning is how many handlers run at once on one node: the limit that protects the
 	// systems the jobs work on. A claimed run waits for a slot (heartbeating) before it starts.
 	MaxRunning int `yaml:"max_running"`
 	// LedgerBatch bounds the claims (and, separately, the outcomes) written in one ledger
-	// statement; LedgerFlushers bounds such statements in flight at once, for each.
-	LedgerBatch    int `yaml:"ledger_batch"`
-	LedgerFlushers int `yaml:"ledger_flushers"`
+	// statement; LedgerFlushers bounds such statements in flight at once, for each. Defaults
+	// DefaultLedgerBatch and DefaultLedgerFlushers.
+	LedgerBatch    int `yaml:"ledger_batch" deprecated:"remove it: the batch is the constant consumer.DefaultLedgerBatch (64)"`
+	LedgerFlushers int `yaml:"ledger_flushers" deprecated:"remove it: the flushers are the constant consumer.DefaultLedgerFlushers (2)"`
 }
+
+// Settings only a benchmark turned, constants now, with what was measured (BENCHMARKS.md,
+// "Batch consume" and the peers comparison).
+const (
+	// DefaultConsumeBatch: 128 instead of 32 gave +8% dispatch at goroutines 1000, inside
+	// the ±20% run-to-run spread; 32 keeps a long run's delivery small.
+	DefaultConsumeBatch = 32
+	// DefaultLedgerBatch: 1000 did not move dispatch beyond the run-to-run spread; 64 keeps
+	// one statement short.
+	DefaultLedgerBatch = 64
+	// DefaultLedgerFlushers: 1 did not move dispatch beyond the run-to-run spread; a second
+	// statement in flight hides one slow round trip.
+	DefaultLedgerFlushers = 2
+)
 
 // WithDefaults fills unset fields.
 func (c Config) WithDefaults() Config {
-	if c.HeartbeatInterval == 0 {
-		c.HeartbeatInterval = 5 * time.Second
-	}
-	if c.StaleAfter == 0 {
+	switch {
+	case c.StaleAfter == 0 && c.HeartbeatInterval == 0:
+		c.StaleAfter = 30 * time.Second
+	case c.StaleAfter == 0:
 		c.StaleAfter = 6 * c.HeartbeatInterval
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = c.StaleAfter / 6
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 30 * time.Second
@@ -144,19 +168,19 @@ func (c Config) WithDefaults() Config {
 		c.Goroutines = 64
 	}
 	if c.ConsumeBatch == 0 {
-		c.ConsumeBatch = 32
+		c.ConsumeBatch = DefaultConsumeBatch
 	}
 	if c.ScheduleGoroutines == 0 {
-		c.ScheduleGoroutines = 32
+		c.ScheduleGoroutines = max(1, c.Goroutines/2)
 	}
 	if c.MaxRunning == 0 {
 		c.MaxRunning = 8
 	}
 	if c.LedgerBatch == 0 {
-		c.LedgerBatch = 64
+		c.LedgerBatch = DefaultLedgerBatch
 	}
 	if c.LedgerFlushers == 0 {
-		c.LedgerFlushers = 2
+		c.LedgerFlushers = DefaultLedgerFlushers
 	}
 	return c
 }
@@ -457,6 +481,7 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 			if log.Enabled(ctx, slog.LevelDebug) {
 				log.DebugContext(ctx, "run started", "schedule_delay", start.Sub(env.ScheduledAt))
 			}
+			logs.Record(start, slog.LevelInfo, "run started", startAttrs(p.cfg.Node, env, claim, start)...)
 			result, runErr = p.invoke(runlog.WithBuffer(runCtx, logs), spec.Timeout, claim, prepared)
 			p.slots.release()
 		case <-p.drained:
@@ -502,8 +527,9 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 	// The outcome must reach the ledger even if the node is being torn down.
 	finishCtx, cancelFinish := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancelFinish()
-	p.flushLogs(finishCtx, log, claim, logs)
-	err := p.finish(finishCtx, claim, ledger.Outcome{Status: status, Result: result, Err: runErr})
+	outcome := ledger.Outcome{Status: status, Result: result, Err: runErr}
+	p.recordOutcome(claim, logs, &outcome, elapsed)
+	err := p.finish(finishCtx, claim, outcome)
 	if errors.Is(err, ledger.ErrRecordedCancelled) {
 		// Cancelled while it ran, ended before its heartbeat brought the request: the run is over.
 		log.InfoContext(ctx, "run ended after a cancel request; recorded cancelled", "ended", status, "err", runErr)
@@ -517,6 +543,7 @@ func (p *Processor) run(ctx context.Context, log *slog.Logger, env job.Envelope,
 		log.ErrorContext(ctx, "could not record outcome; message will be redelivered", "status", status, "err", err)
 		return Decision{Action: RetryLater, After: p.cfg.StaleAfter, Reason: err.Error()}
 	}
+	p.trimLogs(finishCtx, log, claim)
 	p.obs.RunFinished(env.Job, status, elapsed, start.Sub(env.ScheduledAt))
 	if status == ledger.StatusFailed {
 		p.alertFailed(ctx, log, env, claim.RunID, runErr, result)

@@ -2,11 +2,14 @@ package consumer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
@@ -81,28 +84,74 @@ func (p *Processor) syncRuns(ctx context.Context) error {
 	return nil
 }
 
-// flushLogs writes what the attempt logged since the last heartbeat, before its outcome, so
-// a reader that sees the run finished sees all of its lines.
-func (p *Processor) flushLogs(ctx context.Context, log *slog.Logger, c ledger.Claim, buf *runlog.Buffer) {
-	syncer, ok := p.ledger.(RunSyncer)
-	if !ok {
-		return
+// recordOutcome writes the attempt's last line into its log (status, duration, a one-line
+// result, the error) and hands the lines not written yet to the outcome, so they go in the
+// outcome's own statement: every run gets its start and end lines without a round trip of
+// their own. The result is encoded once, here, for both the line and the ledger.
+func (p *Processor) recordOutcome(c ledger.Claim, logs *runlog.Buffer, o *ledger.Outcome, elapsed time.Duration) {
+	level := slog.LevelInfo
+	if o.Status != ledger.StatusSucceeded {
+		level = slog.LevelWarn
 	}
-	b, lines := batchOf(c, buf)
-	if len(lines) == 0 && b.FirstSeq <= 1 {
-		return
-	}
-	if _, err := syncer.SyncRuns(ctx, nil, []ledger.LogBatch{b}); err != nil {
-		// The outcome matters more than the log: record it anyway.
-		log.WarnContext(ctx, "run log not saved", "lines", len(lines), "err", err)
-		return
-	}
-	if c.Attempt > 1 {
-		// Earlier attempts' lines count against the run's bound too.
-		if err := syncer.TrimRunLogs(ctx, c.RunID, runlog.MaxLines, runlog.MaxBytes); err != nil {
-			log.WarnContext(ctx, "run log not trimmed", "err", err)
+	attrs := make([]slog.Attr, 0, 4)
+	attrs = append(attrs, slog.String("status", string(o.Status)), slog.Int64("duration_ms", elapsed.Milliseconds()))
+	if o.Result != nil {
+		if b, err := json.Marshal(o.Result); err == nil {
+			o.Result = json.RawMessage(b)
+			attrs = append(attrs, slog.String("result", summary(b)))
 		}
 	}
+	if o.Err != nil {
+		attrs = append(attrs, slog.String("err", summary([]byte(o.Err.Error()))))
+	}
+	logs.Record(p.now(), level, "run finished", attrs...)
+	if _, ok := p.ledger.(RunSyncer); ok {
+		b, _ := batchOf(c, logs)
+		o.Log = &b
+	}
+}
+
+// trimLogs applies the run's log bound across attempts once a later attempt has written its
+// lines (rare: only retried runs pay for it).
+func (p *Processor) trimLogs(ctx context.Context, log *slog.Logger, c ledger.Claim) {
+	syncer, ok := p.ledger.(RunSyncer)
+	if !ok || c.Attempt <= 1 {
+		return
+	}
+	if err := syncer.TrimRunLogs(ctx, c.RunID, runlog.MaxLines, runlog.MaxBytes); err != nil {
+		log.WarnContext(ctx, "run log not trimmed", "err", err)
+	}
+}
+
+// startAttrs are the run log's first line: who runs which attempt of what, with which params.
+func startAttrs(node string, env job.Envelope, c ledger.Claim, start time.Time) []slog.Attr {
+	params := string(env.Params)
+	if params == "" {
+		params = "{}"
+	}
+	return []slog.Attr{slog.String("node", node), slog.Int("attempt", c.Attempt),
+		slog.String("shard", strconv.Itoa(env.Shard.Index)+"/"+strconv.Itoa(env.Shard.Total)),
+		slog.String("trigger", string(env.Trigger)), slog.String("params", summary(env.Params)),
+		slog.Duration("schedule_delay", start.Sub(env.ScheduledAt))}
+}
+
+// maxSummary bounds the result, params and error of the start and end lines: one line.
+const maxSummary = 300
+
+// summary is b on one line, cut at maxSummary bytes (on a rune boundary).
+func summary(b []byte) string {
+	s := string(b)
+	if len(s) > maxSummary {
+		n := maxSummary
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n] + "…"
+	}
+	if strings.ContainsAny(s, "\n\r") {
+		s = strings.NewReplacer("\n", " ", "\r", " ").Replace(s)
+	}
+	return s
 }
 
 // dlqPrefix starts the topic of a message an operator resends from the dead-letter queue (the

@@ -26,15 +26,15 @@ import (
 // fakeSecrets stands in for the Secret/env a real deployment provides.
 func fakeSecrets(k string) string {
 	return map[string]string{
-		"JOBSERVICE_POSTGRES_DSN": "postgres://u:p@db:5432/jobservice",
-		"JOBSERVICE_ADMIN_TOKEN":  "from-a-secret",
+		"JOBSERVICE_POSTGRES__DSN": "postgres://u:p@db:5432/jobservice",
+		"JOBSERVICE_ADMIN__TOKEN":  "from-a-secret",
 		// The Secret's other keys (deploy/k8s/secret.example.yaml).
-		"JOBSERVICE_S3_ACCESS_KEY":          "from-a-secret",
-		"JOBSERVICE_S3_SECRET_KEY":          "from-a-secret",
-		"JOBSERVICE_REDIS_PASSWORD":         "from-a-secret",
-		"JOBSERVICE_ELASTICSEARCH_PASSWORD": "from-a-secret",
-		"JOBSERVICE_NEO4J_PASSWORD":         "from-a-secret",
-		"JOBSERVICE_SMTP_PASSWORD":          "from-a-secret",
+		"JOBSERVICE_S3__ACCESS_KEY":          "from-a-secret",
+		"JOBSERVICE_S3__SECRET_KEY":          "from-a-secret",
+		"JOBSERVICE_REDIS__PASSWORD":         "from-a-secret",
+		"JOBSERVICE_ELASTICSEARCH__PASSWORD": "from-a-secret",
+		"JOBSERVICE_NEO4J__PASSWORD":         "from-a-secret",
+		"JOBSERVICE_ALERTS__SMTP__PASSWORD":  "from-a-secret",
 	}[k]
 }
 
@@ -146,7 +146,7 @@ func TestCompose(t *testing.T) {
 		require.Equal(t, "0.0.0.0:8080", cfg.Admin.Listen, "reachable from the health check and the host")
 		require.True(t, cfg.Admin.ProtectReads, "%s: the published admin port must not serve run data without the token", name)
 	}
-	require.Equal(t, 2, nodes, "two job-service nodes")
+	require.Equal(t, 3, nodes, "three job-service nodes, one per shard of file_gc")
 }
 
 // loadWithEnv loads a config file with env (compose's ${VAR:?…} values replaced by a stand-in).
@@ -285,7 +285,7 @@ func TestKubernetes(t *testing.T) {
 
 	var dep deploymentSpec
 	require.NoError(t, byKind["Deployment"][0].Spec.Decode(&dep))
-	require.Equal(t, 2, dep.Replicas)
+	require.Equal(t, 3, dep.Replicas, "one node per shard of file_gc")
 	podLabels := dep.Template.Metadata.Labels
 	require.True(t, subset(dep.Selector.MatchLabels, podLabels), "the Deployment selects its own pods")
 	require.True(t, dep.Template.Spec.SecurityContext.RunAsNonRoot)
@@ -331,8 +331,8 @@ func TestKubernetes(t *testing.T) {
 			secretEnv[e.Name] = true
 		}
 	}
-	require.True(t, secretEnv["JOBSERVICE_POSTGRES_DSN"])
-	require.True(t, secretEnv["JOBSERVICE_ADMIN_TOKEN"])
+	require.True(t, secretEnv["JOBSERVICE_POSTGRES__DSN"])
+	require.True(t, secretEnv["JOBSERVICE_ADMIN__TOKEN"])
 	require.NotContains(t, cm.Data[cfgFile], "password")
 
 	var pdb pdbSpec

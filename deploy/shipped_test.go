@@ -78,7 +78,7 @@ func shippedConfigs(t *testing.T) []shippedConfig {
 		}
 		for _, f := range strings.Fields(strings.TrimPrefix(line, "#   ")) {
 			f = strings.TrimSuffix(f, ",")
-			if !strings.HasPrefix(f, "JOBSERVICE_") || f == "JOBSERVICE_ADMIN_LISTEN" {
+			if !strings.HasPrefix(f, "JOBSERVICE_") {
 				continue
 			}
 			prodEnv[f] = fakeValue(f)
@@ -149,17 +149,19 @@ func shippedConfigs(t *testing.T) []shippedConfig {
 // fakeValue stands in for a secret of the environment.
 func fakeValue(key string) string {
 	switch key {
-	case "JOBSERVICE_POSTGRES_DSN":
+	case "JOBSERVICE_POSTGRES__DSN":
 		return "postgres://u:p@db:5432/chat"
-	case "JOBSERVICE_ROCKETMQ_NAME_SERVERS":
+	case "JOBSERVICE_ROCKETMQ__NAME_SERVERS":
 		return "namesrv-0:9876,namesrv-1:9876"
-	case "JOBSERVICE_S3_ENDPOINT":
+	case "JOBSERVICE_REDIS__ADDR":
+		return "redis-0.chat:6379"
+	case "JOBSERVICE_S3__ENDPOINT":
 		return "minio.storage:9000"
-	case "JOBSERVICE_ELASTICSEARCH_ADDRESSES":
+	case "JOBSERVICE_ELASTICSEARCH__ADDRESSES":
 		return "https://es-0:9200,https://es-1:9200"
-	case "JOBSERVICE_NEO4J_URI":
+	case "JOBSERVICE_NEO4J__URI":
 		return "neo4j+s://neo4j.graph:7687"
-	case "JOBSERVICE_ALERTS_WEBHOOK_URL":
+	case "JOBSERVICE_ALERTS__WEBHOOK_URL":
 		return "https://hooks.example/jobs"
 	case "JOBSERVICE_NODE":
 		return "node-a"
@@ -212,14 +214,16 @@ func TestShippedConfigsDoTheWholeJob(t *testing.T) {
 					got := sched.Next(ref)
 					require.True(t, want.Equal(got), "%s after %s: next fire %s, the design says %s", d.kind, ref, got.In(zone), want)
 				}
-				require.Empty(t, cfg.UnconfiguredServers(d.kind), "%s: its servers are configured", d.kind)
 			}
+			// Every server the jobs talk to besides Postgres and RocketMQ.
+			require.NotEmpty(t, cfg.Redis.Addr, "redis.addr")
+			require.NotEmpty(t, cfg.S3.Endpoint, "s3.endpoint")
+			require.True(t, cfg.Elasticsearch.Enabled(), "elasticsearch.addresses")
+			require.True(t, cfg.Neo4j.Enabled(), "neo4j.uri")
+			require.Empty(t, cfg.Warnings, "no deprecated key or variable")
 			// The eight jobs of the design, plus this service's own upkeep (archive of cold
 			// partitions, issue 13; ledger retention, issue 12), each with its servers.
 			want := append(kinds, handlers.PartitionArchiveKind, handlers.RetentionKind)
-			for _, k := range []string{handlers.PartitionArchiveKind, handlers.RetentionKind} {
-				require.Empty(t, cfg.UnconfiguredServers(k), "%s: its servers are configured", k)
-			}
 			sort.Strings(want)
 			var scheduled []string
 			for k := range cfg.Jobs {
@@ -340,4 +344,46 @@ func TestComposeStartsWhatItConfigures(t *testing.T) {
 	brokerConf, err := os.ReadFile("compose/broker.conf")
 	require.NoError(t, err)
 	require.Contains(t, string(brokerConf), "storePathRootDir = /home/rocketmq/store")
+}
+
+// TestShippedNodesMeetShards: every shipped deployment runs at least as many nodes as the
+// largest shard count its config schedules (file_gc's 3 of the design's sweep), so no node runs
+// two shards of one fire while another shard's node is idle. The production example is the
+// config the Kubernetes Deployment's replicas run.
+func TestShippedNodesMeetShards(t *testing.T) {
+	t.Parallel()
+	replicas := 0
+	for _, o := range decodeAll(t, "k8s/job-service.yaml") {
+		if o.Kind == "Deployment" {
+			var spec deploymentSpec
+			require.NoError(t, o.Spec.Decode(&spec))
+			replicas = spec.Replicas
+		}
+	}
+	raw, err := os.ReadFile("compose/docker-compose.yml")
+	require.NoError(t, err)
+	var c composeFile
+	require.NoError(t, yaml.Unmarshal(raw, &c))
+	composeNodes := 0
+	for name := range c.Services {
+		if strings.HasPrefix(name, "job-service-") {
+			composeNodes++
+		}
+	}
+	nodes := map[string]int{"production example": replicas, "k8s ConfigMap": replicas, "compose": composeNodes}
+	configs := shippedConfigs(t)
+	require.Len(t, configs, len(nodes))
+	for _, sc := range configs {
+		cfg, err := config.Load(sc.path, func(k string) string { return sc.env[k] }, handlers.Definitions())
+		require.NoError(t, err, sc.name)
+		most, widest := 1, ""
+		for kind := range cfg.Jobs {
+			if s := cfg.Spec(kind); s.IsEnabled() && s.Shards > most {
+				most, widest = s.Shards, kind
+			}
+		}
+		n, ok := nodes[sc.name]
+		require.True(t, ok, "%s: which deployment runs it", sc.name)
+		require.GreaterOrEqual(t, n, most, "%s: %d nodes for %s's %d shards", sc.name, n, widest, most)
+	}
 }

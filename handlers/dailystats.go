@@ -67,24 +67,24 @@ const noColumn = "-"
 
 // UsersSource names the chat platform's users table.
 type UsersSource struct {
-	Table           string `yaml:"table"`
-	CreatedAtColumn string `yaml:"created_at_column"`
+	Table           string `yaml:"table" chat:"users.table" deprecated:"set chat_schema.users.table, shared by the jobs"`
+	CreatedAtColumn string `yaml:"created_at_column" chat:"users.created_at" deprecated:"set chat_schema.users.created_at, shared by the jobs"`
 	// DeletedAtColumn excludes users deleted before the end of the day from the total; "-"
 	// for a table without soft deletes.
-	DeletedAtColumn string `yaml:"deleted_at_column"`
+	DeletedAtColumn string `yaml:"deleted_at_column" chat:"users.deleted_at" deprecated:"set chat_schema.users.deleted_at, shared by the jobs"`
 }
 
 // AuditSource names the API audit log (one row per call).
 type AuditSource struct {
-	Table           string `yaml:"table"`
-	UserIDColumn    string `yaml:"user_id_column"`
-	CreatedAtColumn string `yaml:"created_at_column"`
+	Table           string `yaml:"table" chat:"audit_logs.table" deprecated:"set chat_schema.audit_logs.table, shared by the jobs"`
+	UserIDColumn    string `yaml:"user_id_column" chat:"audit_logs.user_id" deprecated:"set chat_schema.audit_logs.user_id, shared by the jobs"`
+	CreatedAtColumn string `yaml:"created_at_column" chat:"audit_logs.created_at" deprecated:"set chat_schema.audit_logs.created_at, shared by the jobs"`
 }
 
 // MessagesSource names the chat messages table.
 type MessagesSource struct {
-	Table           string `yaml:"table"`
-	CreatedAtColumn string `yaml:"created_at_column"`
+	Table           string `yaml:"table" chat:"messages.table" deprecated:"set chat_schema.messages.table, shared by the jobs"`
+	CreatedAtColumn string `yaml:"created_at_column" chat:"messages.created_at" deprecated:"set chat_schema.messages.created_at, shared by the jobs"`
 }
 
 // FilesSource names the file metadata table.
@@ -100,8 +100,9 @@ type FilesSource struct {
 // migrates it (00010_design_reports.sql); the GC's gc_log, read for freed bytes, is the
 // ledger's too.
 type DailyStatsConfig struct {
-	// TimeZone whose midnights bound a day (IANA name).
-	TimeZone string         `yaml:"time_zone"`
+	// TimeZone whose midnights bound a day (IANA name): the job's
+	// time_zone unless set.
+	TimeZone string         `yaml:"time_zone" deprecated:"set jobs.daily_stats.time_zone; the report follows its job's zone"`
 	Users    UsersSource    `yaml:"users"`
 	Audit    AuditSource    `yaml:"audit_logs"`
 	Messages MessagesSource `yaml:"messages"`
@@ -265,26 +266,11 @@ func NewDailyStats(db *pgxpool.Pool, cfg DailyStatsConfig, now func() time.Time,
 func (d *DailyStats) Kind() string { return DailyStatsKind }
 
 // Day returns the bounds of the day a run reports on: the date parameter, else the day
-// before the run's scheduled time (the clock when it has none) in the time zone. The
-// scheduled time, not the clock, so a retry after midnight still reports the intended day.
+// before the run's scheduled time (its occurrence) in the time zone. Never the clock: forced
+// runs, retries and backfills carry the date they stand for (job.Pin), so a retry after
+// midnight still reports the intended day.
 func (d *DailyStats) Day(run *job.Run[DailyStatsArgs]) (date string, from, to time.Time) {
-	var y int
-	var m time.Month
-	var dd int
-	if run.Args.Date != "" {
-		t, _ := time.Parse(time.DateOnly, run.Args.Date) // validated
-		y, m, dd = t.Date()
-	} else {
-		ref := run.ScheduledAt
-		if ref.IsZero() {
-			ref = d.now()
-		}
-		y, m, dd = ref.In(d.loc).AddDate(0, 0, -1).Date()
-	}
-	// time.Date normalises dd+1 across month ends, and a DST day is 23 or 25 hours long.
-	from = time.Date(y, m, dd, 0, 0, 0, 0, d.loc)
-	to = time.Date(y, m, dd+1, 0, 0, 0, 0, d.loc)
-	return from.Format(time.DateOnly), from, to
+	return reportDay(run.Args, run.ScheduledAt, d.loc)
 }
 
 // Run implements Handler.

@@ -42,12 +42,12 @@ func ValidateIdentifier(name string) error {
 // GraphConsistencyConfig configures the graph_consistency job.
 type GraphConsistencyConfig struct {
 	// Table holds the users in Postgres, "table" or "schema.table".
-	Table string `yaml:"table"`
+	Table string `yaml:"table" chat:"users.table" deprecated:"set chat_schema.users.table, shared by the jobs"`
 	// IDColumn is the users' bigint key, the same value the graph stores in IDProperty.
-	IDColumn string `yaml:"id_column"`
+	IDColumn string `yaml:"id_column" chat:"users.id" deprecated:"set chat_schema.users.id, shared by the jobs"`
 	// DeletedAtColumn marks soft-deleted users (NULL = live). The graph holds live users
 	// only, so rows with a value are left out of the count and the id comparison.
-	DeletedAtColumn string `yaml:"deleted_at_column"`
+	DeletedAtColumn string `yaml:"deleted_at_column" chat:"users.deleted_at" deprecated:"set chat_schema.users.deleted_at, shared by the jobs"`
 	// IncludeDeleted counts every row (for a platform that hard-deletes, or that keeps
 	// deleted users in the graph); DeletedAtColumn is then ignored.
 	IncludeDeleted bool `yaml:"include_deleted"`

@@ -27,31 +27,32 @@ func GroupActivityPolicy() job.Spec {
 
 // GroupMessagesSource names the chat messages table and the columns the ranking reads.
 type GroupMessagesSource struct {
-	Table           string `yaml:"table"`
-	ChannelIDColumn string `yaml:"channel_id_column"`
-	SenderIDColumn  string `yaml:"sender_id_column"`
-	CreatedAtColumn string `yaml:"created_at_column"`
+	Table           string `yaml:"table" chat:"messages.table" deprecated:"set chat_schema.messages.table, shared by the jobs"`
+	ChannelIDColumn string `yaml:"channel_id_column" chat:"messages.channel_id" deprecated:"set chat_schema.messages.channel_id, shared by the jobs"`
+	SenderIDColumn  string `yaml:"sender_id_column" chat:"messages.sender_id" deprecated:"set chat_schema.messages.sender_id, shared by the jobs"`
+	CreatedAtColumn string `yaml:"created_at_column" chat:"messages.created_at" deprecated:"set chat_schema.messages.created_at, shared by the jobs"`
 	// ReplyToColumn is the column that says a message answers another (NULL otherwise); "-"
 	// (the default) for a schema without replies, as chat_schema.sql has none. Replies count
 	// as interaction in the score.
-	ReplyToColumn string `yaml:"reply_to_column"`
+	ReplyToColumn string `yaml:"reply_to_column" chat:"messages.reply_to" deprecated:"set chat_schema.messages.reply_to, shared by the jobs"`
 }
 
 // ChannelsSource names the channels table and how a group channel is told from a direct one.
 type ChannelsSource struct {
-	Table      string `yaml:"table"`
-	IDColumn   string `yaml:"id_column"`
-	KindColumn string `yaml:"kind_column"`
+	Table      string `yaml:"table" chat:"channels.table" deprecated:"set chat_schema.channels.table, shared by the jobs"`
+	IDColumn   string `yaml:"id_column" chat:"channels.id" deprecated:"set chat_schema.channels.id, shared by the jobs"`
+	KindColumn string `yaml:"kind_column" chat:"channels.kind" deprecated:"set chat_schema.channels.kind, shared by the jobs"`
 	// GroupKind is the kind value of group channels (2 in chat_schema.sql).
-	GroupKind int `yaml:"group_kind"`
+	GroupKind int `yaml:"group_kind" chat:"channels.group_kind" deprecated:"set chat_schema.channels.group_kind, shared by the jobs"`
 }
 
 // GroupActivityConfig configures the group_activity job. Sources are the chat platform's
 // tables (defaults match deploy/local/chat_schema.sql); the output table
 // group_activity_rank is the ledger's (migration 00002_reports.sql).
 type GroupActivityConfig struct {
-	// TimeZone whose Monday midnights bound a week (IANA name).
-	TimeZone string `yaml:"time_zone"`
+	// TimeZone whose Monday midnights bound a week (IANA name): the job's
+	// time_zone unless set.
+	TimeZone string `yaml:"time_zone" deprecated:"set jobs.group_activity.time_zone; the report follows its job's zone"`
 	// Top is how many channels are ranked per week.
 	Top int `yaml:"top"`
 	// MemberWeight weighs distinct senders in the score (see GroupActivity).
@@ -261,26 +262,10 @@ func NewGroupActivity(db *pgxpool.Pool, cfg GroupActivityConfig, now func() time
 func (g *GroupActivity) Kind() string { return GroupActivityKind }
 
 // Week returns the ISO week a run reports on: the week parameter, else the week before the
-// one holding the run's scheduled time (the clock when it has none), in the time zone.
+// one holding the run's scheduled time (its occurrence), in the time zone. Never the clock
+// (see DailyStats.Day).
 func (g *GroupActivity) Week(run *job.Run[GroupActivityArgs]) (label string, from, to time.Time) {
-	var y int
-	var m time.Month
-	var d int
-	if run.Args.Week != "" {
-		monday, _ := ParseISOWeek(run.Args.Week) // validated
-		y, m, d = monday.Date()
-	} else {
-		ref := run.ScheduledAt
-		if ref.IsZero() {
-			ref = g.now()
-		}
-		ref = ref.In(g.loc)
-		back := (int(ref.Weekday())+6)%7 + 7 // to this week's Monday, then one week more
-		y, m, d = ref.AddDate(0, 0, -back).Date()
-	}
-	from = time.Date(y, m, d, 0, 0, 0, 0, g.loc)
-	to = time.Date(y, m, d+7, 0, 0, 0, 0, g.loc)
-	return ISOWeekLabel(from), from, to
+	return reportWeek(run.Args, run.ScheduledAt, g.loc)
 }
 
 // Run implements Handler.

@@ -30,10 +30,10 @@ func MsgGapPolicy() job.Spec {
 type MsgGapConfig struct {
 	// Table holds the messages, "table" or "schema.table"; range-partitioned by TimeColumn
 	// so the window prunes to one or two partitions.
-	Table         string `yaml:"table"`
-	ChannelColumn string `yaml:"channel_column"`
-	SeqColumn     string `yaml:"seq_column"`
-	TimeColumn    string `yaml:"time_column"`
+	Table         string `yaml:"table" chat:"messages.table" deprecated:"set chat_schema.messages.table, shared by the jobs"`
+	ChannelColumn string `yaml:"channel_column" chat:"messages.channel_id" deprecated:"set chat_schema.messages.channel_id, shared by the jobs"`
+	SeqColumn     string `yaml:"seq_column" chat:"messages.seq" deprecated:"set chat_schema.messages.seq, shared by the jobs"`
+	TimeColumn    string `yaml:"time_column" chat:"messages.created_at" deprecated:"set chat_schema.messages.created_at, shared by the jobs"`
 	// Window is how far back each run looks (by TimeColumn).
 	Window time.Duration `yaml:"window"`
 	// Settle: a gap whose next message is younger than this may be a transaction still in

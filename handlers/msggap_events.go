@@ -47,6 +47,7 @@ type GapEvent struct {
 // GapEventsConfig is msg_gap_check's repair_events section. Off by default: the alert is
 // what operators get until a consumer exists for the events.
 type GapEventsConfig struct {
+	// Enabled publishes a repair event for every gap found.
 	Enabled bool `yaml:"enabled"`
 	// Topic the events go to (RocketMQ, the job topic's name servers).
 	Topic string `yaml:"topic"`

@@ -37,7 +37,10 @@ type PartitionConfig struct {
 	LockTimeout time.Duration `yaml:"lock_timeout"`
 	// LockRetries is how often a lock timeout is retried, with doubling backoff.
 	LockRetries int `yaml:"lock_retries"`
-	// TimeZone whose month boundaries the partitions follow.
+	// TimeZone whose month boundaries the partitions follow. Unset, the job follows the bounds
+	// of the existing partitions (the newest one's UTC offset; UTC when there are none). Set, it
+	// must agree with every existing bound, or the run creates nothing and fails: a month drawn
+	// in another zone would leave a hole of hours between two partitions.
 	TimeZone string `yaml:"time_zone"`
 }
 
@@ -54,9 +57,6 @@ func (c PartitionConfig) WithDefaults() PartitionConfig {
 	}
 	if c.LockRetries == 0 {
 		c.LockRetries = 5
-	}
-	if c.TimeZone == "" {
-		c.TimeZone = "UTC"
 	}
 	return c
 }
@@ -77,8 +77,10 @@ func (c PartitionConfig) Validate() error {
 	if c.LockTimeout < 10*time.Millisecond {
 		return fmt.Errorf("lock_timeout: %s is below 10ms", c.LockTimeout)
 	}
-	if _, err := time.LoadLocation(c.TimeZone); err != nil {
-		return fmt.Errorf("time_zone: %w", err)
+	if c.TimeZone != "" {
+		if _, err := time.LoadLocation(c.TimeZone); err != nil {
+			return fmt.Errorf("time_zone: %w", err)
+		}
 	}
 	return nil
 }
@@ -129,7 +131,10 @@ func NewPartition(db *pgxpool.Pool, cfg PartitionConfig, now func() time.Time, l
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("pg_partition config: %w", err)
 	}
-	loc, _ := time.LoadLocation(cfg.TimeZone)
+	var loc *time.Location // nil: follow the existing partitions
+	if cfg.TimeZone != "" {
+		loc, _ = time.LoadLocation(cfg.TimeZone)
+	}
 	return &Partition{db: db, cfg: cfg, loc: loc, now: now, log: log}, nil
 }
 
@@ -172,12 +177,12 @@ func (p *Partition) Run(ctx context.Context, run *job.Run[PartitionArgs]) (any, 
 	if run.Args.Premake != nil {
 		premake = *run.Args.Premake
 	}
-	first := monthStart(p.now().In(p.loc))
+	now := p.now()
 	res := PartitionResult{}
 	var problems []string
 	permanent := true
 	for _, table := range tables {
-		tp, err := p.ensureTable(ctx, table, first, premake)
+		tp, err := p.ensureTable(ctx, table, now, premake)
 		if err != nil {
 			tp.Error = err.Error()
 			problems = append(problems, fmt.Sprintf("%s: %v", table, err))
@@ -211,15 +216,39 @@ type parentInfo struct {
 	hasDefault    bool
 }
 
-func (p *Partition) ensureTable(ctx context.Context, table string, first time.Time, premake int) (TablePartitions, error) {
+func (p *Partition) ensureTable(ctx context.Context, table string, now time.Time, premake int) (TablePartitions, error) {
 	tp := TablePartitions{Table: table, Created: []string{}, Present: []string{}}
 	parent, err := p.lookupParent(ctx, table)
 	if err != nil {
 		return tp, err
 	}
+	existing, err := p.existingBounds(ctx, parent)
+	if err != nil {
+		return tp, err
+	}
+	loc, err := p.monthZone(parent, existing)
+	if err != nil {
+		return tp, err
+	}
+	first := monthStart(now.In(loc))
+	if p.loc != nil && loc == time.UTC {
+		// Wall-clock bounds: the configured zone still says which month it is now.
+		n := now.In(p.loc)
+		first = time.Date(n.Year(), n.Month(), 1, 0, 0, 0, 0, time.UTC)
+	}
+	p.log.InfoContext(ctx, "checking partitions", "table", table, "existing", len(existing), "time_zone", loc.String(),
+		"from", first.Format(time.DateOnly), "months", premake+1)
 	for i := 0; i <= premake; i++ {
 		from := first.AddDate(0, i, 0)
 		to := first.AddDate(0, i+1, 0)
+		if b, ok := covering(existing, from, to); ok {
+			if !b.from.Equal(from) || !b.to.Equal(to) {
+				return tp, job.Discard("bounds clash", fmt.Errorf("month [%s, %s) overlaps partition %s [%s, %s)",
+					from.Format(time.RFC3339), to.Format(time.RFC3339), b.name, b.from.Format(time.RFC3339), b.to.Format(time.RFC3339)))
+			}
+			tp.Present = append(tp.Present, b.name)
+			continue
+		}
 		child := fmt.Sprintf("%s_%04d_%02d", parent.name, from.Year(), int(from.Month()))
 		created, stuck, err := p.ensureMonth(ctx, parent, child, from, to)
 		switch {
@@ -235,6 +264,8 @@ func (p *Partition) ensureTable(ctx context.Context, table string, first time.Ti
 			tp.Present = append(tp.Present, child)
 		}
 	}
+	p.log.InfoContext(ctx, "partitions ready", "table", table, "created", len(tp.Created), "present", len(tp.Present),
+		"stuck_in_default", len(tp.StuckInDefault))
 	return tp, nil
 }
 
@@ -298,10 +329,9 @@ func (p *Partition) ensureMonth(ctx context.Context, parent parentInfo, child st
 		return false, nil, fmt.Errorf("look up: %w", err)
 	}
 	if exists && attachedTo != nil {
-		if *attachedTo != parent.name {
-			return false, nil, job.Discard("name clash", fmt.Errorf("%s exists as a partition of %s", child, *attachedTo))
-		}
-		return false, nil, nil
+		// A partition of this parent with the month's exact bounds was found by bounds before;
+		// one of the month's name covering something else is a clash, not the month.
+		return false, nil, job.Discard("name clash", fmt.Errorf("%s exists as a partition of %s with other bounds", child, *attachedTo))
 	}
 	var stuck *StuckInDefault
 	err = p.withLockRetry(ctx, func() error {

@@ -57,10 +57,10 @@ func TestDefaultPoliciesAreTheDesigns(t *testing.T) {
 	require.Equal(t, 3, cfg.Jobs[handlers.FileGCKind].Shards)
 	require.Greater(t, cfg.Jobs[handlers.ESForceMergeKind].Timeout,
 		job.SectionOf[handlers.ESForceMergeConfig](cfg.Sections, handlers.ESForceMergeKind).IndexTimeout)
-	// Report days follow the top-level zone; partitions keep their own (UTC) month bounds.
+	// Report days follow the top-level zone; partitions follow their existing bounds, not it.
 	require.Equal(t, "Asia/Shanghai", job.SectionOf[handlers.DailyStatsConfig](cfg.Sections, handlers.DailyStatsKind).TimeZone)
 	require.Equal(t, "Asia/Shanghai", job.SectionOf[handlers.GroupActivityConfig](cfg.Sections, handlers.GroupActivityKind).TimeZone)
-	require.Equal(t, "UTC", job.SectionOf[handlers.PartitionConfig](cfg.Sections, handlers.PartitionKind).TimeZone)
+	require.Empty(t, job.SectionOf[handlers.PartitionConfig](cfg.Sections, handlers.PartitionKind).TimeZone)
 	// Archiving counts months where the platform lives: "the current month" is Shanghai's.
 	require.Equal(t, "Asia/Shanghai", job.SectionOf[handlers.PartitionArchiveConfig](cfg.Sections, handlers.PartitionArchiveKind).TimeZone)
 

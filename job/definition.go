@@ -105,3 +105,10 @@ func SectionOf[C Section[C]](sections map[string]any, kind string) *C {
 	c := zero.WithDefaults()
 	return &c
 }
+
+// SectionDefaults returns the section C with its defaults filled, for the configuration
+// reference.
+func (d Def[C, T]) SectionDefaults() any {
+	var c C
+	return c.WithDefaults()
+}

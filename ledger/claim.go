@@ -405,6 +405,9 @@ type Outcome struct {
 	Status Status // succeeded, failed, retrying, interrupted or skipped
 	Result any    // marshalled into job_runs.result; nil keeps it NULL
 	Err    error
+	// Log, when set, holds the attempt's log lines not written yet: they go in the outcome's
+	// own statement, so a run's last lines cost no round trip of their own.
+	Log *LogBatch
 }
 
 // ErrLostClaim is returned by Finish when the run was taken over by another node (this node
@@ -464,9 +467,13 @@ func (l *Ledger) FinishRuns(ctx context.Context, reqs []FinishRequest) ([]error,
 	}
 	ids, attempts := make([]int64, n), make([]int32, n)
 	statuses, texts, resultArg := make([]string, n), make([]string, n), make([]*string, n)
+	var logs []LogBatch
 	for j, v := range first {
 		r := validReqs[v]
 		ids[j], attempts[j], statuses[j] = r.Claim.RunID, int32(r.Claim.Attempt), string(r.Outcome.Status)
+		if r.Outcome.Log != nil {
+			logs = append(logs, *r.Outcome.Log)
+		}
 		resultArg[j] = results[valid[v]]
 		if r.Outcome.Err != nil {
 			texts[j] = r.Outcome.Err.Error()
@@ -477,8 +484,11 @@ func (l *Ledger) FinishRuns(ctx context.Context, reqs []FinishRequest) ([]error,
 	// matched there, the planner reads every live run of the node, and every entry of a run
 	// finished since the last vacuum, for each batch (most of a loaded node's ledger time).
 	// Planned per call (see takeOverRuns): a generic plan made on a small table would scan it.
-	rows, err := l.db.Query(ctx, finishSQL,
-		pgx.QueryExecModeExec, ids, attempts, statuses, resultArg, texts)
+	query, args := finishSQL, []any{pgx.QueryExecModeExec, ids, attempts, statuses, resultArg, texts}
+	if la := logArgsOf(logs); !la.empty() {
+		query, args = logCTEs(6)+finishSQL, append(args, la.args()...)
+	}
+	rows, err := l.db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("finish %s: %w", describeFinishes(ids), err)
 	}
@@ -503,6 +513,7 @@ func (l *Ledger) FinishRuns(ctx context.Context, reqs []FinishRequest) ([]error,
 		rest := make([]FinishRequest, len(again))
 		for j, v := range again {
 			rest[j] = validReqs[v]
+			rest[j].Outcome.Log = nil // written with the first
 		}
 		errs, err := l.FinishRuns(ctx, rest)
 		for j, v := range again {

@@ -47,10 +47,22 @@ var ErrNotFound = errors.New("run not found")
 // Ledger is the Postgres ledger. It is safe for concurrent use.
 type Ledger struct {
 	db *pgxpool.Pool
+	// sections are the jobs' config sections (config.Config.Sections): a run recorded here
+	// (forced, retried, backfilled) stands for the period its job's section names (job.Pin).
+	sections map[string]any
 }
 
 // New returns a ledger on pool. Call Migrate first.
 func New(pool *pgxpool.Pool) *Ledger { return &Ledger{db: pool} }
+
+// WithSections returns the ledger deciding what the runs it records stand for by the jobs'
+// config sections (config.Config.Sections), so a forced run of daily_stats names its day and a
+// retry keeps it. Without them, a run stands for the instant it was asked for.
+func (l *Ledger) WithSections(sections map[string]any) *Ledger {
+	c := *l
+	c.sections = sections
+	return &c
+}
 
 // Pool exposes the pool for components that share it (health checks).
 func (l *Ledger) Pool() *pgxpool.Pool { return l.db }
@@ -77,6 +89,20 @@ type Run struct {
 	Error       string          `json:"error,omitempty"`
 	CreatedAt   time.Time       `json:"created_at"`
 	UpdatedAt   time.Time       `json:"updated_at"`
+	// LogicalStart and LogicalEnd are the interval the run stands for (job.Interval); nil on a
+	// row a node of an older release wrote, which stands for what its params and scheduled_at say.
+	LogicalStart *time.Time `json:"logical_start,omitempty"`
+	LogicalEnd   *time.Time `json:"logical_end,omitempty"`
+	// BackfillID is the backfill that made the run, 0 for any other run.
+	BackfillID int64 `json:"backfill_id,omitempty"`
+}
+
+// Interval is the interval the run stands for, zero when no one recorded it.
+func (r Run) Interval() job.Interval {
+	if r.LogicalStart == nil || r.LogicalEnd == nil {
+		return job.Interval{}
+	}
+	return job.Interval{Start: *r.LogicalStart, End: *r.LogicalEnd}
 }
 
 // Duration is how long the run took, or zero while it has not finished.
@@ -88,16 +114,21 @@ func (r Run) Duration() time.Duration {
 }
 
 const runColumns = `id, job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by,
-	status, attempt, node, msg_id, started_at, finished_at, heartbeat_at, result, error, created_at, updated_at`
+	status, attempt, node, msg_id, started_at, finished_at, heartbeat_at, result, error, created_at, updated_at,
+	logical_start, logical_end, backfill_id`
 
 func scanRun(row pgx.Row) (Run, error) {
 	var r Run
 	var result []byte
+	var backfill *int64
 	err := row.Scan(&r.ID, &r.Job, &r.RunKey, &r.ShardIndex, &r.ShardTotal, &r.Trigger, &r.ScheduledAt,
 		&r.Params, &r.RequestedBy, &r.Status, &r.Attempt, &r.Node, &r.MsgID, &r.StartedAt, &r.FinishedAt,
-		&r.HeartbeatAt, &result, &r.Error, &r.CreatedAt, &r.UpdatedAt)
+		&r.HeartbeatAt, &result, &r.Error, &r.CreatedAt, &r.UpdatedAt, &r.LogicalStart, &r.LogicalEnd, &backfill)
 	if result != nil {
 		r.Result = result
+	}
+	if backfill != nil {
+		r.BackfillID = *backfill
 	}
 	return r, err
 }
@@ -125,13 +156,22 @@ func paramsOrEmpty(p json.RawMessage) json.RawMessage {
 // RecordScheduled inserts the scheduled row for env unless one exists. It reports whether
 // this call inserted it: only then may the caller publish, which is how a restart or a new
 // leader avoids publishing an occurrence twice.
+//
+// The row records the interval the occurrence stands for (daily_stats' day before it, or the
+// occurrence itself); the message is left as the ticker built it, whose scheduled time names
+// the same interval to the handler.
 func (l *Ledger) RecordScheduled(ctx context.Context, env job.Envelope) (bool, error) {
+	_, iv, err := l.pin(env, env.ScheduledAt)
+	if err != nil {
+		return false, fmt.Errorf("record scheduled %s/%s#%d: %w", env.Job, env.RunKey, env.Shard.Index, err)
+	}
 	tag, err := l.db.Exec(ctx, `
-		INSERT INTO job_runs (job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by, status)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'scheduled')
+		INSERT INTO job_runs (job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by, status,
+			logical_start, logical_end)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'scheduled', $9, $10)
 		ON CONFLICT (job, run_key, shard_index) DO NOTHING`,
 		env.Job, env.RunKey, env.Shard.Index, env.Shard.Total, string(env.Trigger), env.ScheduledAt,
-		paramsOrEmpty(env.Params), env.RequestedBy)
+		paramsOrEmpty(env.Params), env.RequestedBy, iv.Start, iv.End)
 	if err != nil {
 		return false, fmt.Errorf("record scheduled %s/%s#%d: %w", env.Job, env.RunKey, env.Shard.Index, err)
 	}

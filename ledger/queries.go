@@ -26,6 +26,8 @@ type RunFilter struct {
 	Since  time.Time
 	Limit  int   // default 50, at most 1000
 	Before int64 // paging: only ids below this one
+	// Backfill: only the runs of this backfill.
+	Backfill int64
 }
 
 // ListRuns returns runs newest first.
@@ -54,6 +56,9 @@ func (l *Ledger) ListRuns(ctx context.Context, f RunFilter) ([]Run, error) {
 	}
 	if f.Before > 0 {
 		add("id < $%d", f.Before)
+	}
+	if f.Backfill > 0 {
+		add("backfill_id = $%d", f.Backfill)
 	}
 	args = append(args, f.Limit)
 	q := fmt.Sprintf(`SELECT %s FROM job_runs WHERE %s ORDER BY created_at DESC, id DESC LIMIT $%d`,

@@ -137,18 +137,35 @@ func DLQRetryKey(id int64, msgID string) string {
 type PublishFunc func(ctx context.Context, env job.Envelope) (msgID string, err error)
 
 // Retry re-runs a failed or cancelled run as a new run under runKey: same job, shard and
-// params, a fresh attempt budget and fresh logs, retry_of pointing at the original and
-// requested_by saying who asked. The row is recorded scheduled before the message is
-// published, like the ticker does, so a publish that fails is repaired by the ticker's
-// unpublished-row pass. created is false when runKey already existed (nothing published).
+// params, the same interval (the period the original stood for: its recorded interval, else
+// the one its scheduled time gives), a fresh attempt budget and fresh logs, retry_of pointing
+// at the original and requested_by saying who asked. The params are rewritten to name the
+// period (daily_stats' date), so a retry of day D's report days later reports day D. The row
+// is recorded scheduled before the message is published, like the ticker does, so a publish
+// that fails is repaired by the ticker's unpublished-row pass. created is false when runKey
+// already existed (nothing published).
 func (l *Ledger) Retry(ctx context.Context, id int64, by, runKey string, publish PublishFunc) (r Run, created bool, err error) {
+	orig, err := l.GetRun(ctx, id)
+	if err != nil {
+		return Run{}, false, err
+	}
+	if orig.Status != StatusFailed && orig.Status != StatusCancelled {
+		return Run{}, false, fmt.Errorf("retry run %d: %w (it is %s)", id, ErrNotRetryable, orig.Status)
+	}
+	env, iv, err := l.pin(orig.Envelope(), orig.ScheduledAt)
+	if err != nil {
+		return Run{}, false, fmt.Errorf("retry run %d: %w", id, err)
+	}
+	if stored := orig.Interval(); !stored.IsZero() {
+		iv = stored
+	}
 	r, err = scanRun(l.db.QueryRow(ctx, `
 		INSERT INTO job_runs (job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by,
-			status, retry_of)
-		SELECT job, $2, shard_index, shard_total, 'manual', now(), params, $3, 'scheduled', id
+			status, retry_of, logical_start, logical_end, backfill_id)
+		SELECT job, $2, shard_index, shard_total, 'manual', now(), $4, $3, 'scheduled', id, $5, $6, backfill_id
 		FROM job_runs WHERE id = $1 AND status IN ('failed', 'cancelled')
 		ON CONFLICT (job, run_key, shard_index) DO NOTHING
-		RETURNING `+runColumns, id, runKey, pgText(by)))
+		RETURNING `+runColumns, id, runKey, pgText(by), paramsOrEmpty(env.Params), iv.Start, iv.End))
 	if errors.Is(err, pgx.ErrNoRows) {
 		orig, gerr := l.GetRun(ctx, id)
 		if gerr != nil {
@@ -166,15 +183,9 @@ func (l *Ledger) Retry(ctx context.Context, id int64, by, runKey string, publish
 	if err != nil {
 		return Run{}, false, fmt.Errorf("retry run %d: %w", id, err)
 	}
-	env := job.Envelope{Job: r.Job, RunKey: r.RunKey, Trigger: job.TriggerManual, ScheduledAt: r.ScheduledAt,
-		Shard: job.Shard{Index: r.ShardIndex, Total: r.ShardTotal}, Params: r.Params, RequestedBy: r.RequestedBy}
-	msgID, err := publish(ctx, env)
+	sent, err := l.publishRecorded(ctx, []Run{r}, publish)
 	if err != nil {
-		return r, true, fmt.Errorf("retry run %d: publish run %d (recorded; the ticker republishes it): %w", id, r.ID, err)
+		return r, true, fmt.Errorf("retry run %d: %w", id, err)
 	}
-	if err := l.MarkPublished(ctx, env, job.Receipt{MsgID: msgID}); err != nil {
-		return r, true, err
-	}
-	r.MsgID = msgID
-	return r, true, nil
+	return sent[0], true, nil
 }

@@ -34,39 +34,16 @@ type LogBatch struct {
 // since the last call (every run's in one statement, however many lines) and returns the
 // cancel requests (run id → who asked) among running. Nothing is written per log line.
 func (l *Ledger) SyncRuns(ctx context.Context, running []int64, logs []LogBatch) (map[int64]string, error) {
-	var (
-		runIDs, trimRuns                       []int64
-		attempts, seqs, trimAttempts, trimSeqs []int32
-		ats                                    []time.Time
-		levels, msgs, attrs                    []string
-	)
-	for _, b := range logs {
-		if b.FirstSeq > 1 {
-			trimRuns, trimAttempts, trimSeqs = append(trimRuns, b.RunID), append(trimAttempts, int32(b.Attempt)), append(trimSeqs, int32(b.FirstSeq))
-		}
-		for _, ln := range b.Lines {
-			runIDs, attempts, seqs = append(runIDs, b.RunID), append(attempts, int32(b.Attempt)), append(seqs, int32(ln.Seq))
-			ats, levels = append(ats, ln.At), append(levels, ln.Level)
-			msgs, attrs = append(msgs, pgText(ln.Msg)), append(attrs, pgText(ln.Attrs))
-		}
-	}
-	if len(running) == 0 && len(runIDs) == 0 && len(trimRuns) == 0 {
+	a := logArgsOf(logs)
+	if len(running) == 0 && a.empty() {
 		return nil, nil
 	}
-	// The data-modifying CTEs see one snapshot: the DELETE never touches lines inserted here,
-	// and the buffer only sends lines at or after FirstSeq.
-	rows, err := l.db.Query(ctx, `
-		WITH ins AS (
-			INSERT INTO job_run_logs (run_id, attempt, seq, at, level, msg, attrs)
-			SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])),
-		trim AS (
-			DELETE FROM job_run_logs l USING unnest($8::bigint[], $9::int[], $10::int[]) AS k(run_id, attempt, first_seq)
-			WHERE l.run_id = k.run_id AND l.attempt = k.attempt AND l.seq < k.first_seq)
+	rows, err := l.db.Query(ctx, logCTEs(1)+`
 		SELECT id, cancel_requested_by FROM job_runs
 		WHERE id = ANY($11::bigint[]) AND status = 'running' AND cancel_requested_by IS NOT NULL`,
-		runIDs, attempts, seqs, ats, levels, msgs, attrs, trimRuns, trimAttempts, trimSeqs, running)
+		append(a.args(), running)...)
 	if err != nil {
-		return nil, fmt.Errorf("sync %d runs (%d log lines): %w", len(running), len(runIDs), err)
+		return nil, fmt.Errorf("sync %d runs (%d log lines): %w", len(running), len(a.runIDs), err)
 	}
 	out := map[int64]string{}
 	var id int64
@@ -75,6 +52,51 @@ func (l *Ledger) SyncRuns(ctx context.Context, running []int64, logs []LogBatch)
 		return nil, fmt.Errorf("sync %d runs: %w", len(running), err)
 	}
 	return out, nil
+}
+
+// logArgs are log batches as the arrays logCTEs takes.
+type logArgs struct {
+	runIDs, trimRuns                       []int64
+	attempts, seqs, trimAttempts, trimSeqs []int32
+	ats                                    []time.Time
+	levels, msgs, attrs                    []string
+}
+
+func logArgsOf(logs []LogBatch) logArgs {
+	var a logArgs
+	for _, b := range logs {
+		if b.FirstSeq > 1 {
+			a.trimRuns, a.trimAttempts, a.trimSeqs = append(a.trimRuns, b.RunID), append(a.trimAttempts, int32(b.Attempt)), append(a.trimSeqs, int32(b.FirstSeq))
+		}
+		for _, ln := range b.Lines {
+			a.runIDs, a.attempts, a.seqs = append(a.runIDs, b.RunID), append(a.attempts, int32(b.Attempt)), append(a.seqs, int32(ln.Seq))
+			a.ats, a.levels = append(a.ats, ln.At), append(a.levels, ln.Level)
+			a.msgs, a.attrs = append(a.msgs, pgText(ln.Msg)), append(a.attrs, pgText(ln.Attrs))
+		}
+	}
+	return a
+}
+
+func (a logArgs) empty() bool { return len(a.runIDs) == 0 && len(a.trimRuns) == 0 }
+
+// args are the ten arguments of logCTEs, in order.
+func (a logArgs) args() []any {
+	return []any{a.runIDs, a.attempts, a.seqs, a.ats, a.levels, a.msgs, a.attrs, a.trimRuns, a.trimAttempts, a.trimSeqs}
+}
+
+// logCTEs inserts log lines and deletes the lines a buffer's bound pushed out, from the ten
+// arguments starting at $first (logArgs.args), ahead of the statement it prefixes. The
+// data-modifying CTEs see one snapshot: the DELETE never touches lines inserted here, and a
+// buffer only sends lines at or after FirstSeq.
+func logCTEs(first int) string {
+	return fmt.Sprintf(`
+		WITH ins AS (
+			INSERT INTO job_run_logs (run_id, attempt, seq, at, level, msg, attrs)
+			SELECT * FROM unnest($%d::bigint[], $%d::int[], $%d::int[], $%d::timestamptz[], $%d::text[], $%d::text[], $%d::text[])),
+		trim AS (
+			DELETE FROM job_run_logs l USING unnest($%d::bigint[], $%d::int[], $%d::int[]) AS k(run_id, attempt, first_seq)
+			WHERE l.run_id = k.run_id AND l.attempt = k.attempt AND l.seq < k.first_seq)`,
+		first, first+1, first+2, first+3, first+4, first+5, first+6, first+7, first+8, first+9)
 }
 
 // Dropped says how many of an attempt's first lines were pushed out by the per-run bound.

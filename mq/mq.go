@@ -27,14 +27,16 @@ type Config struct {
 	Topic string `yaml:"topic"`
 	// ScheduleTopic is where the ticker publishes fires (trigger schedule, and the runs its
 	// repair pass republishes as schedule or recovery). Every node consumes it in a group of
-	// its own (ScheduleGroup), so fires never queue behind forced runs. Default: Topic +
-	// "_SCHEDULE".
-	ScheduleTopic string `yaml:"schedule_topic"`
+	// its own (ScheduleGroup), so fires never queue behind forced runs. Topic +
+	// "_SCHEDULE" unless set.
+	ScheduleTopic string `yaml:"schedule_topic" deprecated:"set rocketmq.topic; the schedule topic is its name + _SCHEDULE"`
 	// ConsumerGroup is the group every node's job consumer joins; the schedule topic's
 	// consumer joins ScheduleGroup() (ConsumerGroup + "-schedule").
 	ConsumerGroup string `yaml:"consumer_group"`
-	// ProducerGroup names the producers (the ticker, jobctl, the consumer's re-publish).
-	ProducerGroup string `yaml:"producer_group"`
+	// ProducerGroup names the producers (the ticker, jobctl, the consumer's re-publish):
+	// ConsumerGroup + "-producer" unless set. The broker uses a producer group only for
+	// transactional messages, which this service does not send.
+	ProducerGroup string `yaml:"producer_group" deprecated:"set rocketmq.consumer_group; the producer group is its name + -producer"`
 	// BrokerAddrs, when set, are brokers on which the job and schedule topics are created at
 	// start.
 	BrokerAddrs []string `yaml:"broker_addrs"`
@@ -44,7 +46,7 @@ type Config struct {
 	QueueNums int `yaml:"queue_nums"`
 	// SendTimeout bounds one publish.
 	SendTimeout time.Duration `yaml:"send_timeout"`
-	// AccessKey and SecretKey for a broker with ACL on (JOBSERVICE_ROCKETMQ_SECRET_KEY).
+	// AccessKey and SecretKey for a broker with ACL on.
 	AccessKey string `yaml:"access_key"`
 	SecretKey string `yaml:"secret_key"`
 }
@@ -64,7 +66,7 @@ func (c Config) WithDefaults() Config {
 		c.ConsumerGroup = job.DefaultConsumerGroup
 	}
 	if c.ProducerGroup == "" {
-		c.ProducerGroup = job.DefaultProducerGroup
+		c.ProducerGroup = c.ConsumerGroup + ProducerGroupSuffix
 	}
 	if c.QueueNums == 0 {
 		c.QueueNums = 12
@@ -100,6 +102,9 @@ func (c Config) Validate() error {
 
 // ScheduleTopicSuffix makes the default schedule topic's name from the job topic's.
 const ScheduleTopicSuffix = "_SCHEDULE"
+
+// ProducerGroupSuffix makes the producer group's name from the consumer group's.
+const ProducerGroupSuffix = "-producer"
 
 // ScheduleGroupSuffix makes the schedule topic's consumer group from the job group.
 const ScheduleGroupSuffix = "-schedule"

@@ -84,6 +84,16 @@ func (b *Buffer) Add(at time.Time, level slog.Level, msg, attrs string) {
 	}
 }
 
+// Record appends a line the node itself writes about the run (start, outcome), rendered as a
+// handler's record would be, without passing through slog: it costs one line, no I/O.
+func (b *Buffer) Record(at time.Time, level slog.Level, msg string, attrs ...slog.Attr) {
+	var sb strings.Builder
+	for _, a := range attrs {
+		writeAttr(&sb, "", a)
+	}
+	b.Add(at, level, msg, strings.TrimSpace(sb.String()))
+}
+
 // Pending returns the lines not handed out before and the oldest seq still kept (lines
 // before it were dropped), and marks them handed out. A flush that fails should call
 // Unflush so they go again.

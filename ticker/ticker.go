@@ -77,8 +77,9 @@ type Config struct {
 	MisfireTolerance time.Duration `yaml:"misfire_tolerance"`
 	// LeaseKey is the Postgres advisory lock key; all nodes of a cluster must agree on it.
 	LeaseKey int64 `yaml:"lease_key"`
-	// StaleAfter: running runs with an older heartbeat are abandoned and republished.
-	StaleAfter time.Duration `yaml:"stale_after"`
+	// StaleAfter: running runs with an older heartbeat are abandoned and republished. The
+	// config sets it to consumer.stale_after: one notion of stale for the whole cluster.
+	StaleAfter time.Duration `yaml:"stale_after" deprecated:"set consumer.stale_after, which always replaced this key"`
 	// RepairInterval is how often the leader republishes unpublished and abandoned runs.
 	RepairInterval time.Duration `yaml:"repair_interval"`
 	// OverdueAfter: a published run still not claimed this long after its time is published
@@ -86,17 +87,19 @@ type Config struct {
 	OverdueAfter time.Duration `yaml:"overdue_after"`
 	// LeaseTimeout bounds how long a leader that stops answering (frozen, partitioned, host
 	// gone) keeps the lease: its database session is closed by the server after this long
-	// without a word, and the leader pings it every interval.
-	LeaseTimeout time.Duration `yaml:"lease_timeout"`
+	// without a word, and the leader pings it every interval. Three intervals, at least 15 s,
+	// unless set.
+	LeaseTimeout time.Duration `yaml:"lease_timeout" deprecated:"set ticker.interval; the lease timeout is three intervals, at least 15s"`
 	// StuckAfter: an interrupted or retrying run untouched this long lost its message (the
 	// broker's copy was lost or dead-lettered) and is published again. Keep it above
-	// consumer.retry_backoff_max, the longest a retry legitimately waits.
-	StuckAfter time.Duration `yaml:"stuck_after"`
+	// consumer.retry_backoff_max, the longest a retry legitimately waits: the config makes it
+	// three times that unless set.
+	StuckAfter time.Duration `yaml:"stuck_after" deprecated:"set consumer.retry_backoff_max; a run is stuck after three times it"`
 	// MaxRepublish: a run the repair pass published this many times without it finishing is
 	// given up (failed, with an alert) instead of being published forever.
 	MaxRepublish int `yaml:"max_republish"`
 	// DeliverAhead asks the broker to deliver each occurrence this much before its time; the
-	// consumer holds an early message until its scheduled_at (consumer.early_tolerance), so
+	// consumer holds an early message until its scheduled_at (up to deliver_ahead plus 2 s), so
 	// the run still never starts early. Without it, the run starts late by the broker's timer
 	// wheel (delivery is bucketed by timerPrecisionMs, 1 s unless the broker sets it) plus the
 	// time the message waits in its queue and in the node before a goroutine takes it; ahead,
@@ -595,6 +598,10 @@ func (t *Ticker) republish(ctx context.Context, r ledger.Run, why string) error 
 	}
 	if n > t.cfg.MaxRepublish {
 		reason := fmt.Sprintf("republished %d times without finishing (last: %s); given up", n-1, why)
+		if r.Attempt == 0 {
+			// No node ever took it (its messages dead-lettered, or never arrived): the row says so.
+			reason = "never claimed: " + reason
+		}
 		gave, err := t.ledger.GiveUp(ctx, r.ID, ledger.StatusFailed, reason)
 		if err != nil || !gave {
 			return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chatplat/job-service/config"
 	"github.com/chatplat/job-service/handlers"
 	"github.com/chatplat/job-service/internal/app"
 )
@@ -46,13 +47,21 @@ func rootCmd() *cobra.Command {
 	}
 	cfgCmd := &cobra.Command{Use: "config", Short: "Config file commands", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return errNoSubcommand(cmd) }}
-	cfgCmd.AddCommand(check)
+	reference := &cobra.Command{
+		Use:   "reference",
+		Short: "Print every config key with its type, default and meaning (docs/configuration.md)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return config.WriteReference(cmd.OutOrStdout(), handlers.Definitions())
+		},
+	}
+	cfgCmd.AddCommand(check, reference)
 	root.AddCommand(cfgCmd, probeCmd())
 	return root
 }
 
 func run(ctx context.Context, cfgPath string) error {
-	cfg, err := app.LoadConfig(cfgPath, os.Getenv)
+	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		return err
 	}
@@ -64,7 +73,7 @@ func run(ctx context.Context, cfgPath string) error {
 // prints every problem found, one per line, not just the first. Then it says what
 // partition_archive will archive and drop, with sizes when Postgres is reachable.
 func checkConfig(ctx context.Context, w io.Writer, cfgPath string) error {
-	cfg, err := app.LoadConfig(cfgPath, os.Getenv)
+	cfg, err := loadConfig(cfgPath)
 	if err == nil {
 		known := map[string]bool{}
 		for _, k := range handlers.Kinds() {
@@ -75,10 +84,24 @@ func checkConfig(ctx context.Context, w io.Writer, cfgPath string) error {
 	if err != nil {
 		return fmt.Errorf("%s:\n%w", cfgPath, err)
 	}
+	for _, warning := range cfg.Warnings {
+		fmt.Fprintf(w, "%s: warning: %s\n", cfgPath, warning)
+	}
 	fmt.Fprintf(w, "%s: ok (%d jobs scheduled: %s; time_zone %s)\n", cfgPath, len(cfg.Scheduled()),
 		strings.Join(cfg.Scheduled(), ", "), cfg.TimeZone)
 	printArchivePlan(ctx, w, *cfg)
 	return nil
+}
+
+// loadConfig loads the file under the process's environment and warns, besides what Load
+// warns about, of each JOBSERVICE_ variable that sets no key (a misspelt name).
+func loadConfig(cfgPath string) (*config.Config, error) {
+	cfg, err := app.LoadConfig(cfgPath, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Warnings = append(cfg.Warnings, config.UnknownVariables(os.Environ(), handlers.Definitions())...)
+	return cfg, nil
 }
 
 // errNoSubcommand makes a command that only groups others fail when called bare or with an

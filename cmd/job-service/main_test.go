@@ -77,3 +77,24 @@ func TestUnknownSubcommandFails(t *testing.T) {
 		require.Error(t, err, "%v", args)
 	}
 }
+
+// config check names each deprecated key it loads and what to write instead, and still
+// passes; config reference prints the reference docs/configuration.md holds.
+func TestConfigCheckWarnsAndReference(t *testing.T) {
+	t.Parallel()
+	old := filepath.Join(t.TempDir(), "old.yaml")
+	require.NoError(t, os.WriteFile(old, []byte(`postgres: {dsn: postgres://x@127.0.0.1/db}
+consumer: {heartbeat_interval: 5s, ledger_batch: 10}
+`), 0o600))
+	out, err := execute("config", "check", "--config", old)
+	require.NoError(t, err)
+	require.Contains(t, out, "warning: consumer.heartbeat_interval is deprecated: set consumer.stale_after")
+	require.Contains(t, out, "warning: consumer.ledger_batch is deprecated: remove it")
+	require.Contains(t, out, "ok")
+
+	out, err = execute("config", "reference")
+	require.NoError(t, err)
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
+	require.NoError(t, err)
+	require.Equal(t, string(doc), out)
+}

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,12 +27,41 @@ type apiClient struct {
 	http  *http.Client
 }
 
-func newAPIClient(server string) (*apiClient, error) {
+func newAPIClient(g *globals) (*apiClient, error) {
+	server := g.server
 	u, err := url.Parse(strings.TrimRight(server, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, &exitError{code: exitUsage, err: fmt.Errorf("--server %q: want http(s)://host:port", server)}
 	}
-	return &apiClient{base: u.String(), token: os.Getenv(tokenEnv), http: &http.Client{Timeout: 30 * time.Second}}, nil
+	token := os.Getenv(tokenEnv)
+	if token != "" && u.Scheme == "http" && !isLoopback(u.Hostname()) && !g.insecure {
+		return nil, &exitError{code: exitUsage, err: fmt.Errorf(
+			"--server %s: plain HTTP to another host would send $%s in clear; use https:// (the node's admin.tls_cert/tls_key), "+
+				"a loopback address (kubectl port-forward), or --insecure to send it anyway", server, tokenEnv)}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if g.caCert != "" {
+		pem, err := os.ReadFile(g.caCert)
+		if err != nil {
+			return nil, &exitError{code: exitUsage, err: fmt.Errorf("--ca-cert: %w", err)}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, &exitError{code: exitUsage, err: fmt.Errorf("--ca-cert %s: no PEM certificate in it", g.caCert)}
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &apiClient{base: u.String(), token: token, http: &http.Client{Timeout: 30 * time.Second, Transport: tr}}, nil
+}
+
+// isLoopback reports whether host names this machine: a token sent there never crosses a
+// network.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // do sends a request and decodes a 2xx answer into out; any other answer is an error carrying

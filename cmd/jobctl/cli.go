@@ -22,6 +22,11 @@ type globals struct {
 	json    bool
 	// server, when set, sends every command through that node's admin API.
 	server string
+	// insecure lets the token go over plain HTTP to a host that is not loopback.
+	insecure bool
+	// caCert is a PEM file of the CA the node's admin certificate is signed by (else the
+	// system's roots).
+	caCert string
 }
 
 // exitError carries a specific exit code (run --wait exits 2 when the run did not succeed).
@@ -55,11 +60,21 @@ func (g *globals) ledger(ctx context.Context) (*config.Config, *ledger.Ledger, *
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	pool, err := app.OpenPool(ctx, cfg.Postgres)
+	l, pool, err := openLedger(ctx, cfg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return cfg, ledger.New(pool), pool, nil
+	return cfg, l, pool, nil
+}
+
+// openLedger opens the database cfg names; the ledger decides what recorded runs stand for by
+// cfg's handler sections. The caller closes the pool.
+func openLedger(ctx context.Context, cfg *config.Config) (*ledger.Ledger, *pgxpool.Pool, error) {
+	pool, err := app.OpenPool(ctx, cfg.Postgres)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ledger.New(pool).WithSections(cfg.Sections), pool, nil
 }
 
 func printJSON(w io.Writer, v any) error {

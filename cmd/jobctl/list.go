@@ -56,6 +56,7 @@ func runsCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&status, "status", "", "only this status (scheduled, running, retrying, succeeded, failed, rejected, skipped, interrupted, abandoned, cancelled)")
 	cmd.Flags().StringVar(&since, "since", "", "only runs created since: a duration (24h) or a date (2026-11-01)")
 	cmd.Flags().IntVar(&f.Limit, "limit", 50, "at most this many")
+	cmd.Flags().Int64Var(&f.Backfill, "backfill", 0, "only the runs of this backfill (jobctl backfill prints its id)")
 	return cmd
 }
 
@@ -256,6 +257,14 @@ func printRunDetail(w io.Writer, r ledger.Run, attempts []ledger.Attempt, ctl *l
 	}
 	if r.Trigger != "" {
 		fmt.Fprintf(w, "trigger: %s by %s at %s\n", r.Trigger, orDash(r.RequestedBy), when(&r.CreatedAt))
+	}
+	if iv := r.Interval(); !iv.IsZero() {
+		fmt.Fprintf(w, "stands for: %s\n", iv)
+	} else {
+		fmt.Fprintln(w, "stands for: not recorded (a run of an older node: its params and scheduled time say)")
+	}
+	if r.BackfillID != 0 {
+		fmt.Fprintf(w, "backfill: %d (jobctl runs --backfill %d)\n", r.BackfillID, r.BackfillID)
 	}
 	if ctl != nil {
 		if ctl.CancelRequestedBy != "" {

@@ -48,10 +48,12 @@ func rootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.cfgPath, "config", "configs/local.yaml", "config file (the service's)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON")
-	root.PersistentFlags().StringVar(&g.server, "server", os.Getenv("JOBCTL_SERVER"), "admin API base URL (http://node:8080); token from $"+tokenEnv)
+	root.PersistentFlags().StringVar(&g.server, "server", os.Getenv("JOBCTL_SERVER"), "admin API base URL (https://node:8080); token from $"+tokenEnv)
+	root.PersistentFlags().BoolVar(&g.insecure, "insecure", false, "with --server http:// to a host that is not loopback: send the token in clear anyway")
+	root.PersistentFlags().StringVar(&g.caCert, "ca-cert", os.Getenv("JOBCTL_CA_CERT"), "with --server https://: PEM file of the CA that signed the node's certificate (default: the system's)")
 	root.AddCommand(runCmd(g), runsCmd(g), jobsCmd(g), showCmd(g), pauseCmd(g, true), pauseCmd(g, false), backlogCmd(g), seedCmd(g))
 	root.AddCommand(gcLogCmd(g), fileEventCmd(g), archiveCmd(g), nodesCmd(g), reportCmd(g))
-	root.AddCommand(logsCmd(g), cancelCmd(g), retryCmd(g))
+	root.AddCommand(logsCmd(g), cancelCmd(g), retryCmd(g), backfillCmd(g))
 	withUsageErrors(root)
 	return root
 }

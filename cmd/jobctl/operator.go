@@ -76,7 +76,7 @@ func nodesCmd(g *globals) *cobra.Command {
 			ctx := cmd.Context()
 			var v admin.NodesView
 			if g.server != "" {
-				c, err := newAPIClient(g.server)
+				c, err := newAPIClient(g)
 				if err != nil {
 					return err
 				}
@@ -136,7 +136,7 @@ func reportCmd(g *globals) *cobra.Command {
 			}
 			var rows []ledger.ReportDay
 			if g.server != "" {
-				c, err := newAPIClient(g.server)
+				c, err := newAPIClient(g)
 				if err != nil {
 					return err
 				}

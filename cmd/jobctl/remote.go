@@ -18,7 +18,7 @@ import (
 // admin API.
 
 func remoteRuns(cmd *cobra.Command, g *globals, f ledger.RunFilter) error {
-	c, err := newAPIClient(g.server)
+	c, err := newAPIClient(g)
 	if err != nil {
 		return err
 	}
@@ -35,6 +35,9 @@ func remoteRuns(cmd *cobra.Command, g *globals, f ledger.RunFilter) error {
 	if !f.Since.IsZero() {
 		q.Set("since", f.Since.UTC().Format(time.RFC3339))
 	}
+	if f.Backfill > 0 {
+		q.Set("backfill", strconv.FormatInt(f.Backfill, 10))
+	}
 	var p admin.RunsPage
 	if err := c.do(cmd.Context(), "GET", "/api/runs?"+q.Encode(), nil, &p); err != nil {
 		return err
@@ -47,7 +50,7 @@ func remoteRuns(cmd *cobra.Command, g *globals, f ledger.RunFilter) error {
 }
 
 func remoteShow(cmd *cobra.Command, g *globals, id int64) error {
-	c, err := newAPIClient(g.server)
+	c, err := newAPIClient(g)
 	if err != nil {
 		return err
 	}
@@ -67,7 +70,7 @@ func remoteShow(cmd *cobra.Command, g *globals, id int64) error {
 }
 
 func remotePause(cmd *cobra.Command, g *globals, jobName string, pause bool) error {
-	c, err := newAPIClient(g.server)
+	c, err := newAPIClient(g)
 	if err != nil {
 		return err
 	}
@@ -84,7 +87,7 @@ func remotePause(cmd *cobra.Command, g *globals, jobName string, pause bool) err
 }
 
 func remoteJobs(cmd *cobra.Command, g *globals, next int) error {
-	c, err := newAPIClient(g.server)
+	c, err := newAPIClient(g)
 	if err != nil {
 		return err
 	}
@@ -137,7 +140,7 @@ func printJobViews(cmd *cobra.Command, jobs []admin.JobView) {
 // remoteRun forces a run through POST /api/jobs/{job}/run and, with wait, follows it through
 // GET /api/runs?run_key=.
 func remoteRun(ctx context.Context, cmd *cobra.Command, g *globals, req admin.ForceRequest, jobName string, wait bool, timeout time.Duration) error {
-	c, err := newAPIClient(g.server)
+	c, err := newAPIClient(g)
 	if err != nil {
 		return err
 	}
@@ -147,9 +150,11 @@ func remoteRun(ctx context.Context, cmd *cobra.Command, g *globals, req admin.Fo
 	}
 	if !wait {
 		if g.json {
-			return printJSON(cmd.OutOrStdout(), map[string]any{"job": jobName, "run_key": resp.RunKey, "shards": resp.Shards})
+			return printJSON(cmd.OutOrStdout(), map[string]any{"job": jobName, "run_key": resp.RunKey, "shards": resp.Shards,
+				"run_ids": resp.RunIDs, "interval": resp.Interval})
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "published %s run %s (%d shard(s))\n", jobName, resp.RunKey, resp.Shards)
+		fmt.Fprintf(cmd.OutOrStdout(), "published %s run %s (%d shard(s), run ids %v) for %s\n", jobName, resp.RunKey,
+			resp.Shards, resp.RunIDs, resp.Interval)
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -195,7 +200,7 @@ func remoteRun(ctx context.Context, cmd *cobra.Command, g *globals, req admin.Fo
 }
 
 func remoteBacklog(cmd *cobra.Command, g *globals) error {
-	c, err := newAPIClient(g.server)
+	c, err := newAPIClient(g)
 	if err != nil {
 		return err
 	}
@@ -224,7 +229,7 @@ func remoteBacklog(cmd *cobra.Command, g *globals) error {
 
 // remoteControl posts cancel or retry for a run and prints the server's answer.
 func remoteControl(cmd *cobra.Command, g *globals, id int64, action string) error {
-	c, err := newAPIClient(g.server)
+	c, err := newAPIClient(g)
 	if err != nil {
 		return err
 	}
@@ -249,7 +254,7 @@ func remoteControl(cmd *cobra.Command, g *globals, id int64, action string) erro
 // remoteLogs prints a run's log lines through GET /api/runs/{id}/logs; with follow it polls
 // for new lines until the run is done.
 func remoteLogs(cmd *cobra.Command, g *globals, id int64, follow bool, interval time.Duration) error {
-	c, err := newAPIClient(g.server)
+	c, err := newAPIClient(g)
 	if err != nil {
 		return err
 	}

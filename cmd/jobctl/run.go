@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -22,8 +23,10 @@ func runCmd(g *globals) *cobra.Command {
 	var waitTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "run JOB",
-		Short: "Force a run: publish a manual message on the job topic",
-		Long: "Publishes the same envelope any RocketMQ producer could, with trigger=manual and a fresh run key.\n" +
+		Short: "Force a run: record it, then publish a manual message on the job topic",
+		Long: "Records the run in the ledger (with the interval it stands for: a date-relative job's period of now,\n" +
+			"or the one --param date=/week= names), then publishes the same envelope any RocketMQ producer could,\n" +
+			"with trigger=manual and a fresh run key.\n" +
 			"With --wait it follows the ledger until every shard ends and exits 0 only if all succeeded.",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeJobs,
@@ -56,18 +59,35 @@ func runCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer prod.Close() //nolint:errcheck // nothing to do about it on exit
+			l, pool, err := openLedger(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
 			runKey := mr.RunKey
-			for _, env := range mr.Envelopes {
-				if _, err := prod.Publish(ctx, env, time.Time{}); err != nil {
-					return fmt.Errorf("publish via name servers %v: %w (is topic %s created and its broker up?)",
-						cfg.RocketMQ.NameServers, err, cfg.RocketMQ.Topic)
-				}
+			publish := func(ctx context.Context, env job.Envelope) (string, error) {
+				return prod.Publish(ctx, env, time.Time{})
+			}
+			// Recorded before published: a message that never reaches a node leaves its run.
+			runs, err := l.Submit(ctx, mr.Envelopes, publish)
+			if errors.Is(err, ledger.ErrRecordedNotPublished) {
+				return fmt.Errorf("publish via name servers %v: %w (is topic %s created and its broker up?)",
+					cfg.RocketMQ.NameServers, err, cfg.RocketMQ.Topic)
+			}
+			if err != nil {
+				return err
+			}
+			ids := make([]int64, len(runs))
+			for i, r := range runs {
+				ids[i] = r.ID
 			}
 			if !wait {
 				if g.json {
-					return printJSON(cmd.OutOrStdout(), map[string]any{"job": args[0], "run_key": runKey, "shards": shards})
+					return printJSON(cmd.OutOrStdout(), map[string]any{"job": args[0], "run_key": runKey, "shards": shards,
+						"run_ids": ids, "interval": runs[0].Interval()})
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "published %s run %s (%d shard(s))\n", args[0], runKey, shards)
+				fmt.Fprintf(cmd.OutOrStdout(), "published %s run %s (%d shard(s), run ids %v) for %s\n", args[0], runKey,
+					shards, ids, runs[0].Interval())
 				return nil
 			}
 			return waitForRun(ctx, g, cmd, args[0], runKey, waitTimeout)

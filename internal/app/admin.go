@@ -21,6 +21,7 @@ func NewAdmin(n *Node) *admin.Server {
 		InFlight:  n.Proc.InFlight,
 		Draining:  n.Proc.Draining,
 		Runs:      n.Ledger,
+		Backfills: n.Ledger,
 		Prepare: func(env job.Envelope) error {
 			_, err := n.Registry.Prepare(env)
 			return err

@@ -15,8 +15,8 @@ import (
 )
 
 // TestFailedRunRaisesOneAlert runs a node whose handler fails: the run ends failed after its
-// retry, one webhook POST and one email go out, and a second run failing the same way is
-// suppressed.
+// retry, one webhook POST and one email go out, and a second run failing the same way alerts
+// again: only repeats of one run are de-duplicated.
 func TestFailedRunRaisesOneAlert(t *testing.T) {
 	c := newCluster(t, `  probe: {max_attempts: 2}`)
 	hook := testenv.NewWebhookSink(t)
@@ -55,11 +55,13 @@ func TestFailedRunRaisesOneAlert(t *testing.T) {
 	}
 	require.Zero(t, suppressed())
 
-	// The same failure in another run is the same problem: recorded, not sent.
+	// The same failure in another run is a new alert.
 	second := manual("probe", "manual:alert-"+testenv.Suffix(), 1, `{"fail":true}`)
 	c.publish(p, second...)
 	require.Equal(t, 1, c.waitGroup(n.Ledger, "probe", second[0].RunKey, 60*time.Second).ByStatus[ledger.StatusFailed])
-	testenv.Eventually(t, 30*time.Second, func() bool { return suppressed() == 2 }, "the second failure recorded on both channels")
-	require.Len(t, hook.Bodies(), 1)
-	require.Len(t, sink.Messages(), 1)
+	testenv.Eventually(t, 30*time.Second, func() bool { return len(hook.Bodies()) == 2 && len(sink.Messages()) == 2 },
+		"a second webhook POST and email for the second run (got %d, %d)", len(hook.Bodies()), len(sink.Messages()))
+	require.NoError(t, json.Unmarshal(hook.Bodies()[1], &a))
+	require.Equal(t, second[0].RunKey, a.RunKey)
+	require.Zero(t, suppressed())
 }

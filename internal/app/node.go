@@ -117,7 +117,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	dbNow := n.Clock.Now
-	n.Ledger = ledger.New(n.Pool)
+	n.Ledger = ledger.New(n.Pool).WithSections(n.Cfg.Sections)
 	if n.Redis == nil {
 		n.Redis = OpenRedis(n.Cfg.Redis)
 	}

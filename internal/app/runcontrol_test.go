@@ -117,12 +117,13 @@ func TestCancelFromAnotherNodeLogsAndRetry(t *testing.T) {
 	var logs admin.LogsResponse
 	testenv.Eventually(t, 10*time.Second, func() bool {
 		require.Equal(t, http.StatusOK, apiCall(t, "GET", fmt.Sprintf("%sapi/runs/%d/logs", asker.URL(), id), "", &logs))
-		return len(logs.Lines) == 3
-	}, "the running run's 3 lines")
+		return len(logs.Lines) == 4
+	}, "the running run's start line and 3 lines")
 	require.False(t, logs.Done)
-	require.Equal(t, "INFO", logs.Lines[0].Level)
-	require.Equal(t, "talk line", logs.Lines[0].Msg)
-	require.Equal(t, "n=1", logs.Lines[0].Attrs)
+	require.Equal(t, "run started", logs.Lines[0].Msg)
+	require.Equal(t, "INFO", logs.Lines[1].Level)
+	require.Equal(t, "talk line", logs.Lines[1].Msg)
+	require.Equal(t, "n=1", logs.Lines[1].Attrs)
 
 	var cr admin.CancelResponse
 	asked := time.Now()
@@ -143,9 +144,11 @@ func TestCancelFromAnotherNodeLogsAndRetry(t *testing.T) {
 	// The line logged after the cancel was flushed with the outcome.
 	require.Equal(t, http.StatusOK, apiCall(t, "GET", fmt.Sprintf("%sapi/runs/%d/logs?after=%d", runner.URL(), id, logs.Next), "", &logs))
 	require.True(t, logs.Done)
-	require.Len(t, logs.Lines, 1)
+	require.Len(t, logs.Lines, 2)
 	require.Equal(t, "WARN", logs.Lines[0].Level)
 	require.Contains(t, logs.Lines[0].Attrs, "cancelled by alice")
+	require.Equal(t, "run finished", logs.Lines[1].Msg)
+	require.Contains(t, logs.Lines[1].Attrs, "status=cancelled")
 
 	// No retry: the message was acknowledged. Past two retry backoffs there is still one attempt.
 	time.Sleep(2500 * time.Millisecond)

@@ -17,6 +17,9 @@ import (
 // process exits 0.
 func Serve(ctx context.Context, cfg *config.Config, extra func(n *Node, r *job.Registry), opts ...func(*Node)) error {
 	log := NewLogger(cfg.Log, os.Stderr)
+	for _, w := range cfg.Warnings {
+		log.Warn("config: deprecated setting", "detail", w)
+	}
 	QuietRocketMQ()
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -22,7 +22,9 @@ import (
 // audit-<day> for the 9th, all members of an alias, and chat-messages-<today>, the alias's
 // write index, which es_forcemerge must leave alone. Elasticsearch stamps an index's creation
 // date itself, so they are only old by name: configs/local.yaml sets min_age_days 0 for the
-// demo. Indices that exist are left as they are.
+// demo. Indices that exist are left as they are. The seed runs on any day, any number of
+// times: an alias has at most one write index, so indices join their alias as read members and
+// one atomic alias update then moves the write flag from an earlier day's index to today's.
 func SeedElasticsearch(ctx context.Context, es *elasticsearch.Client, now time.Time) error {
 	return seedElasticsearch(ctx, es, now, "")
 }
@@ -50,7 +52,7 @@ func seedElasticsearch(ctx context.Context, es *elasticsearch.Client, now time.T
 			continue
 		}
 		body := fmt.Sprintf(`{"settings":{"number_of_shards":1,"number_of_replicas":0,"refresh_interval":"-1"},
-			"aliases":{%q:{"is_write_index":%t}}}`, idx.alias, idx.write)
+			"aliases":{%q:{"is_write_index":false}}}`, idx.alias)
 		if err := esDo(ctx, es, esapi.IndicesCreateRequest{Index: idx.name, Body: strings.NewReader(body)}); err != nil {
 			return fmt.Errorf("seed elasticsearch: create %s: %w", idx.name, err)
 		}
@@ -65,6 +67,58 @@ func seedElasticsearch(ctx context.Context, es *elasticsearch.Client, now time.T
 				return fmt.Errorf("seed elasticsearch: write %s: %w", idx.name, err)
 			}
 		}
+	}
+	for _, idx := range indices {
+		if idx.write {
+			if err := makeWriteIndex(ctx, es, idx.alias, idx.name); err != nil {
+				return fmt.Errorf("seed elasticsearch: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// makeWriteIndex makes index the only write index of alias in one atomic alias update, so a
+// reader of the alias never sees two write indices or none.
+func makeWriteIndex(ctx context.Context, es *elasticsearch.Client, alias, index string) error {
+	res, err := esapi.IndicesGetAliasRequest{Name: []string{alias}}.Do(ctx, es)
+	if err != nil {
+		return fmt.Errorf("get alias %s: %w", alias, err)
+	}
+	defer res.Body.Close()
+	if res.IsError() {
+		body, _ := io.ReadAll(io.LimitReader(res.Body, 4<<10))
+		return fmt.Errorf("get alias %s: %s: %.300s", alias, res.Status(), body)
+	}
+	var members map[string]struct {
+		Aliases map[string]struct {
+			IsWriteIndex bool `json:"is_write_index"`
+		} `json:"aliases"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&members); err != nil {
+		return fmt.Errorf("decode alias %s: %w", alias, err)
+	}
+	type add struct {
+		Index        string `json:"index"`
+		Alias        string `json:"alias"`
+		IsWriteIndex bool   `json:"is_write_index"`
+	}
+	var actions []map[string]add
+	for name, m := range members {
+		if name != index && m.Aliases[alias].IsWriteIndex {
+			actions = append(actions, map[string]add{"add": {Index: name, Alias: alias}})
+		}
+	}
+	if m, ok := members[index]; ok && m.Aliases[alias].IsWriteIndex && len(actions) == 0 {
+		return nil
+	}
+	actions = append(actions, map[string]add{"add": {Index: index, Alias: alias, IsWriteIndex: true}})
+	body, err := json.Marshal(map[string]any{"actions": actions})
+	if err != nil {
+		return fmt.Errorf("encode alias actions: %w", err)
+	}
+	if err := esDo(ctx, es, esapi.IndicesUpdateAliasesRequest{Body: strings.NewReader(string(body))}); err != nil {
+		return fmt.Errorf("make %s the write index of %s: %w", index, alias, err)
 	}
 	return nil
 }

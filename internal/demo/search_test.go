@@ -72,3 +72,40 @@ func TestSeedNeo4jLeavesTwoUsersMissing(t *testing.T) {
 	require.Equal(t, []int64{OrphanUserNodeID}, r.MissingInPG)
 	require.True(t, r.GraphIDIndexed)
 }
+
+// The seed runs on any day, any number of times: the alias keeps exactly one write index,
+// today's, even when yesterday's seed made yesterday's index the write index.
+func TestSeedElasticsearchOnTwoDays(t *testing.T) {
+	es := testenv.NewES(t)
+	ctx := context.Background()
+	day1 := time.Date(2026, 11, 26, 23, 58, 0, 0, time.UTC)
+	day2 := day1.Add(42 * time.Minute)
+	alias := es.Prefix + "chat-messages"
+	for i, now := range []time.Time{day1, day1, day2, day2, day1} {
+		require.NoError(t, seedElasticsearch(ctx, es.Client, now, es.Prefix), "seed %d at %s", i, now)
+		require.Equal(t, []string{alias + "-" + now.Format("2006.01.02")}, writeIndices(t, es, alias), "seed %d at %s", i, now)
+	}
+}
+
+func writeIndices(t *testing.T, es *testenv.ES, alias string) []string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "/_alias/"+alias, nil)
+	require.NoError(t, err)
+	res, err := es.Client.Perform(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	var got map[string]struct {
+		Aliases map[string]struct {
+			IsWriteIndex bool `json:"is_write_index"`
+		} `json:"aliases"`
+	}
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&got))
+	var write []string
+	for index, a := range got {
+		if a.Aliases[alias].IsWriteIndex {
+			write = append(write, index)
+		}
+	}
+	return write
+}
