@@ -87,7 +87,8 @@ type ReapOptions struct {
 	// own run row with the final counts and commit it atomically with the deletion.
 	RunID func(ctx context.Context, tx pgx.Tx, res *ReapResult) (int64, error)
 	// Owner is the run and attempt the tombstones are recorded for: a later attempt of the
-	// same run finishes them at once (DeadAttemptTombstones). Zero: finished by age only.
+	// same run finishes them (DeadAttemptTombstones) once they are s3Timeout old, without
+	// waiting for the next run. Zero: finished by a later run's age check only.
 	Owner Owner
 }
 
@@ -201,7 +202,9 @@ type lockedRow struct {
 }
 
 // Reap collects cands: one transaction re-checks, locks and tombstones them, then S3 removes
-// their objects, then a second transaction deletes the rows. An error leaves rows either
+// their objects, then a second transaction deletes the rows. A candidate already tombstoned is
+// touched only once it is s3Timeout old (Reap waits): the S3 call of the GC that tombstoned it
+// may still be deleting at the server. An error leaves rows either
 // untouched or tombstoned (never re-referenceable without their object); the next Reap or
 // sweep finishes the tombstones. Objects S3 refused are in Failures, their rows kept as
 // tombstones.

@@ -15,20 +15,6 @@ import (
 	"github.com/chatplat/job-service/job"
 )
 
-// cutInS3 is an S3 whose multi-delete ends the run (a drain, a lost claim, a kill as far as
-// the run can tell) before answering: the batch's rows stay tombstones.
-type cutInS3 struct {
-	filereap.ObjectStore
-	cancel context.CancelFunc
-}
-
-func (c cutInS3) RemoveObjectsWithResult(context.Context, string, <-chan minio.ObjectInfo, minio.RemoveObjectsOptions) <-chan minio.RemoveObjectResult {
-	c.cancel()
-	out := make(chan minio.RemoveObjectResult)
-	close(out)
-	return out
-}
-
 // heldDeleteS3 is an S3 that accepted a multi-delete and performs it later, after the run that
 // sent it was cut and its call returned: a client's cancel does not stop a delete the server
 // accepted. The server is done by the request's deadline (the S3 timeout) at the latest, or
