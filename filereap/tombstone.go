@@ -263,29 +263,38 @@ func (r *Reaper) checkTombstonesAged(ctx context.Context, tx pgx.Tx, keep []lock
 // snapshot (taken at the transaction's first statement) would not.
 var readCommitted = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
 
+// tombstonePoll is how often a wait for a tombstone's age looks again: the GC that wrote it
+// usually finishes it (its row gone) long before s3Timeout, and then there is nothing to wait for.
+const tombstonePoll = 500 * time.Millisecond
+
 // waitForEarlierS3Calls returns once every tombstone among ids is s3Timeout old (its last S3
-// call, bounded by s3Timeout from before the tombstone was written, is over), or when ctx ends.
-// A multi-delete a cut run sent may still be deleting on the server; finishing its tombstones
-// sooner would drop their rows, and the same file uploaded again to the same key (keys are
-// content-addressed) would then lose its new object to that delete.
+// call, bounded by s3Timeout from before the tombstone was written, is over) or gone, or when
+// ctx ends. A multi-delete a cut run sent may still be deleting on the server; finishing its
+// tombstones sooner would drop their rows, and the same file uploaded again to the same key
+// (keys are content-addressed) would then lose its new object to that delete.
 func (r *Reaper) waitForEarlierS3Calls(ctx context.Context, ids []int64) error {
-	var secs float64
-	if err := r.db.QueryRow(ctx, `SELECT COALESCE(EXTRACT(EPOCH FROM
-		max(tombstoned_at) + make_interval(secs => $2) - clock_timestamp()), 0)::float8
-		FROM gc_tombstones WHERE file_id = ANY($1)`, ids, r.s3Timeout.Seconds()).Scan(&secs); err != nil {
-		return fmt.Errorf("gc: read the tombstones' age: %w", err)
-	}
-	if secs <= 0 {
-		return nil
-	}
-	wait := time.Duration(secs * float64(time.Second))
-	r.log.InfoContext(ctx, "gc: waiting for an earlier S3 call on these tombstones to be over", "wait", wait)
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("gc: waiting %s for an earlier S3 call on the tombstones (they stay): %w", wait, ctx.Err())
+	logged := false
+	for {
+		var secs float64
+		if err := r.db.QueryRow(ctx, `SELECT COALESCE(EXTRACT(EPOCH FROM
+			max(tombstoned_at) + make_interval(secs => $2) - clock_timestamp()), 0)::float8
+			FROM gc_tombstones WHERE file_id = ANY($1)`, ids, r.s3Timeout.Seconds()).Scan(&secs); err != nil {
+			return fmt.Errorf("gc: read the tombstones' age: %w", err)
+		}
+		if secs <= 0 {
+			return nil
+		}
+		wait := time.Duration(secs * float64(time.Second))
+		if !logged {
+			r.log.InfoContext(ctx, "gc: waiting for an earlier S3 call on these tombstones to be over", "at_most", wait)
+			logged = true
+		}
+		t := time.NewTimer(min(wait, tombstonePoll))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("gc: waiting %s for an earlier S3 call on the tombstones (they stay): %w", wait, ctx.Err())
+		}
 	}
 }
