@@ -403,10 +403,25 @@ func (a *Archiver) move(ctx context.Context, p parent, e *Entry, item Item, lk *
 		}
 		var err error
 		switch e.State {
+		case StateExporting, StateExported, StateVerified:
+			// A mover whose lock session died (reaped while idle through a long export) no
+			// longer holds the partition: another may be moving it. It stops here.
+			err = lk.alive(ctx)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		switch e.State {
 		case StateExporting:
 			var st exportStats
-			if err = a.refreshColumns(ctx, e); err == nil {
+			if err = a.startExport(ctx, e, lk); err == nil {
+				err = a.refreshColumns(ctx, e)
+			}
+			if err == nil {
 				st, err = a.export(ctx, e)
+			}
+			if err == nil {
+				err = lk.alive(ctx)
 			}
 			if err == nil {
 				err = recordExport(ctx, a.db, e, st)
@@ -442,6 +457,7 @@ func (a *Archiver) move(ctx context.Context, p parent, e *Entry, item Item, lk *
 }
 
 func (a *Archiver) finish(item Item, e *Entry) Item {
+	item.Object = e.ObjectKey // an export started again wrote a key of its own
 	if e.Rows != nil {
 		item.Rows = *e.Rows
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/chatplat/job-service/internal/sqlident"
+	"github.com/chatplat/job-service/sqlident"
 )
 
 // ErrRefused is wrapped by errors that retrying cannot fix: a table that does not exist or

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chatplat/job-service/internal/sqlident"
 	"github.com/chatplat/job-service/job"
+	"github.com/chatplat/job-service/sqlident"
 )
 
 // TableConfig is one partitioned parent and how long its partitions stay hot.

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -61,6 +64,9 @@ type Entry struct {
 	DetachedAt *time.Time `json:"detached_at,omitempty"`
 	DroppedAt  *time.Time `json:"dropped_at,omitempty"`
 	RestoredAt *time.Time `json:"restored_at,omitempty"`
+
+	// claimedNow: this run made the row (claimEntry), so no earlier export of it can be running.
+	claimedNow bool
 }
 
 // Name is schema.partition.
@@ -97,17 +103,53 @@ func claimEntry(ctx context.Context, q querier, e *Entry) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, err = q.Exec(ctx, `
+	var id int64
+	err = q.QueryRow(ctx, `
 		INSERT INTO partition_archives (parent_schema, parent_table, partition_name, key_column, key_type,
 			range_from, range_to, columns, state, bucket, object_key, format, run_id)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'exporting', $9, $10, $11, $12)
-		ON CONFLICT (parent_schema, parent_table, partition_name) DO NOTHING`,
+		ON CONFLICT (parent_schema, parent_table, partition_name) DO NOTHING
+		RETURNING id`,
 		e.ParentSchema, e.ParentTable, e.Partition, e.KeyColumn, e.KeyType, e.RangeFrom, e.RangeTo, cols,
-		e.Bucket, e.ObjectKey, e.Format, e.RunID)
-	if err != nil {
+		e.Bucket, e.ObjectKey, e.Format, e.RunID).Scan(&id)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("record %s in manifest: %w", e.Name(), err)
 	}
-	return getEntry(ctx, q, e.ParentSchema, e.ParentTable, e.Partition)
+	got, err := getEntry(ctx, q, e.ParentSchema, e.ParentTable, e.Partition)
+	if err != nil {
+		return nil, err
+	}
+	got.claimedNow = id != 0 && got.ID == id
+	return got, nil
+}
+
+// exportKeyRe matches an object key given to one export (nextExportKey): <stem>.<id>-<n>.csv.gz.
+var exportKeyRe = regexp.MustCompile(`^(.*)\.(\d+)-(\d+)\.csv\.gz$`)
+
+// nextExportKey is the object key of a new export of e: <stem>.<manifest id>-<n>.csv.gz, n one
+// more than the current key's. Partition names hold no dots, so it names no other partition.
+func nextExportKey(e *Entry) string {
+	stem, n := strings.TrimSuffix(e.ObjectKey, ".csv.gz"), 0
+	if m := exportKeyRe.FindStringSubmatch(e.ObjectKey); m != nil && m[2] == strconv.FormatInt(e.ID, 10) {
+		stem = m[1]
+		n, _ = strconv.Atoi(m[3])
+	}
+	return fmt.Sprintf("%s.%d-%d.csv.gz", stem, e.ID, n+1)
+}
+
+// setExportKey records key as the object the export about to start writes, before it writes:
+// from then on only that export can record its result (recordExport checks the key).
+func setExportKey(ctx context.Context, q querier, e *Entry, key string) error {
+	tag, err := q.Exec(ctx, `UPDATE partition_archives SET object_key = $3, updated_at = now()
+		WHERE id = $1 AND state = 'exporting' AND object_key = $2`, e.ID, e.ObjectKey, key)
+	if err != nil {
+		return fmt.Errorf("manifest %s: record export object %s: %w", e.Name(), key, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("manifest %s: record export object %s: %w", e.Name(), key, errMoved)
+	}
+	e.ObjectKey = key
+	return nil
 }
 
 // ErrNoEntry: the manifest has no row for the partition.
@@ -236,8 +278,8 @@ func setColumns(ctx context.Context, q querier, e *Entry, cols []column) error {
 func recordExport(ctx context.Context, q querier, e *Entry, s exportStats) error {
 	tag, err := q.Exec(ctx, `UPDATE partition_archives SET state = 'exported', rows = $2, raw_bytes = $3, bytes = $4,
 		content_checksum = $5, object_sha256 = $6, attempts = attempts + 1, error = '', exported_at = now(),
-		updated_at = now() WHERE id = $1 AND state = 'exporting'`,
-		e.ID, s.Rows, s.RawBytes, s.Bytes, s.Checksum, s.ObjectSHA256)
+		updated_at = now() WHERE id = $1 AND state = 'exporting' AND object_key = $7`,
+		e.ID, s.Rows, s.RawBytes, s.Bytes, s.Checksum, s.ObjectSHA256, e.ObjectKey)
 	if err != nil {
 		return fmt.Errorf("manifest %s: record export: %w", e.Name(), err)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/minio/minio-go/v7"
 
-	"github.com/chatplat/job-service/internal/sqlident"
+	"github.com/chatplat/job-service/sqlident"
 )
 
 // partitionLock is a session advisory lock on one partition, held on its own connection for
@@ -71,6 +71,38 @@ func (l *partitionLock) release(ctx context.Context) {
 		_ = l.conn.Conn().Close(rctx)
 	}
 	l.conn.Release()
+}
+
+// alive checks that the lock's session still runs, so the lock is still held: a session
+// reaped by idle_session_timeout, a NAT or pg_terminate_backend freed it for another mover.
+func (l *partitionLock) alive(ctx context.Context) error {
+	if _, err := l.conn.Exec(ctx, `SELECT 1`); err != nil {
+		return fmt.Errorf("the lock on %s is lost (its session ended): %w", l.key, err)
+	}
+	return nil
+}
+
+// startExport gives the export about to start an object key of its own, recorded in the
+// manifest on the lock's session (so only while the lock is held) before anything is written.
+// A mover that lost its lock mid-export and uploads late writes to its own key, which the
+// manifest no longer names: it cannot replace the object a later mover verified, and
+// recordExport refuses its result. Only the first export of a row this run made keeps the
+// key the row was made with: no other export of it can be running.
+func (a *Archiver) startExport(ctx context.Context, e *Entry, lk *partitionLock) error {
+	if e.claimedNow && e.Attempts == 0 {
+		e.claimedNow = false
+		return nil
+	}
+	e.claimedNow = false
+	old := e.ObjectKey
+	if err := setExportKey(ctx, lk.conn, e, nextExportKey(e)); err != nil {
+		return err
+	}
+	// An earlier export killed mid-upload may have left a multipart upload open; its parts cost storage.
+	if err := a.s3.RemoveIncompleteUpload(ctx, e.Bucket, old); err != nil {
+		return fmt.Errorf("remove incomplete upload of %s: %w", old, err)
+	}
+	return nil
 }
 
 // objectKey is <prefix>/<schema>/<table>/<partition>.csv.gz; the schema is there because

@@ -101,9 +101,10 @@ func pauseAt(step string, paused chan<- struct{}, resume <-chan struct{}) Hook {
 	}
 }
 
-// twoMovers runs a first mover until it pauses at step, then a second run (resend of the same
-// run when sameRun): the second must not move the partition the first holds; the first then
-// finishes, into the one object, and the archive restores to the same rows.
+// twoMovers runs a first mover until it pauses at step, then a second run (another run, or a
+// resend of the same run, with its run id, when sameRun): the second must not move the
+// partition the first holds; the first then finishes, into the one object, and the archive
+// restores to the same rows.
 func twoMovers(t *testing.T, step string, sameRun bool) {
 	e := newEnv(t)
 	e.cfg.LockTimeout, e.cfg.LockRetries = 50*time.Millisecond, 1
@@ -114,9 +115,14 @@ func twoMovers(t *testing.T, step string, sameRun bool) {
 	paused, resume := make(chan struct{}), make(chan struct{})
 	first := e.archiver(t, nil, nil)
 	first.SetHook(pauseAt(step, paused, resume))
+	var firstRun, otherRun int64
+	for _, r := range []*int64{&firstRun, &otherRun} {
+		require.NoError(t, e.schema.Pool.QueryRow(ctx, `INSERT INTO job_runs (job, run_key, trigger, scheduled_at, status)
+			VALUES ('pg_archive', gen_random_uuid()::text, 'schedule', now(), 'running') RETURNING id`).Scan(r))
+	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := first.Run(ctx, Options{RunID: 0})
+		_, err := first.Run(ctx, Options{RunID: firstRun})
 		done <- err
 	}()
 	select {
@@ -127,13 +133,15 @@ func twoMovers(t *testing.T, step string, sameRun bool) {
 	before := e.entry(t, "chat_messages", apr)
 
 	second := e.archiver(t, nil, nil)
+	opts := Options{RunID: otherRun}
+	if sameRun {
+		opts.RunID = firstRun // a dead letter resent from the dashboard carries the same run
+	}
+	var acted atomic.Int32
 	second.SetHook(func(_ context.Context, s string, _ *Entry) {
+		acted.Add(1)
 		t.Errorf("the second mover reached %s while the first held the partition", s)
 	})
-	opts := Options{}
-	if sameRun {
-		opts.RunID = 0 // a dead letter resent from the dashboard carries the same run
-	}
 	res, err := second.Run(ctx, opts)
 	require.NoError(t, err, "the second mover skips, it does not fail")
 	var item *Item
@@ -148,11 +156,14 @@ func twoMovers(t *testing.T, step string, sameRun bool) {
 	after := e.entry(t, "chat_messages", apr)
 	require.Equal(t, before.State, after.State, "the second mover left the manifest alone")
 	require.Equal(t, before.Attempts, after.Attempts)
+	require.Zero(t, acted.Load(), "one mover acts")
 
 	close(resume)
 	require.NoError(t, <-done)
 	en := e.entry(t, "chat_messages", apr)
 	require.Equal(t, StateDropped, en.State)
+	require.NotNil(t, en.RunID)
+	require.Equal(t, firstRun, *en.RunID, "the first mover's run moved it")
 	require.Equal(t, 1, en.Attempts, "exported once")
 	require.Equal(t, []string{en.ObjectKey, en.ObjectKey + ".manifest.json"}, e.objects(t))
 	require.Zero(t, e.incompleteUploads(t))
@@ -172,8 +183,9 @@ func TestArchiveTwoMoversAtOnce(t *testing.T) { twoMovers(t, StepExported, false
 func TestArchiveDeadLetterResendDuringExport(t *testing.T) { twoMovers(t, StepExporting, true) }
 
 // TestArchiveObjectReplacedBeforeDrop: an object overwritten after its verify (a stale mover
-// finishing its upload late, with an older copy) is noticed before the DROP: the object's size
-// and ETag are read again and the partition is exported again instead of dropped.
+// finishing its upload late, with another copy) is noticed before the DROP: the object's size
+// and ETag are read again and the partition is exported again instead of dropped. The
+// replacement has the verified object's size, so only the ETag tells them apart.
 func TestArchiveObjectReplacedBeforeDrop(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -185,12 +197,15 @@ func TestArchiveObjectReplacedBeforeDrop(t *testing.T) {
 		if step != StepDetached || !once.CompareAndSwap(false, true) {
 			return
 		}
-		// An older copy: the header and one row.
-		var buf bytes.Buffer
-		gz := gzip.NewWriter(&buf)
-		_, _ = gz.Write([]byte("id,channel_id,seq,sender_id,body,created_at\n1,1,1,1,old,2025-04-01 00:00:00+00\n"))
-		require.NoError(t, gz.Close())
-		_, err := e.bucket.Client.PutObject(ctx, en.Bucket, en.ObjectKey, &buf, int64(buf.Len()), minio.PutObjectOptions{})
+		// Another copy of the same size: the verified bytes with one changed.
+		o, err := e.bucket.Client.GetObject(ctx, en.Bucket, en.ObjectKey, minio.GetObjectOptions{})
+		require.NoError(t, err)
+		b, err := io.ReadAll(o)
+		o.Close()
+		require.NoError(t, err)
+		require.EqualValues(t, *en.Bytes, len(b))
+		b[len(b)/2] ^= 0xff
+		_, err = e.bucket.Client.PutObject(ctx, en.Bucket, en.ObjectKey, bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{})
 		require.NoError(t, err)
 	})
 	_, err := a.Run(ctx, Options{})
@@ -244,4 +259,86 @@ func TestArchiveRefusesUnsafePartitionNames(t *testing.T) {
 	var n int
 	require.NoError(t, e.schema.Pool.QueryRow(ctx, `SELECT count(*) FROM partition_archives`).Scan(&n))
 	require.Equal(t, 1, n)
+}
+
+// latePutStore is the real S3 client whose first upload of an archive object is held: it
+// takes the whole stream (so the export's COPY ends), says so on held, and sends it only
+// once send closes, as a mover whose PUT is slow or retried lands it late.
+type latePutStore struct {
+	*minio.Client
+	once       atomic.Bool
+	held, send chan struct{}
+}
+
+func (s *latePutStore) PutObject(ctx context.Context, bucket, key string, r io.Reader, size int64, opts minio.PutObjectOptions) (minio.UploadInfo, error) {
+	if !strings.HasSuffix(key, ".csv.gz") || !s.once.CompareAndSwap(false, true) {
+		return s.Client.PutObject(ctx, bucket, key, r, size, opts)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return minio.UploadInfo{}, err
+	}
+	close(s.held)
+	<-s.send
+	return s.Client.PutObject(ctx, bucket, key, bytes.NewReader(b), int64(len(b)), opts)
+}
+
+// TestArchiveStaleMoverCannotReplaceTheVerifiedObject: mover A's lock session is ended
+// (pg_terminate_backend, as idle_session_timeout or a NAT would) while its upload is in
+// flight; rows arrive; mover B takes the lock, exports, verifies and drops; then A's upload
+// of its older copy lands. The object the manifest names is still B's complete copy: the
+// restore gives every row back.
+func TestArchiveStaleMoverCannotReplaceTheVerifiedObject(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	apr := e.month(t, "chat_messages", month(2025, 4), 2000)
+	s3 := &latePutStore{Client: e.bucket.Client, held: make(chan struct{}), send: make(chan struct{})}
+	first, err := New(e.schema.Pool, s3, e.cfg, func() time.Time { return testNow }, e.log)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		_, err := first.Run(ctx, Options{})
+		done <- err
+	}()
+	select {
+	case <-s3.held:
+	case err := <-done:
+		t.Fatalf("the first mover ended before its upload: %v", err)
+	}
+
+	// End the first mover's lock session.
+	lockHeld := `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2
+		AND classid::bigint = hashtext('partition_archives')::bigint & 4294967295
+		AND objid::bigint = hashtext($1)::bigint & 4294967295`
+	key := e.schema.Name + ".chat_messages." + apr
+	var pid int
+	require.NoError(t, e.schema.Pool.QueryRow(ctx, lockHeld, key).Scan(&pid))
+	e.exec(t, `SELECT pg_terminate_backend($1)`, pid)
+	require.Eventually(t, func() bool {
+		var n int
+		err := e.schema.Pool.QueryRow(ctx, `SELECT count(*) FROM (`+lockHeld+`) l`, key).Scan(&n)
+		return err == nil && n == 0
+	}, 10*time.Second, 10*time.Millisecond, "the lock is freed with its session")
+
+	// Rows written after the first mover's export: its copy is older.
+	e.exec(t, `INSERT INTO chat_messages (id, channel_id, seq, sender_id, body, created_at)
+		VALUES (999000001, 1, 1, 1, 'late', '2025-04-15T00:00:00Z')`)
+	n0, sum0 := e.fingerprint(t, apr)
+
+	res, err := e.archiver(t, nil, nil).Run(ctx, Options{})
+	require.NoError(t, err)
+	require.Equal(t, "archived", res.Items[0].Action, "%+v", res.Items)
+	require.Equal(t, StateDropped, e.entry(t, "chat_messages", apr).State)
+	require.Equal(t, e.entry(t, "chat_messages", apr).ObjectKey, res.Items[0].Object, "the run reports the object it verified")
+
+	close(s3.send)
+	require.Error(t, <-done, "the first mover lost its lock: it records nothing")
+	en := e.entry(t, "chat_messages", apr)
+	require.Equal(t, StateDropped, en.State)
+	require.EqualValues(t, n0, *en.Rows)
+	_, err = Restore(ctx, e.archiver(t, nil, nil), "chat_messages", apr, RestoreAttach, "")
+	require.NoError(t, err)
+	n, sum := e.fingerprint(t, apr)
+	require.Equal(t, n0, n)
+	require.Equal(t, sum0, sum, "the verified copy came back, not the stale mover's")
 }

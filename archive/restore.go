@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/chatplat/job-service/internal/sqlident"
+	"github.com/chatplat/job-service/sqlident"
 )
 
 // RestoreMode says where a restored partition goes.

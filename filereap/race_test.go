@@ -47,7 +47,8 @@ const (
 // to 0 and send the event) while the sweep and the event GC run against them, cancelled at
 // random points and over an S3 that stalls, and sometimes deletes and then stalls past
 // s3_timeout, and while sweeper processes (this binary, see TestMain) are killed with -9 at
-// random points. After each round: every row not in
+// random points; a cut attempt's held delete may still be running at the server when its
+// retry starts. After each round: every row not in
 // status 3 has its object; then, after a healthy sweep and event pass, no row is in status 3,
 // no tombstone is left, and every collected file is in gc_log once. The writers' and the
 // faults' choices follow GC_RACE_SEED (printed; goroutine interleaving is the scheduler's).
@@ -139,6 +140,7 @@ func (r *race) round(t *testing.T, round int) {
 	writers.Wait()
 	stopGC()
 	gcs.Wait()
+	r.s3.held.Wait() // the server is done with what it accepted
 	// Mid-state (tombstones allowed): a row the file service may use has its object.
 	r.f.liveRowsHaveObjects(t)
 	r.heal(t, round)
@@ -197,6 +199,17 @@ func (r *race) fileServiceOp(ctx context.Context, rnd *rand.Rand) error {
 		return r.upload(ctx, filesvc.Object{Bucket: r.f.b.Name, Path: fmt.Sprintf("p/%d", r.nextID.Load()+1)})
 	case op < 3: // an upload at an existing object's path (same content, same key)
 		return refused(r.upload(ctx, target()))
+	case op < 4: // the same content as a file just collected, uploaded again: the same key
+		var o filesvc.Object
+		err := r.f.fs.QueryRow(ctx, `SELECT bucket, object_path FROM (SELECT bucket, object_path FROM gc_log
+			ORDER BY id DESC LIMIT 3) g ORDER BY random() LIMIT 1`).Scan(&o.Bucket, &o.Path)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return refused(r.upload(ctx, o))
 	case op < 5: // a deduplicated upload; refused: upload again at a new path
 		obj := target()
 		nid := r.newRow(obj)
@@ -420,13 +433,17 @@ func (r *race) heal(t *testing.T, round int) {
 	}
 }
 
-// faultyS3 is the GCs' S3 under faults: slow, stalled past s3_timeout, or deleting and then
-// stalling (the object is gone, the GC never hears: what a kill -9 after the delete leaves).
+// faultyS3 is the GCs' S3 under faults: slow, stalled past s3_timeout, deleting and then
+// stalling (the object is gone, the GC never hears: what a kill -9 after the delete leaves),
+// or holding a delete it accepted and performing it later, after the GC's call returned cut
+// (a client's cancel does not stop a multi-delete at the server), at the latest by the call's
+// deadline (s3_timeout).
 type faultyS3 struct {
 	filereap.ObjectStore
 	mu     sync.Mutex
 	rnd    *rand.Rand
 	faults atomic.Int64
+	held   sync.WaitGroup // deletes still held at the server
 }
 
 func (s *faultyS3) RemoveObjectsWithResult(ctx context.Context, bucket string, objs <-chan minio.ObjectInfo, opts minio.RemoveObjectsOptions) <-chan minio.RemoveObjectResult {
@@ -452,11 +469,42 @@ func (s *faultyS3) RemoveObjectsWithResult(ctx context.Context, bucket string, o
 	case k < 8:
 		s.faults.Add(1)
 		return stalled()
+	case k < 9:
+		s.faults.Add(1)
+		var keys []minio.ObjectInfo
+		for o := range objs {
+			keys = append(keys, o)
+		}
+		s.held.Add(1)
+		go s.deleteLater(ctx, bucket, keys, opts)
+		return stalled()
 	default:
 		s.faults.Add(1)
 		for range s.ObjectStore.RemoveObjectsWithResult(ctx, bucket, objs, opts) {
 		}
 		return stalled()
+	}
+}
+
+// deleteLater deletes keys at a random instant before ctx's deadline, whatever happens to ctx.
+func (s *faultyS3) deleteLater(ctx context.Context, bucket string, keys []minio.ObjectInfo, opts minio.RemoveObjectsOptions) {
+	defer s.held.Done()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return // not a GC's S3 call: nothing bounds it
+	}
+	// Late in the window: the longest a cut attempt's delete can outlive its call.
+	left := max(time.Until(deadline), time.Millisecond)
+	s.mu.Lock()
+	at := left - time.Duration(s.rnd.Int64N(int64(left/5)+1))
+	s.mu.Unlock()
+	time.Sleep(at) // the server's own pace, not a test's wait
+	ch := make(chan minio.ObjectInfo, len(keys))
+	for _, k := range keys {
+		ch <- k
+	}
+	close(ch)
+	for range s.ObjectStore.RemoveObjectsWithResult(context.Background(), bucket, ch, opts) {
 	}
 }
 

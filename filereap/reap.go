@@ -87,7 +87,8 @@ type ReapOptions struct {
 	// own run row with the final counts and commit it atomically with the deletion.
 	RunID func(ctx context.Context, tx pgx.Tx, res *ReapResult) (int64, error)
 	// Owner is the run and attempt the tombstones are recorded for: a later attempt of the
-	// same run finishes them at once (DeadAttemptTombstones). Zero: finished by age only.
+	// same run finishes them (DeadAttemptTombstones) once they are s3Timeout old, without
+	// waiting for the next run. Zero: finished by a later run's age check only.
 	Owner Owner
 }
 
@@ -120,7 +121,10 @@ type Reaper struct {
 	statWorkers int
 	log         *slog.Logger
 
-	// afterLock, when set (tests), runs after the rows are locked and before S3 is called.
+	// beforeObjectLocks, when set (tests), runs before the batch's objects and rows are locked.
+	beforeObjectLocks func(ctx context.Context, ids []int64)
+	// afterLock, when set (tests), runs after the objects and rows are locked and before S3
+	// is called.
 	afterLock func(ctx context.Context, ids []int64)
 	// beforeCommit, when set (tests), runs after the tombstones are written and before their
 	// transaction commits: the last moment a writer could slip a row past the checks.
@@ -166,9 +170,14 @@ func (o ReaperOptions) Validate() error {
 	return nil
 }
 
-// OnLocked sets a hook run after a batch's rows are locked and before S3 is called. Tests
-// use it to race a writer against the lock; production code leaves it unset.
+// OnLocked sets a hook run after a batch's objects and rows are locked, before the
+// shared-object check and S3. Tests use it to race a writer against the locks; production
+// code leaves it unset.
 func (r *Reaper) OnLocked(fn func(ctx context.Context, ids []int64)) { r.afterLock = fn }
+
+// BeforeLocks sets a hook run before a batch's objects and rows are locked. Tests use it to
+// let the file service commit just before the GC's locks and check.
+func (r *Reaper) BeforeLocks(fn func(ctx context.Context, ids []int64)) { r.beforeObjectLocks = fn }
 
 // BeforeTombstoneCommit sets a hook run after a batch's tombstones are written and before
 // they commit. Tests use it to race the file service against the shared-object check.
@@ -193,7 +202,9 @@ type lockedRow struct {
 }
 
 // Reap collects cands: one transaction re-checks, locks and tombstones them, then S3 removes
-// their objects, then a second transaction deletes the rows. An error leaves rows either
+// their objects, then a second transaction deletes the rows. A candidate already tombstoned is
+// touched only once it is s3Timeout old (Reap waits): the S3 call of the GC that tombstoned it
+// may still be deleting at the server. An error leaves rows either
 // untouched or tombstoned (never re-referenceable without their object); the next Reap or
 // sweep finishes the tombstones. Objects S3 refused are in Failures, their rows kept as
 // tombstones.
@@ -214,7 +225,24 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 		byID[c.ID] = c
 		ids = append(ids, c.ID)
 	}
-	tx, err := r.db.Begin(ctx)
+	for {
+		if !opts.DryRun {
+			if err := r.waitForEarlierS3Calls(ctx, ids); err != nil {
+				return res, err
+			}
+		}
+		res, err := r.reap(ctx, ids, byID, opts)
+		if !errors.Is(err, errYoungTombstone) {
+			return res, err
+		}
+		// Another GC took a tombstone over (and called S3) after the wait: wait again.
+	}
+}
+
+// reap is one try of Reap on the deduplicated candidates.
+func (r *Reaper) reap(ctx context.Context, ids []int64, byID map[int64]Candidate, opts ReapOptions) (ReapResult, error) {
+	var res ReapResult
+	tx, err := r.db.BeginTx(ctx, readCommitted)
 	if err != nil {
 		return res, fmt.Errorf("gc: begin: %w", err)
 	}
@@ -225,6 +253,12 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	}
 	s := r.sql
 	t0 := time.Now()
+	// The objects' locks come before the rows' locks, the order of the file service's re-point
+	// (object lock, then the row's UPDATE): the other order could deadlock with it.
+	locked, err := r.lockCandidateObjects(ctx, tx, ids)
+	if err != nil {
+		return res, err
+	}
 	// Rows already in the collecting status are tombstones a run left behind: they are
 	// finished without the checks, nobody can have re-referenced them.
 	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT %s, %s, %s, %s, %s, %s, %s = %d FROM %s
@@ -234,7 +268,7 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	if err != nil {
 		return res, fmt.Errorf("gc: lock rows: %w", err)
 	}
-	locked, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (lockedRow, error) {
+	lockedRows, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (lockedRow, error) {
 		var l lockedRow
 		err := row.Scan(&l.entry.FileID, &l.entry.FileHash, &l.entry.Bucket, &l.entry.ObjectPath, &l.entry.Bytes, &l.updatedAt, &l.collecting)
 		return l, err
@@ -242,13 +276,14 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	if err != nil {
 		return res, fmt.Errorf("gc: lock rows: %w", err)
 	}
-	seen := make(map[int64]bool, len(locked))
+	seen := make(map[int64]bool, len(lockedRows))
 	var keep []lockedRow
-	for _, l := range locked {
+	for _, l := range lockedRows {
 		seen[l.entry.FileID] = true
 		c := byID[l.entry.FileID]
 		switch {
-		case !l.collecting && l.updatedAt.After(c.NotAfter):
+		case !l.collecting && l.updatedAt.After(c.NotAfter),
+			!locked[object{l.entry.Bucket, l.entry.ObjectPath}]: // re-pointed since its object was locked
 			res.Skips = append(res.Skips, Skip{FileID: c.ID, Reason: SkipChanged})
 		case !l.collecting && c.Bucket != "" && (c.Bucket != l.entry.Bucket || c.ObjectPath != l.entry.ObjectPath):
 			res.Skips = append(res.Skips, Skip{FileID: c.ID, Reason: SkipMismatch})
@@ -261,6 +296,11 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 			keep = append(keep, l)
 		}
 	}
+	if !opts.DryRun {
+		if err := r.checkTombstonesAged(ctx, tx, keep); err != nil {
+			return res, err
+		}
+	}
 	if err := r.classifyUnseen(ctx, tx, ids, seen, &res); err != nil {
 		return res, err
 	}
@@ -271,9 +311,6 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	}
 	if r.afterLock != nil {
 		r.afterLock(ctx, keptIDs(keep))
-	}
-	if err := r.lockObjects(ctx, tx, keep); err != nil {
-		return res, err
 	}
 	if err := r.markShared(ctx, tx, keep, &res); err != nil {
 		return res, err
@@ -292,6 +329,9 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 	// Commit the tombstones before S3 is called: from here on no row of the batch can be
 	// re-referenced, so whatever happens to this process, its S3 call or its context, no
 	// re-referenceable row ever points at a deleted object.
+	// The S3 calls end s3Timeout after this instant, which is before the tombstones'
+	// tombstoned_at: once a tombstone is s3Timeout old, no S3 call of this attempt is left.
+	s3Start := time.Now()
 	if err := r.tombstone(ctx, tx, keep, opts.Owner); err != nil {
 		return res, err
 	}
@@ -302,7 +342,7 @@ func (r *Reaper) Reap(ctx context.Context, cands []Candidate, opts ReapOptions) 
 		return res, fmt.Errorf("gc: commit tombstones: %w", err)
 	}
 	t1 := time.Now()
-	s3ctx, cancel := context.WithTimeout(ctx, r.s3Timeout)
+	s3ctx, cancel := context.WithDeadline(ctx, s3Start.Add(r.s3Timeout))
 	defer cancel()
 	if opts.CheckMissing {
 		r.statAll(s3ctx, keep)

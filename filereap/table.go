@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/chatplat/job-service/internal/sqlident"
+	"github.com/chatplat/job-service/sqlident"
 )
 
 // FileTable names the chat platform's file table and its columns. It is not ours, so every

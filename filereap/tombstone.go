@@ -2,6 +2,7 @@ package filereap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,24 +21,41 @@ const finishTimeout = 30 * time.Second
 // two-key form keeps its keys apart from the one-key advisory locks of the ticker lease.
 const ObjectLockSQL = `pg_advisory_xact_lock(hashtext('file_object'), hashtext(%s || '/' || %s))`
 
-// lockObjects takes the object lock of every kept row, in one order (by key) so two GC
-// batches sharing objects cannot deadlock. Held until tx ends: a file service statement that
-// makes a row name one of these objects either committed before (markShared then sees its
-// row and keeps the object) or runs after the tombstones committed, and its condition refuses
-// (a dedup needs a live row; an upload, no tombstone).
-func (r *Reaper) lockObjects(ctx context.Context, tx pgx.Tx, keep []lockedRow) error {
-	buckets := make([]string, len(keep))
-	paths := make([]string, len(keep))
-	for i, k := range keep {
-		buckets[i], paths[i] = k.entry.Bucket, k.entry.ObjectPath
+type object struct{ bucket, path string }
+
+// lockCandidateObjects takes the object lock of every object the candidate rows (eligible or
+// tombstones) name, before their rows are locked, in one order (by key) so two GC batches
+// sharing objects cannot deadlock; it returns the objects locked. Held until tx ends: a file
+// service statement that makes a row name one of these objects either committed before
+// (markShared then sees its row and keeps the object) or runs after the tombstones committed,
+// and its condition refuses (a dedup needs a live row; an upload, no tombstone). A row
+// re-pointed between this read and its row lock names an object not locked: it is skipped.
+func (r *Reaper) lockCandidateObjects(ctx context.Context, tx pgx.Tx, ids []int64) (map[object]bool, error) {
+	s := r.sql
+	if r.beforeObjectLocks != nil {
+		r.beforeObjectLocks(ctx, ids)
 	}
 	lock := fmt.Sprintf(ObjectLockSQL, "b", "p")
-	if _, err := tx.Exec(ctx, `SELECT count(`+lock+`) FROM (
-		SELECT DISTINCT b, p, hashtext(b || '/' || p) AS k FROM unnest($1::text[], $2::text[]) AS o(b, p) ORDER BY k) s`,
-		buckets, paths); err != nil {
-		return fmt.Errorf("gc: lock %d objects: %w", len(keep), err)
+	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT b, p, `+lock+` FROM (
+		SELECT DISTINCT %s AS b, %s AS p, hashtext(%s || '/' || %s) AS k FROM %s
+		WHERE %s = ANY($1) AND (%s OR %s = %d) ORDER BY k) s ORDER BY k`,
+		s.Bucket, s.Path, s.Bucket, s.Path, s.Table, s.ID, s.Eligible(), s.Status, s.Collecting), ids)
+	if err != nil {
+		return nil, fmt.Errorf("gc: lock the objects of %d files: %w", len(ids), err)
 	}
-	return nil
+	locked := map[object]bool{}
+	for rows.Next() {
+		var o object
+		if err := rows.Scan(&o.bucket, &o.path, nil); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("gc: lock the objects of %d files: %w", len(ids), err)
+		}
+		locked[o] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("gc: lock the objects of %d files: %w", len(ids), err)
+	}
+	return locked, nil
 }
 
 // markShared flags rows whose object another row still names (same bucket and path) that is
@@ -58,10 +76,9 @@ func (r *Reaper) markShared(ctx context.Context, tx pgx.Tx, keep []lockedRow, re
 	if err != nil {
 		return fmt.Errorf("gc: look for rows sharing the objects: %w", err)
 	}
-	type obj struct{ bucket, path string }
-	shared := map[obj]bool{}
+	shared := map[object]bool{}
 	for rows.Next() {
-		var o obj
+		var o object
 		if err := rows.Scan(&o.bucket, &o.path); err != nil {
 			rows.Close()
 			return fmt.Errorf("gc: look for rows sharing the objects: %w", err)
@@ -72,7 +89,7 @@ func (r *Reaper) markShared(ctx context.Context, tx pgx.Tx, keep []lockedRow, re
 		return fmt.Errorf("gc: look for rows sharing the objects: %w", err)
 	}
 	for i := range keep {
-		if shared[obj{keep[i].entry.Bucket, keep[i].entry.ObjectPath}] {
+		if shared[object{keep[i].entry.Bucket, keep[i].entry.ObjectPath}] {
 			keep[i].shared = true
 		}
 	}
@@ -93,16 +110,18 @@ func (r *Reaper) tombstone(ctx context.Context, tx pgx.Tx, keep []lockedRow, own
 		s.Table, s.Status, s.Collecting, s.ID), ids); err != nil {
 		return fmt.Errorf("gc: tombstone %d rows: %w", len(ids), err)
 	}
-	// A tombstone an earlier run left and this one resumes becomes this attempt's: if this
-	// attempt dies too, its retry finishes it at once. Its age is kept.
+	// A tombstone an earlier run left and this one resumes becomes this attempt's, and its age
+	// counts from now: this attempt's S3 call is its latest, and nobody may finish it (delete
+	// its row, letting the same key be uploaded again) until that call is over.
 	var runID *int64
 	var attempt *int
 	if owner.RunID != 0 {
 		runID, attempt = &owner.RunID, &owner.Attempt
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO gc_tombstones (file_id, bucket, object_path, run_id, attempt)
-		SELECT f, b, p, $4, $5 FROM unnest($1::bigint[], $2::text[], $3::text[]) AS t(f, b, p)
-		ON CONFLICT (file_id) DO UPDATE SET run_id = EXCLUDED.run_id, attempt = EXCLUDED.attempt`,
+	if _, err := tx.Exec(ctx, `INSERT INTO gc_tombstones (file_id, bucket, object_path, run_id, attempt, tombstoned_at)
+		SELECT f, b, p, $4, $5, clock_timestamp() FROM unnest($1::bigint[], $2::text[], $3::text[]) AS t(f, b, p)
+		ON CONFLICT (file_id) DO UPDATE SET run_id = EXCLUDED.run_id, attempt = EXCLUDED.attempt,
+			tombstoned_at = EXCLUDED.tombstoned_at`,
 		ids, buckets, paths, runID, attempt); err != nil {
 		return fmt.Errorf("gc: record %d tombstones: %w", len(ids), err)
 	}
@@ -117,7 +136,7 @@ func (r *Reaper) deleteCollected(ctx context.Context, gone []lockedRow, opts Rea
 	dbctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	t0 := time.Now()
-	tx, err := r.db.Begin(dbctx)
+	tx, err := r.db.BeginTx(dbctx, readCommitted)
 	if err != nil {
 		return fmt.Errorf("gc: begin delete (rows stay tombstoned): %w", err)
 	}
@@ -192,9 +211,10 @@ func (r *Reaper) StaleTombstones(ctx context.Context, index, total int, age time
 
 // DeadAttemptTombstones lists up to limit tombstones, above after, that earlier attempts of
 // run left: the consumer fences a run by attempt, so an earlier attempt can no longer record
-// anything and its tombstones are this attempt's to finish, whatever their age. (Should the
-// earlier attempt still be in its S3 call, finishing concurrently is harmless: the row is
-// deleted and logged once, by whichever commits first.)
+// anything and its tombstones are this attempt's to finish, whatever their age. Reap waits
+// until they are s3Timeout old before it touches them: the earlier attempt's multi-delete
+// may still be running on the S3 server (a client's cancel does not stop it), and once the
+// row is gone the same file may be uploaded again to the same key.
 func (r *Reaper) DeadAttemptTombstones(ctx context.Context, owner Owner, after int64, limit int) ([]int64, error) {
 	rows, err := r.db.Query(ctx, `SELECT file_id FROM gc_tombstones
 		WHERE run_id = $1 AND attempt < $2 AND file_id > $3 ORDER BY file_id LIMIT $4`,
@@ -207,4 +227,74 @@ func (r *Reaper) DeadAttemptTombstones(ctx context.Context, owner Owner, after i
 		return nil, fmt.Errorf("gc: read tombstones of run %d: %w", owner.RunID, err)
 	}
 	return ids, nil
+}
+
+// errYoungTombstone: a tombstone of the batch, checked under its row lock, is younger than
+// s3Timeout (another GC took it over after Reap's wait); Reap waits and tries again.
+var errYoungTombstone = errors.New("gc: a tombstone is younger than s3_timeout")
+
+// checkTombstonesAged returns errYoungTombstone when a tombstone among keep, locked, is
+// younger than s3Timeout. Under the row lock no other GC can take it over any more, so a
+// tombstone found old enough here stays so until this batch is done.
+func (r *Reaper) checkTombstonesAged(ctx context.Context, tx pgx.Tx, keep []lockedRow) error {
+	var ids []int64
+	for _, k := range keep {
+		if k.collecting {
+			ids = append(ids, k.entry.FileID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	var young bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM gc_tombstones WHERE file_id = ANY($1)
+		AND tombstoned_at > clock_timestamp() - make_interval(secs => $2))`, ids, r.s3Timeout.Seconds()).Scan(&young); err != nil {
+		return fmt.Errorf("gc: read the tombstones' age: %w", err)
+	}
+	if young {
+		return errYoungTombstone
+	}
+	return nil
+}
+
+// readCommitted is the level of every GC transaction, whatever the server's or the role's
+// default_transaction_isolation: the shared-object check must see rows the file service
+// committed while the GC waited for the object locks, which a REPEATABLE READ or SERIALIZABLE
+// snapshot (taken at the transaction's first statement) would not.
+var readCommitted = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
+
+// tombstonePoll is how often a wait for a tombstone's age looks again: the GC that wrote it
+// usually finishes it (its row gone) long before s3Timeout, and then there is nothing to wait for.
+const tombstonePoll = 500 * time.Millisecond
+
+// waitForEarlierS3Calls returns once every tombstone among ids is s3Timeout old (its last S3
+// call, bounded by s3Timeout from before the tombstone was written, is over) or gone, or when
+// ctx ends. A multi-delete a cut run sent may still be deleting on the server; finishing its
+// tombstones sooner would drop their rows, and the same file uploaded again to the same key
+// (keys are content-addressed) would then lose its new object to that delete.
+func (r *Reaper) waitForEarlierS3Calls(ctx context.Context, ids []int64) error {
+	logged := false
+	for {
+		var secs float64
+		if err := r.db.QueryRow(ctx, `SELECT COALESCE(EXTRACT(EPOCH FROM
+			max(tombstoned_at) + make_interval(secs => $2) - clock_timestamp()), 0)::float8
+			FROM gc_tombstones WHERE file_id = ANY($1)`, ids, r.s3Timeout.Seconds()).Scan(&secs); err != nil {
+			return fmt.Errorf("gc: read the tombstones' age: %w", err)
+		}
+		if secs <= 0 {
+			return nil
+		}
+		wait := time.Duration(secs * float64(time.Second))
+		if !logged {
+			r.log.InfoContext(ctx, "gc: waiting for an earlier S3 call on these tombstones to be over", "at_most", wait)
+			logged = true
+		}
+		t := time.NewTimer(min(wait, tombstonePoll))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("gc: waiting %s for an earlier S3 call on the tombstones (they stay): %w", wait, ctx.Err())
+		}
+	}
 }

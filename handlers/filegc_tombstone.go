@@ -9,9 +9,11 @@ import (
 )
 
 // finishTombstones collects this shard's tombstones that a cancelled, timed-out or killed run
-// left: first those of this run's earlier attempts, at once (the consumer fenced them: they
-// will never finish their batches), then any older than the S3 timeout (so another run still
-// in its S3 call is left alone; finishing concurrently would be harmless, only wasted).
+// left: first those of this run's earlier attempts (the consumer fenced them: they will never
+// finish their batches), whatever their age, in this run: the reaper waits until each is
+// s3_timeout old, since the dead attempt's multi-delete may still be running at the server;
+// then any older than the S3 timeout that other runs left (a run still in its S3 call is
+// left alone).
 func (g *FileGC) finishTombstones(ctx context.Context, run *job.Run[FileGCArgs], shard job.Shard, maxDeletes int, res *FileGCResult) error {
 	if run.RunID != 0 && run.Attempt > 1 {
 		owner := filereap.Owner{RunID: run.RunID, Attempt: run.Attempt}

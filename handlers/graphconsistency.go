@@ -14,8 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
-	"github.com/chatplat/job-service/internal/sqlident"
 	"github.com/chatplat/job-service/job"
+	"github.com/chatplat/job-service/sqlident"
 )
 
 // GraphConsistencyKind is the job kind of GraphConsistency.

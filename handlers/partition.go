@@ -12,8 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/chatplat/job-service/internal/sqlident"
 	"github.com/chatplat/job-service/job"
+	"github.com/chatplat/job-service/sqlident"
 )
 
 // PartitionKind is the job kind of Partition.

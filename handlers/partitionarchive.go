@@ -10,8 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/chatplat/job-service/archive"
-	"github.com/chatplat/job-service/internal/sqlident"
 	"github.com/chatplat/job-service/job"
+	"github.com/chatplat/job-service/sqlident"
 )
 
 // PartitionArchiveKind is the job kind of PartitionArchive.

@@ -28,19 +28,26 @@ const (
 		FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[],
 			$7::text[], $8::text[], $9::text[], $10::text[])
 			AS r(job, run_key, shard_index, shard_total, trigger, scheduled_at, params, requested_by, node, msg_id)
-		-- not a run retention may have pruned (see TooOld)
-		WHERE r.scheduled_at >= coalesce((SELECT cutoff FROM job_prune_horizon WHERE target = 'runs'), '-infinity')
+		-- not a run retention may have pruned (see TooOld); FOR SHARE waits for a pruning that
+		-- is raising the horizon and reads the raised one (see raiseHorizonSQL)
+		WHERE r.scheduled_at >= coalesce((SELECT cutoff FROM job_prune_horizon WHERE target = 'runs' FOR SHARE), '-infinity')
 		ON CONFLICT (job, run_key, shard_index) DO NOTHING
-		RETURNING id, attempt, job, run_key, shard_index`
-	// takeOverSQL claims runs that exist and may be taken.
+		RETURNING id, attempt, job, run_key, shard_index, status`
+	// takeOverSQL claims runs that exist and may be taken. A scheduled occurrence of a job
+	// paused at or before its time is recorded skipped instead: the ticker reads the paused
+	// jobs once per tick, so a pause that lands between that read and its record of the next
+	// occurrence finds no row to skip, and this is where that occurrence is stopped. The pause
+	// is found by its job, the primary key of job_pauses, and only for trigger 'schedule'.
 	takeOverSQL = `
 		WITH req AS (
 			SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[])
 				AS r(job, run_key, shard_index, node, msg_id)),
 		prev AS (
 			SELECT j.id, j.attempt, j.node, j.msg_id, j.started_at, j.finished_at, j.updated_at, j.status, j.error,
-				r.node AS new_node, r.msg_id AS new_msg_id
+				r.node AS new_node, r.msg_id AS new_msg_id, p.paused_by
 			FROM job_runs j JOIN req r ON j.job = r.job AND j.run_key = r.run_key AND j.shard_index = r.shard_index
+				LEFT JOIN job_pauses p ON p.job = j.job AND j.trigger = 'schedule' AND j.status = 'scheduled'
+					AND p.paused_at <= j.scheduled_at
 			WHERE (j.status IN ('scheduled', 'retrying', 'interrupted', 'abandoned')
 			   OR (j.status = 'running' AND j.heartbeat_at < now() - $6::interval))
 			  AND j.cancel_requested_at IS NULL -- cancelled while its node vanished: never rerun
@@ -50,8 +57,13 @@ const (
 			UPDATE job_runs j SET status = 'running', attempt = prev.attempt + 1, node = prev.new_node,
 				msg_id = CASE WHEN prev.new_msg_id <> '' THEN prev.new_msg_id ELSE prev.msg_id END,
 				started_at = greatest(now(), j.scheduled_at), heartbeat_at = now(), finished_at = NULL, error = '', updated_at = now()
-			FROM prev WHERE j.id = prev.id
-			RETURNING j.id, j.attempt, j.job, j.run_key, j.shard_index),
+			FROM prev WHERE j.id = prev.id AND prev.paused_by IS NULL
+			RETURNING j.id, j.attempt, j.job, j.run_key, j.shard_index, j.status),
+		skipped AS (
+			UPDATE job_runs j SET status = 'skipped', finished_at = now(), updated_at = now(),
+				result = jsonb_build_object('skipped', 'paused', 'paused_by', prev.paused_by)
+			FROM prev WHERE j.id = prev.id AND prev.paused_by IS NOT NULL
+			RETURNING j.id, j.attempt, j.job, j.run_key, j.shard_index, j.status),
 		archived AS (
 			INSERT INTO job_past_attempts AS p (run_id, attempt, node, msg_id, started_at, finished_at, outcome, error)
 			SELECT id, attempt, node, msg_id, started_at,
@@ -61,7 +73,8 @@ const (
 			-- a row kept from before migration 00050 may already hold this attempt
 			ON CONFLICT (run_id, attempt) DO UPDATE SET outcome = EXCLUDED.outcome, finished_at = EXCLUDED.finished_at
 			WHERE p.outcome = 'running')
-		SELECT id, attempt, job, run_key, shard_index FROM taken`
+		SELECT id, attempt, job, run_key, shard_index, status FROM taken
+		UNION ALL SELECT id, attempt, job, run_key, shard_index, status FROM skipped`
 	// finishSQL records outcomes, fenced by attempt.
 	// An attempt that failed or was interrupted after an operator asked to cancel its run
 	// (before its heartbeat brought the request) ends the run cancelled: recorded retrying or
@@ -219,11 +232,16 @@ func sortedByKey(reqs []ClaimRequest, idx []int) []int {
 	return idx
 }
 
-// collectClaims adds the claimed runs that rows name (id, attempt, job, run_key, shard) to out.
+// collectClaims adds the runs that rows name (id, attempt, job, run_key, shard, status) to
+// out: claimed when running, done otherwise (skipped because its job is paused).
 func collectClaims(rows pgx.Rows, out map[runKey]ClaimResult) error {
 	var k runKey
 	var c Claim
-	_, err := pgx.ForEachRow(rows, []any{&c.RunID, &c.Attempt, &k.job, &k.runKey, &k.shard}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&c.RunID, &c.Attempt, &k.job, &k.runKey, &k.shard, &c.Status}, func() error {
+		if c.Status != StatusRunning {
+			out[k] = ClaimResult{Claim: Claim{Outcome: AlreadyDone, RunID: c.RunID, Status: c.Status}}
+			return nil
+		}
 		out[k] = ClaimResult{Claim: Claim{Outcome: Claimed, RunID: c.RunID, Attempt: c.Attempt, Status: StatusRunning}}
 		return nil
 	})

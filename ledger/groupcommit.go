@@ -7,8 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/chatplat/job-service/internal/coalesce"
 	"github.com/chatplat/job-service/job"
+	"github.com/chatplat/job-service/ledger/coalesce"
 )
 
 // GroupCommit is the ledger with claims and outcomes group-committed: calls made at the same

@@ -188,7 +188,8 @@ func (l *Ledger) Summaries(ctx context.Context, jobs []string) (map[string]JobSu
 
 // Pause stops the ticker from publishing jobName. Occurrences it already published ahead of
 // their time (ticker.lookahead) and no node claimed yet pass while the job is paused too: they
-// are recorded skipped, and their messages find them so.
+// are recorded skipped, and their messages find them so. One the ticker records just after
+// (it read the paused jobs before the pause) is skipped by its claim (takeOverSQL).
 func (l *Ledger) Pause(ctx context.Context, jobName, by string) error {
 	_, err := l.db.Exec(ctx, `
 		WITH paused AS (

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // PruneTarget names what a retention batch deletes.
@@ -39,10 +41,7 @@ var pruneSQL = map[PruneTarget]string{
 		cursors AS (
 			INSERT INTO job_cursors AS c (job, occurrence)
 			SELECT job, max(scheduled_at) FROM pruned WHERE trigger = 'schedule' GROUP BY job
-			ON CONFLICT (job) DO UPDATE SET occurrence = greatest(c.occurrence, EXCLUDED.occurrence), updated_at = now()),
-		horizon AS (
-			INSERT INTO job_prune_horizon AS h (target, cutoff) VALUES ('runs', $1)
-			ON CONFLICT (target) DO UPDATE SET cutoff = greatest(h.cutoff, EXCLUDED.cutoff), updated_at = now())
+			ON CONFLICT (job) DO UPDATE SET occurrence = greatest(c.occurrence, EXCLUDED.occurrence), updated_at = now())
 		SELECT count(*) FROM pruned`,
 	PruneAlerts: `DELETE FROM job_alerts WHERE (dedupe_key, channel) IN (
 		SELECT dedupe_key, channel FROM job_alerts WHERE last_seen_at < $1
@@ -51,6 +50,31 @@ var pruneSQL = map[PruneTarget]string{
 		SELECT id FROM gc_log WHERE deleted_at < $1 ORDER BY deleted_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
 	PruneNodes: `DELETE FROM job_nodes WHERE node IN (
 		SELECT node FROM job_nodes WHERE heartbeat_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+}
+
+// The dedup horizon is raised in the pruning's transaction before its delete, and a claim of
+// a new run reads it FOR SHARE (insertRunsSQL): a claim that meets the raise waits for the
+// pruning to commit and reads the new horizon; one that read the horizon first holds the raise
+// (and so the delete) until it commits, while the run's row is still there to conflict with.
+// Either way a late copy of a pruned run's message is never inserted as a new run. The row is
+// made first in a statement of its own, committed, so even the first pruning has one to lock.
+const (
+	seedHorizonSQL  = `INSERT INTO job_prune_horizon (target, cutoff) VALUES ('runs', $1) ON CONFLICT (target) DO NOTHING`
+	raiseHorizonSQL = `INSERT INTO job_prune_horizon AS h (target, cutoff) VALUES ('runs', $1)
+		ON CONFLICT (target) DO UPDATE SET cutoff = greatest(h.cutoff, EXCLUDED.cutoff), updated_at = now()`
+)
+
+// pruneRuns prunes at most limit finished runs older than cutoff in tx, after raising the
+// dedup horizon to cutoff in it.
+func pruneRuns(ctx context.Context, tx pgx.Tx, cutoff time.Time, limit int) (int64, error) {
+	if _, err := tx.Exec(ctx, raiseHorizonSQL, cutoff); err != nil {
+		return 0, fmt.Errorf("raise the dedup horizon: %w", err)
+	}
+	var n int64
+	if err := tx.QueryRow(ctx, pruneSQL[PruneRuns], cutoff, limit).Scan(&n); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // PruneTargets lists every target in the order the retention job visits them.
@@ -67,7 +91,14 @@ func (l *Ledger) PruneBatch(ctx context.Context, target PruneTarget, cutoff time
 	}
 	if target == PruneRuns {
 		var n int64
-		if err := l.db.QueryRow(ctx, q, cutoff, limit).Scan(&n); err != nil {
+		_, err := l.db.Exec(ctx, seedHorizonSQL, cutoff)
+		if err == nil {
+			err = pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) (err error) {
+				n, err = pruneRuns(ctx, tx, cutoff, limit)
+				return err
+			})
+		}
+		if err != nil {
 			return 0, fmt.Errorf("prune %s older than %s: %w", target, cutoff.UTC().Format(time.RFC3339), err)
 		}
 		return n, nil

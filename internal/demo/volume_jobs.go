@@ -15,7 +15,7 @@ import (
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/chatplat/job-service/internal/sqlident"
+	"github.com/chatplat/job-service/sqlident"
 )
 
 // Shapes of the generated data, shared with the benchmarks that check the jobs' answers.

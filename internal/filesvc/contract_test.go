@@ -26,7 +26,7 @@ func TestContractSQLIsTheREADMEs(t *testing.T) {
 		lines = append(lines, strings.TrimSpace(l))
 	}
 	text := strings.Join(lines, "\n")
-	for name, sql := range map[string]string{"LockObject": filesvc.LockObject, "DedupInsert": filesvc.DedupInsert,
+	for name, sql := range map[string]string{"Begin": filesvc.Begin, "LockObject": filesvc.LockObject, "DedupInsert": filesvc.DedupInsert,
 		"Repoint": filesvc.Repoint, "UploadInsert": filesvc.UploadInsert, "Reference": filesvc.Reference} {
 		var want []string
 		for _, l := range strings.Split(sql, "\n") {

@@ -26,8 +26,10 @@ SELECT $1, $2, $3, $4, $5, 1, 1
 WHERE EXISTS (SELECT 1 FROM file_metadata WHERE bucket = $1 AND object_path = $2 AND status <> 3)`
 
 	// Repoint makes row $3 name an existing object, under the same condition as DedupInsert.
+	// A tombstone is never re-pointed: it is as good as gone, and the GC collects the object
+	// it names.
 	Repoint = `UPDATE file_metadata SET bucket = $1, object_path = $2, updated_at = now()
-WHERE id = $3 AND EXISTS (SELECT 1 FROM file_metadata WHERE bucket = $1 AND object_path = $2 AND status <> 3)`
+WHERE id = $3 AND status <> 3 AND EXISTS (SELECT 1 FROM file_metadata WHERE bucket = $1 AND object_path = $2 AND status <> 3)`
 
 	// UploadInsert adds the row of an object the file service is about to write (it PUTs the
 	// object after this commits): refused while a tombstone names that object.
@@ -61,10 +63,16 @@ type Row struct {
 	Size int64
 }
 
-// WithObjectLock runs fn in a transaction that first takes obj's lock (LockObject). fn's
-// statement must affect one row; none is ErrRefused.
+// Begin opens every transaction that takes an object lock. READ COMMITTED, whatever the
+// server's default: each statement after the lock must see what the GC committed while this
+// transaction waited for it; a REPEATABLE READ snapshot is taken at the first statement, the
+// lock itself, before the wait ends.
+const Begin = `BEGIN ISOLATION LEVEL READ COMMITTED`
+
+// WithObjectLock runs fn in a transaction (Begin) that first takes obj's lock (LockObject).
+// fn's statement must affect one row; none is ErrRefused.
 func WithObjectLock(ctx context.Context, db *pgxpool.Pool, obj Object, fn func(tx pgx.Tx) (int64, error)) error {
-	tx, err := db.Begin(ctx)
+	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}) // Begin
 	if err != nil {
 		return fmt.Errorf("file service: begin: %w", err)
 	}
