@@ -36,16 +36,10 @@ func TestRunNeverClaimedEndsFailedSayingSo(t *testing.T) {
 		updated_at = now() - interval '1 hour', republished = 3 WHERE id = $1`, id)
 	require.NoError(t, err)
 
-	key := time.Now().UnixNano() & 0x7fffffff
-	pub := &countingPublisher{inner: prod, sent: map[string]int{}}
 	alerts := &recAlerts{}
-	cfg := Config{Interval: 10 * time.Millisecond, RepairInterval: 10 * time.Millisecond, OverdueAfter: time.Minute,
-		StaleAfter: time.Second, StuckAfter: 30 * time.Minute, MaxRepublish: 3, LeaseKey: key}
-	tk, err := New(cfg, "a", map[string]job.Spec{}, l, pub, NewLease(s.Pool, key, 15*time.Second), testenv.Logger(t), time.Now)
-	require.NoError(t, err)
+	tk, _ := repairTicker(t, s, l, prod, stuckRepair)
 	tk.SetKnown(func(kind string) bool { return kind == "probe" })
 	tk.SetAlerter(alerts)
-	t.Cleanup(func() { _ = tk.Stop(context.Background()) })
 	require.NoError(t, tk.Tick(ctx))
 
 	r, err := l.GetRun(ctx, id)

@@ -170,12 +170,7 @@ func TestRepairRepublishesOverdueUnclaimedRunOnce(t *testing.T) {
 	_, err = s.Pool.Exec(ctx, `UPDATE job_runs SET updated_at = now() - interval '1 hour'`)
 	require.NoError(t, err)
 
-	key := time.Now().UnixNano() & 0x7fffffff
-	pub := &countingPublisher{inner: prod, sent: map[string]int{}}
-	cfg := Config{Interval: 10 * time.Millisecond, RepairInterval: 10 * time.Millisecond, OverdueAfter: time.Minute, LeaseKey: key}
-	tk, err := New(cfg, "a", map[string]job.Spec{}, l, pub, NewLease(s.Pool, key, 15*time.Second), testenv.Logger(t), time.Now)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = tk.Stop(context.Background()) })
+	tk, pub := repairTicker(t, s, l, prod, func(c *Config) { c.OverdueAfter = time.Minute })
 	require.NoError(t, tk.Tick(ctx))
 	require.Equal(t, map[string]int{env.RunKey: 1}, pub.snapshot())
 	time.Sleep(20 * time.Millisecond) // let the next tick be a repair tick too
@@ -212,16 +207,10 @@ func TestRepairUnsticksRunsAndBoundsRepublishing(t *testing.T) {
 	_, err = s.Pool.Exec(ctx, `UPDATE job_runs SET updated_at = now() WHERE id = $1`, fresh)
 	require.NoError(t, err)
 
-	key := time.Now().UnixNano() & 0x7fffffff
-	pub := &countingPublisher{inner: prod, sent: map[string]int{}}
 	alerts := &recAlerts{}
-	cfg := Config{Interval: 10 * time.Millisecond, RepairInterval: 10 * time.Millisecond, OverdueAfter: time.Minute,
-		StaleAfter: time.Second, StuckAfter: 30 * time.Minute, MaxRepublish: 3, LeaseKey: key}
-	tk, err := New(cfg, "a", map[string]job.Spec{}, l, pub, NewLease(s.Pool, key, 15*time.Second), testenv.Logger(t), time.Now)
-	require.NoError(t, err)
+	tk, pub := repairTicker(t, s, l, prod, stuckRepair)
 	tk.SetKnown(func(kind string) bool { return kind == "probe" })
 	tk.SetAlerter(alerts)
-	t.Cleanup(func() { _ = tk.Stop(context.Background()) })
 	require.NoError(t, tk.Tick(ctx))
 	require.Equal(t, map[string]int{"manual:interrupted": 1, "manual:retrying": 1}, pub.snapshot(),
 		"stuck runs republished; a recent retry and a removed kind not")
@@ -253,6 +242,29 @@ func TestRepairUnsticksRunsAndBoundsRepublishing(t *testing.T) {
 	var rows int
 	require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM job_runs`).Scan(&rows))
 	require.Equal(t, 4, rows, "repairs add no rows")
+}
+
+// stuckRepair is the repair configuration of the stuck-run tests: overdue after a minute,
+// stale after a second, stuck after half an hour, given up after three republishes.
+func stuckRepair(c *Config) {
+	c.OverdueAfter, c.StaleAfter, c.StuckAfter, c.MaxRepublish = time.Minute, time.Second, 30*time.Minute, 3
+}
+
+// repairTicker is a ticker with no schedules of its own whose every tick is also a repair
+// pass, publishing through a countingPublisher. adjust sets the keys a test needs; the lease
+// key is unique to the test. The ticker is stopped at cleanup.
+func repairTicker(t *testing.T, s *testenv.Schema, l *ledger.Ledger, prod *mq.Producer, adjust func(*Config)) (*Ticker, *countingPublisher) {
+	t.Helper()
+	key := time.Now().UnixNano() & 0x7fffffff
+	pub := &countingPublisher{inner: prod, sent: map[string]int{}}
+	cfg := Config{Interval: 10 * time.Millisecond, RepairInterval: 10 * time.Millisecond, LeaseKey: key}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	tk, err := New(cfg, "a", map[string]job.Spec{}, l, pub, NewLease(s.Pool, key, 15*time.Second), testenv.Logger(t), time.Now)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tk.Stop(context.Background()) })
+	return tk, pub
 }
 
 type recAlerts struct {
@@ -309,13 +321,8 @@ func TestRepairRepublishesRunsOfAGoneBrokerAtOnce(t *testing.T) {
 	_, err = s.Pool.Exec(ctx, `UPDATE job_runs SET created_at = now() - interval '1 minute'`)
 	require.NoError(t, err)
 
-	key := time.Now().UnixNano() & 0x7fffffff
-	pub := &countingPublisher{inner: prod, sent: map[string]int{}}
-	cfg := Config{Interval: 10 * time.Millisecond, RepairInterval: 10 * time.Millisecond, LeaseKey: key}
-	tk, err := New(cfg, "a", map[string]job.Spec{}, l, pub, NewLease(s.Pool, key, 15*time.Second), testenv.Logger(t), time.Now)
-	require.NoError(t, err)
-	tk.SetBrokerWatch(mq.NewBrokerWatch(m.Config, cfg.WithDefaults().BrokerGoneAfter, time.Now))
-	t.Cleanup(func() { _ = tk.Stop(context.Background()) })
+	tk, pub := repairTicker(t, s, l, prod, nil)
+	tk.SetBrokerWatch(mq.NewBrokerWatch(m.Config, Config{}.WithDefaults().BrokerGoneAfter, time.Now))
 	require.NoError(t, tk.Tick(ctx))
 	require.Equal(t, map[string]int{onGone.RunKey: 1}, pub.snapshot(), "only the gone broker's run, at once")
 
