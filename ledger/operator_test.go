@@ -69,6 +69,18 @@ func TestCancelEndsCancelledHoweverTheAttemptEnded(t *testing.T) {
 	}
 }
 
+// finishedAt claims a run of key scheduled at at (message msgID, node "a") and records out;
+// it returns the run's envelope, for a late copy of its message.
+func finishedAt(t *testing.T, l *ledger.Ledger, key, msgID string, at time.Time, out ledger.Outcome) job.Envelope {
+	t.Helper()
+	e := env(key)
+	e.ScheduledAt = at
+	c, err := l.ClaimRun(context.Background(), e, "a", msgID, time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, l.Finish(context.Background(), c, out))
+	return e
+}
+
 // The dedup horizon: once retention pruned a run, a late copy of its message is not run again
 // (no row is made for it, by claim or takeover); cancelled runs are pruned like the others.
 func TestPrunedRunsMessageIsNotRunAgain(t *testing.T) {
@@ -76,17 +88,9 @@ func TestPrunedRunsMessageIsNotRunAgain(t *testing.T) {
 	l, s := newLedger(t)
 	ctx := context.Background()
 	old := time.Now().AddDate(0, 0, -40)
-	e := env("pruned")
-	e.ScheduledAt = old
-	c, err := l.ClaimRun(ctx, e, "a", "m1", time.Minute)
-	require.NoError(t, err)
-	require.NoError(t, l.Finish(ctx, c, ledger.Outcome{Status: ledger.StatusSucceeded}))
-	cancelled := env("pruned-cancelled")
-	cancelled.ScheduledAt = old
-	cc, err := l.ClaimRun(ctx, cancelled, "a", "m2", time.Minute)
-	require.NoError(t, err)
-	require.NoError(t, l.Finish(ctx, cc, ledger.Outcome{Status: ledger.StatusCancelled, Err: &ledger.CancelledError{By: "x"}}))
-	_, err = s.Pool.Exec(ctx, `UPDATE job_runs SET created_at = $1`, old)
+	e := finishedAt(t, l, "pruned", "m1", old, ledger.Outcome{Status: ledger.StatusSucceeded})
+	finishedAt(t, l, "pruned-cancelled", "m2", old, ledger.Outcome{Status: ledger.StatusCancelled, Err: &ledger.CancelledError{By: "x"}})
+	_, err := s.Pool.Exec(ctx, `UPDATE job_runs SET created_at = $1`, old)
 	require.NoError(t, err)
 
 	n, err := l.PruneBatch(ctx, ledger.PruneRuns, time.Now().AddDate(0, 0, -30), 100)
@@ -115,12 +119,8 @@ func TestLateCopyWaitingOnRetentionIsRefused(t *testing.T) {
 	l, s := newLedger(t)
 	ctx := context.Background()
 	old := time.Now().AddDate(0, 0, -40)
-	e := env("pruned-while-claimed")
-	e.ScheduledAt = old
-	c, err := l.ClaimRun(ctx, e, "a", "m1", time.Minute)
-	require.NoError(t, err)
-	require.NoError(t, l.Finish(ctx, c, ledger.Outcome{Status: ledger.StatusSucceeded}))
-	_, err = s.Pool.Exec(ctx, `UPDATE job_runs SET created_at = $1`, old)
+	e := finishedAt(t, l, "pruned-while-claimed", "m1", old, ledger.Outcome{Status: ledger.StatusSucceeded})
+	_, err := s.Pool.Exec(ctx, `UPDATE job_runs SET created_at = $1`, old)
 	require.NoError(t, err)
 
 	tx, err := s.Pool.Begin(ctx)
