@@ -21,13 +21,13 @@ type fakeLedger struct {
 	finished []ledger.Status
 }
 
-func (f *fakeLedger) ClaimRun(context.Context, job.Envelope, string, string, time.Duration) (ledger.Claim, error) {
+func (f *fakeLedger) ClaimRun(context.Context, job.Envelope, string, string, time.Duration, ledger.Priority) (ledger.Claim, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.attempt++
 	return ledger.Claim{Outcome: ledger.Claimed, RunID: 7, Attempt: f.attempt, Status: ledger.StatusRunning}, nil
 }
-func (f *fakeLedger) Finish(_ context.Context, _ ledger.Claim, o ledger.Outcome) error {
+func (f *fakeLedger) Finish(_ context.Context, _ ledger.Claim, o ledger.Outcome, _ ledger.Priority) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.finished = append(f.finished, o.Status)

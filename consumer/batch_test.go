@@ -7,13 +7,10 @@ import (
 	"testing"
 	"time"
 
-	rmqconsumer "github.com/apache/rocketmq-client-go/v2/consumer"
-	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatplat/job-service/job"
 	"github.com/chatplat/job-service/ledger"
-	"github.com/chatplat/job-service/mq"
 )
 
 // batchLedger claims in batches, as ledger.GroupCommit does: one run id per run key, the
@@ -36,7 +33,7 @@ func newBatchLedger() *batchLedger {
 		outcomes: map[string]ledger.Status{}, cancels: map[int64]string{}}
 }
 
-func (l *batchLedger) ClaimRuns(_ context.Context, _ time.Duration, reqs []ledger.ClaimRequest) ([]ledger.ClaimResult, error) {
+func (l *batchLedger) ClaimRuns(_ context.Context, _ time.Duration, _ ledger.Priority, reqs []ledger.ClaimRequest) ([]ledger.ClaimResult, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.claimCalls = append(l.claimCalls, len(reqs))
@@ -53,15 +50,15 @@ func (l *batchLedger) ClaimRuns(_ context.Context, _ time.Duration, reqs []ledge
 	return out, nil
 }
 
-func (l *batchLedger) ClaimRun(ctx context.Context, env job.Envelope, node, msgID string, stale time.Duration) (ledger.Claim, error) {
-	res, err := l.ClaimRuns(ctx, stale, []ledger.ClaimRequest{{Env: env, Node: node, MsgID: msgID}})
+func (l *batchLedger) ClaimRun(ctx context.Context, env job.Envelope, node, msgID string, stale time.Duration, prio ledger.Priority) (ledger.Claim, error) {
+	res, err := l.ClaimRuns(ctx, stale, prio, []ledger.ClaimRequest{{Env: env, Node: node, MsgID: msgID}})
 	if err != nil {
 		return ledger.Claim{}, err
 	}
 	return res[0].Claim, nil
 }
 
-func (l *batchLedger) Finish(_ context.Context, c ledger.Claim, o ledger.Outcome) error {
+func (l *batchLedger) Finish(_ context.Context, c ledger.Claim, o ledger.Outcome, _ ledger.Priority) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.outcomes[l.keys[c.RunID]] = o.Status
@@ -111,29 +108,6 @@ func (r keyRegistry) Prepare(env job.Envelope) (job.Prepared, error) {
 	}, nil
 }
 
-// recResender records the messages sent back on their own; fail makes every send fail.
-type recResender struct {
-	mu   sync.Mutex
-	fail bool
-	sent []resent
-}
-
-type resent struct {
-	body  string
-	topic string
-	at    time.Time
-}
-
-func (r *recResender) Resend(_ context.Context, m *primitive.MessageExt, topic string, at time.Time) (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.fail {
-		return "", errors.New("broker unreachable")
-	}
-	r.sent = append(r.sent, resent{body: string(m.Body), topic: topic, at: at})
-	return "copy", nil
-}
-
 func keyBody(t *testing.T, key string) []byte {
 	b, err := job.Encode(job.Envelope{Job: "probe", RunKey: key, Trigger: job.TriggerManual,
 		ScheduledAt: time.Now().Add(-time.Second), Shard: job.Shard{Total: 1}})
@@ -141,17 +115,13 @@ func keyBody(t *testing.T, key string) []byte {
 	return b
 }
 
-// batchOfMessages is what the client hands the callback: messages of the job topic.
-func batchOfMessages(bodies ...[]byte) ([]*primitive.MessageExt, []Delivery) {
-	msgs := make([]*primitive.MessageExt, len(bodies))
+// deliveries is what the broker adapter hands the processor: messages of the job topic.
+func deliveries(bodies ...[]byte) []Delivery {
 	ds := make([]Delivery, len(bodies))
 	for i, b := range bodies {
-		m := &primitive.MessageExt{Message: primitive.Message{Topic: "jobs", Body: b}, MsgId: string(rune('a' + i))}
-		m.WithTag("probe")
-		msgs[i] = m
-		ds[i] = Delivery{Body: b, MsgID: m.MsgId, Tag: "probe", Topic: "jobs"}
+		ds[i] = Delivery{Body: b, MsgID: string(rune('a' + i)), Tag: "probe", Topic: "jobs"}
 	}
-	return msgs, ds
+	return ds
 }
 
 func batchProcessor(l Ledger, reg Registry, maxRunning int) *Processor {
@@ -160,13 +130,10 @@ func batchProcessor(l Ledger, reg Registry, maxRunning int) *Processor {
 		RetryBackoffMax: time.Minute}, l, reg, map[string]job.Spec{"probe": spec}, &recPublisher{}, nil, discard(), time.Now)
 }
 
-func batchConsumer(p *Processor, r Resender) *Consumer {
-	return &Consumer{opts: Options{Topic: "jobs", Group: "g", Resend: r}, proc: p, log: discard(), baseCtx: context.Background()}
-}
-
 // A batch with one failing run and one malformed message: the well-formed runs are claimed in
 // one ledger call, each gets its own outcome, the malformed one is rejected on its own, and
-// only the failed run comes back, on its own: the runs that succeeded are not redelivered.
+// only the failed run comes back (the settle of these decisions: mq's
+// TestSettleSendsBackOnlyTheFailedRun).
 func TestBatchPartialFailureSendsBackOnlyTheFailedRun(t *testing.T) {
 	t.Parallel()
 	l := newBatchLedger()
@@ -174,7 +141,7 @@ func TestBatchPartialFailureSendsBackOnlyTheFailedRun(t *testing.T) {
 		"bad": func(context.Context) (any, error) { return nil, errors.New("boom") },
 	}}
 	p := batchProcessor(l, reg, 4)
-	msgs, ds := batchOfMessages(keyBody(t, "ok1"), keyBody(t, "bad"), []byte(`{"job":`), keyBody(t, "ok2"))
+	ds := deliveries(keyBody(t, "ok1"), keyBody(t, "bad"), []byte(`{"job":`), keyBody(t, "ok2"))
 
 	decisions := p.ProcessBatch(context.Background(), ds)
 	require.Equal(t, []Action{Ack, RetryLater, Ack, Ack}, actions(decisions))
@@ -183,26 +150,11 @@ func TestBatchPartialFailureSendsBackOnlyTheFailedRun(t *testing.T) {
 	require.Equal(t, map[string]ledger.Status{"ok1": ledger.StatusSucceeded, "bad": ledger.StatusRetrying,
 		"ok2": ledger.StatusSucceeded}, l.outcomes)
 	require.Equal(t, 1, l.rejected)
-
-	r := &recResender{}
-	before := time.Now()
-	require.Equal(t, rmqconsumer.ConsumeSuccess, batchConsumer(p, r).settle(primitive.NewConsumeConcurrentlyContext(), msgs, decisions))
-	require.Len(t, r.sent, 1, "only the failed run goes back")
-	require.Equal(t, string(msgs[1].Body), r.sent[0].body)
-	require.Equal(t, "jobs", r.sent[0].topic)
-	require.WithinRange(t, r.sent[0].at, before.Add(decisions[1].After), time.Now().Add(decisions[1].After))
-
-	// The broker cannot take the copy: the batch goes back whole, at the failed run's delay;
-	// the runs that were done come back to a ledger that acknowledges them as duplicates.
-	conc := primitive.NewConsumeConcurrentlyContext()
-	require.Equal(t, rmqconsumer.ConsumeRetryLater, batchConsumer(p, &recResender{fail: true}).settle(conc, msgs, decisions))
-	require.Equal(t, mq.DelayLevelFor(decisions[1].After), conc.DelayLevelWhenNextConsume)
 }
 
 // A poisoned message (its handler panics on every attempt) on its last attempt, in a batch
-// of healthy ones: it is recorded failed and goes to the dead-letter queue on its own; the
-// others succeed and stay consumed. If the copy cannot be sent, the batch goes back to be
-// retried, never whole to the dead-letter queue.
+// of healthy ones: it is recorded failed and goes to the dead-letter queue; the others
+// succeed (the settle: mq's TestSettlePoisonedMessageGoesToTheDeadLetterQueueAlone).
 func TestBatchPoisonedMessageGoesToTheDeadLetterQueueAlone(t *testing.T) {
 	t.Parallel()
 	l := newBatchLedger()
@@ -211,29 +163,13 @@ func TestBatchPoisonedMessageGoesToTheDeadLetterQueueAlone(t *testing.T) {
 		"poison": func(context.Context) (any, error) { panic("poisoned") },
 	}}
 	p := batchProcessor(l, reg, 2)
-	msgs, ds := batchOfMessages(keyBody(t, "a"), keyBody(t, "poison"), keyBody(t, "b"))
+	ds := deliveries(keyBody(t, "a"), keyBody(t, "poison"), keyBody(t, "b"))
 
 	decisions := p.ProcessBatch(context.Background(), ds)
 	require.Equal(t, []Action{Ack, DeadLetter, Ack}, actions(decisions))
 	require.Contains(t, decisions[1].Reason, "handler panicked")
 	require.Equal(t, map[string]ledger.Status{"a": ledger.StatusSucceeded, "poison": ledger.StatusFailed,
 		"b": ledger.StatusSucceeded}, l.outcomes)
-
-	r := &recResender{}
-	require.Equal(t, rmqconsumer.ConsumeSuccess, batchConsumer(p, r).settle(primitive.NewConsumeConcurrentlyContext(), msgs, decisions))
-	require.Equal(t, []resent{{body: string(msgs[1].Body), topic: "%DLQ%g"}}, r.sent)
-
-	conc := primitive.NewConsumeConcurrentlyContext()
-	require.Equal(t, rmqconsumer.ConsumeRetryLater, batchConsumer(p, &recResender{fail: true}).settle(conc, msgs, decisions))
-	require.Equal(t, 1, conc.DelayLevelWhenNextConsume, "the succeeded runs must not go to the dead-letter queue")
-
-	// Alone in its batch (or with others going the same way) it goes back as the client would
-	// send it: no copy.
-	conc = primitive.NewConsumeConcurrentlyContext()
-	r = &recResender{}
-	require.Equal(t, rmqconsumer.ConsumeRetryLater, batchConsumer(p, r).settle(conc, msgs[1:2], decisions[1:2]))
-	require.Equal(t, -1, conc.DelayLevelWhenNextConsume)
-	require.Empty(t, r.sent)
 }
 
 // An operator cancels one run of a batch while it runs: that run ends cancelled (no retry),
@@ -250,7 +186,7 @@ func TestBatchCancelOfOneRunLeavesTheOthers(t *testing.T) {
 		},
 	}}
 	p := batchProcessor(l, reg, 4)
-	msgs, ds := batchOfMessages(keyBody(t, "x"), keyBody(t, "long"), keyBody(t, "y"))
+	ds := deliveries(keyBody(t, "x"), keyBody(t, "long"), keyBody(t, "y"))
 	done := make(chan []Decision, 1)
 	go func() { done <- p.ProcessBatch(context.Background(), ds) }()
 	<-started
@@ -263,9 +199,6 @@ func TestBatchCancelOfOneRunLeavesTheOthers(t *testing.T) {
 	require.Contains(t, decisions[1].Reason, "alice")
 	require.Equal(t, map[string]ledger.Status{"x": ledger.StatusSucceeded, "long": ledger.StatusCancelled,
 		"y": ledger.StatusSucceeded}, l.outcomes)
-	r := &recResender{}
-	require.Equal(t, rmqconsumer.ConsumeSuccess, batchConsumer(p, r).settle(primitive.NewConsumeConcurrentlyContext(), msgs, decisions))
-	require.Empty(t, r.sent)
 	require.NotZero(t, l.id("long"))
 }
 
@@ -282,7 +215,7 @@ func TestBatchRunsHandlersInParallelUnderMaxRunning(t *testing.T) {
 	for i, k := range keys {
 		bodies[i] = keyBody(t, k)
 	}
-	_, ds := batchOfMessages(bodies...)
+	ds := deliveries(bodies...)
 	done := make(chan []Decision, 1)
 	go func() { done <- p.ProcessBatch(context.Background(), ds) }()
 	for g.running.Load() < 3 {
@@ -304,7 +237,7 @@ func TestBatchRefusedWhileDraining(t *testing.T) {
 	l := newBatchLedger()
 	p := batchProcessor(l, keyRegistry{}, 2)
 	p.BeginDrain()
-	_, ds := batchOfMessages(keyBody(t, "a"), keyBody(t, "b"))
+	ds := deliveries(keyBody(t, "a"), keyBody(t, "b"))
 	require.Equal(t, []Action{RetryLater, RetryLater}, actions(p.ProcessBatch(context.Background(), ds)))
 	require.Empty(t, l.claimCalls)
 }
@@ -324,7 +257,7 @@ func TestBatchSkipIfRunningTakesThePerMessagePath(t *testing.T) {
 	l := newBatchLedger()
 	p := NewProcessor(Config{Node: "n", MaxRunning: 2, Goroutines: 64}, l, keyRegistry{},
 		map[string]job.Spec{"probe": job.Spec{}.WithDefaults()}, nil, nil, discard(), time.Now)
-	_, ds := batchOfMessages(keyBody(t, "a"), keyBody(t, "b"))
+	ds := deliveries(keyBody(t, "a"), keyBody(t, "b"))
 	require.Equal(t, []Action{Ack, Ack}, actions(p.ProcessBatch(context.Background(), ds)))
 	require.Equal(t, []int{1, 1}, l.claimCalls)
 	require.Equal(t, map[string]ledger.Status{"a": ledger.StatusSucceeded, "b": ledger.StatusSucceeded}, l.outcomes)
@@ -348,10 +281,10 @@ func TestBatchLongRunDoesNotHoldOtherDeliveries(t *testing.T) {
 	}}
 	p := NewProcessor(Config{Node: "n", MaxRunning: 2, Goroutines: 3}, l, reg,
 		map[string]job.Spec{"probe": job.Spec{Overlap: job.OverlapAllow}.WithDefaults()}, nil, nil, discard(), time.Now)
-	_, first := batchOfMessages(keyBody(t, "long"))
+	first := deliveries(keyBody(t, "long"))
 	longDone := make(chan []Decision, 1)
 	go func() { longDone <- p.ProcessBatch(context.Background(), first) }()
-	_, second := batchOfMessages(keyBody(t, "s1"), keyBody(t, "s2"), keyBody(t, "s3"), keyBody(t, "s4"))
+	second := deliveries(keyBody(t, "s1"), keyBody(t, "s2"), keyBody(t, "s3"), keyBody(t, "s4"))
 	// Two tokens are left beside the long run's: the four short runs go two by two.
 	require.Equal(t, []Action{Ack, Ack, Ack, Ack}, actions(p.ProcessBatch(context.Background(), second)))
 	select {

@@ -20,10 +20,10 @@ type gatedClaims struct {
 	release  chan struct{}
 }
 
-func (g *gatedClaims) ClaimRun(ctx context.Context, env job.Envelope, node, msgID string, stale time.Duration) (ledger.Claim, error) {
+func (g *gatedClaims) ClaimRun(ctx context.Context, env job.Envelope, node, msgID string, stale time.Duration, prio ledger.Priority) (ledger.Claim, error) {
 	g.claiming <- struct{}{}
 	<-g.release
-	return g.seqLedger.ClaimRun(ctx, env, node, msgID, stale)
+	return g.seqLedger.ClaimRun(ctx, env, node, msgID, stale, prio)
 }
 
 // Once the drain began, no handler starts. A message past the draining
@@ -166,13 +166,13 @@ type slowFinishLedger struct {
 	beats     chan []ledger.Claim
 }
 
-func (s *slowFinishLedger) Finish(ctx context.Context, c ledger.Claim, o ledger.Outcome) error {
+func (s *slowFinishLedger) Finish(ctx context.Context, c ledger.Claim, o ledger.Outcome, prio ledger.Priority) error {
 	if c.Attempt == 1 {
 		close(s.finishing)
 		<-s.release
 		return ledger.ErrLostClaim
 	}
-	return s.fakeLedger.Finish(ctx, c, o)
+	return s.fakeLedger.Finish(ctx, c, o, prio)
 }
 
 func (s *slowFinishLedger) Heartbeat(_ context.Context, _ string, claims []ledger.Claim) ([]int64, error) {

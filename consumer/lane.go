@@ -1,12 +1,6 @@
 package consumer
 
-import (
-	"context"
-	"errors"
-	"fmt"
-	"sync"
-	"time"
-)
+import "github.com/chatplat/job-service/ledger"
 
 // Lane is one way messages reach the processor, with in-hand tokens of its own. The job lane
 // takes the job topic (forced runs, and fires of tickers older than the schedule topic); the
@@ -31,80 +25,65 @@ func (l Lane) String() string {
 	return "jobs"
 }
 
+// priority is the lane's place in the group commit's queue.
+func (l Lane) priority() ledger.Priority {
+	if l == LaneSchedule {
+		return ledger.First
+	}
+	return ledger.InTurn
+}
+
 // slotGate bounds the handlers running at once (max_running) and hands a freed slot to the
 // longest waiting run of the schedule lane before any other: a fire must not wait for the
-// runs of a forced backlog that were waiting for a slot before it.
+// runs of a forced backlog that were waiting for a slot before it. A waiting run is an entry
+// in a queue, not a goroutine. Guarded by Processor.mu.
 type slotGate struct {
-	mu    sync.Mutex
 	free  int
-	first []chan struct{} // waiting runs of the schedule lane, oldest first
-	rest  []chan struct{} // the other waiting runs, oldest first
+	first []*run // waiting runs of the schedule lane, oldest first
+	rest  []*run // the other waiting runs, oldest first
 }
 
-func newSlotGate(n int) *slotGate { return &slotGate{free: n} }
-
-// wait asks for a slot. granted is closed once the slot is the caller's, who then must
-// release it; a caller that stops waiting calls abandon, which reports whether the slot was
-// granted meanwhile (and must then be released).
-func (g *slotGate) wait(first bool) (granted <-chan struct{}, abandon func() bool) {
-	ch := make(chan struct{})
-	g.mu.Lock()
-	defer g.mu.Unlock()
+// take takes a free slot, unless runs that go before one of lane first wait for it.
+func (g *slotGate) take(first bool) bool {
 	if g.free > 0 && len(g.first) == 0 && (first || len(g.rest) == 0) {
 		g.free--
-		close(ch)
-		return ch, func() bool { return true }
+		return true
 	}
-	q := &g.rest
-	if first {
-		q = &g.first
+	return false
+}
+
+// queue makes r wait for the next slot.
+func (g *slotGate) queue(r *run) {
+	if r.lane == LaneSchedule {
+		g.first = append(g.first, r)
+		return
 	}
-	*q = append(*q, ch)
-	return ch, func() bool {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		for i, c := range *q {
-			if c == ch {
+	g.rest = append(g.rest, r)
+}
+
+// remove takes r out of its queue, if it waits there.
+func (g *slotGate) remove(r *run) {
+	for _, q := range []*[]*run{&g.first, &g.rest} {
+		for i, w := range *q {
+			if w == r {
 				*q = append((*q)[:i], (*q)[i+1:]...)
-				return false
+				return
 			}
 		}
-		return true // granted before it was abandoned
 	}
 }
 
-// release gives a slot back: to the oldest waiting fire, else the oldest other waiter.
-func (g *slotGate) release() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for _, q := range []*[]chan struct{}{&g.first, &g.rest} {
+// release gives a slot back and returns the run it goes to (the oldest waiting fire, else
+// the oldest other waiter), which must be started; nil when none waits and the slot is free.
+func (g *slotGate) release() *run {
+	for _, q := range []*[]*run{&g.first, &g.rest} {
 		if len(*q) > 0 {
-			ch := (*q)[0]
+			r := (*q)[0]
+			(*q)[0] = nil
 			*q = (*q)[1:]
-			close(ch)
-			return
+			return r
 		}
 	}
 	g.free++
-}
-
-// holdUntil waits until at, for a run claimed while its early message was held (see
-// Process); at once for any other. It returns why the run must not start when the drain
-// begins or the run's context ends first (an operator's cancel, a lost claim).
-func (p *Processor) holdUntil(ctx context.Context, cancel context.CancelCauseFunc, at time.Time) error {
-	wait := at.Sub(p.now())
-	if wait <= 0 {
-		return nil
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-p.drained:
-		cancel(errDraining)
-		return errors.New("not started: node is shutting down")
-	case <-ctx.Done():
-		return fmt.Errorf("not started: %w", context.Cause(ctx))
-	}
+	return nil
 }

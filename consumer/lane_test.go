@@ -13,7 +13,7 @@ import (
 )
 
 // laneLedger is batchLedger that also records, per run key, whether its claim and its outcome
-// were asked for with priority (ledger.WithPriority).
+// were asked for with priority (ledger.First).
 type laneLedger struct {
 	*batchLedger
 	pmu           sync.Mutex
@@ -25,31 +25,31 @@ func newLaneLedger() *laneLedger {
 	return &laneLedger{batchLedger: newBatchLedger(), claimPriority: map[string]bool{}, finishPrio: map[string]bool{}}
 }
 
-func (l *laneLedger) ClaimRuns(ctx context.Context, stale time.Duration, reqs []ledger.ClaimRequest) ([]ledger.ClaimResult, error) {
+func (l *laneLedger) ClaimRuns(ctx context.Context, stale time.Duration, prio ledger.Priority, reqs []ledger.ClaimRequest) ([]ledger.ClaimResult, error) {
 	l.pmu.Lock()
 	for _, r := range reqs {
-		l.claimPriority[r.Env.RunKey] = ledger.HasPriority(ctx)
+		l.claimPriority[r.Env.RunKey] = prio == ledger.First
 	}
 	l.pmu.Unlock()
-	return l.batchLedger.ClaimRuns(ctx, stale, reqs)
+	return l.batchLedger.ClaimRuns(ctx, stale, prio, reqs)
 }
 
-func (l *laneLedger) ClaimRun(ctx context.Context, env job.Envelope, node, msgID string, stale time.Duration) (ledger.Claim, error) {
-	res, err := l.ClaimRuns(ctx, stale, []ledger.ClaimRequest{{Env: env, Node: node, MsgID: msgID}})
+func (l *laneLedger) ClaimRun(ctx context.Context, env job.Envelope, node, msgID string, stale time.Duration, prio ledger.Priority) (ledger.Claim, error) {
+	res, err := l.ClaimRuns(ctx, stale, prio, []ledger.ClaimRequest{{Env: env, Node: node, MsgID: msgID}})
 	if err != nil {
 		return ledger.Claim{}, err
 	}
 	return res[0].Claim, nil
 }
 
-func (l *laneLedger) Finish(ctx context.Context, c ledger.Claim, o ledger.Outcome) error {
+func (l *laneLedger) Finish(ctx context.Context, c ledger.Claim, o ledger.Outcome, prio ledger.Priority) error {
 	l.mu.Lock()
 	key := l.keys[c.RunID]
 	l.mu.Unlock()
 	l.pmu.Lock()
-	l.finishPrio[key] = ledger.HasPriority(ctx)
+	l.finishPrio[key] = prio == ledger.First
 	l.pmu.Unlock()
-	return l.batchLedger.Finish(ctx, c, o)
+	return l.batchLedger.Finish(ctx, c, o, prio)
 }
 
 func (l *laneLedger) claimed(key string) (claimed, priority bool) {
@@ -116,21 +116,21 @@ func TestFireOvertakesAForcedBacklog(t *testing.T) {
 	for i := range forced {
 		forced[i] = keyBody(t, "f"+string(rune('a'+i)))
 	}
-	_, fds := batchOfMessages(forced...)
+	fds := deliveries(forced...)
 	forcedDone := make(chan []Decision, 1)
 	go func() { forcedDone <- p.ProcessLane(context.Background(), LaneJobs, fds) }()
 	require.Eventually(t, func() bool {
-		p.slots.mu.Lock()
-		defer p.slots.mu.Unlock()
+		p.mu.Lock()
+		defer p.mu.Unlock()
 		return len(reg.order()) == 2 && len(p.slots.rest) == 4 && len(p.inHand[LaneJobs]) == 6
 	}, 5*time.Second, time.Millisecond, "the job lane's tokens and the slots taken by the backlog")
 
-	_, sds := batchOfMessages(fireBody(t, "sched:probe@1"))
+	sds := deliveries(fireBody(t, "sched:probe@1"))
 	fireDone := make(chan []Decision, 1)
 	go func() { fireDone <- p.ProcessLane(context.Background(), LaneSchedule, sds) }()
 	require.Eventually(t, func() bool {
-		p.slots.mu.Lock()
-		defer p.slots.mu.Unlock()
+		p.mu.Lock()
+		defer p.mu.Unlock()
 		return len(p.slots.first) == 1
 	}, 5*time.Second, time.Millisecond, "the fire claimed and waiting for a slot while the backlog waits for tokens")
 	claimed, priority := l.claimed("sched:probe@1")
@@ -162,8 +162,8 @@ func TestEitherLaneRunsEitherKindOfMessage(t *testing.T) {
 	t.Parallel()
 	l := newLaneLedger()
 	p := batchProcessor(l, keyRegistry{}, 2)
-	_, jobs := batchOfMessages(fireBody(t, "sched:old-ticker"))
-	_, sched := batchOfMessages(keyBody(t, "manual:on-schedule-topic"))
+	jobs := deliveries(fireBody(t, "sched:old-ticker"))
+	sched := deliveries(keyBody(t, "manual:on-schedule-topic"))
 	require.Equal(t, []Action{Ack}, actions(p.ProcessLane(context.Background(), LaneJobs, jobs)))
 	require.Equal(t, []Action{Ack}, actions(p.ProcessLane(context.Background(), LaneSchedule, sched)))
 	l.mu.Lock()
@@ -183,7 +183,7 @@ func TestEarlyFireHoldsAScheduleToken(t *testing.T) {
 	b, err := job.Encode(job.Envelope{Job: "probe", RunKey: "sched:early", Trigger: job.TriggerSchedule,
 		ScheduledAt: time.Now().Add(50 * time.Millisecond), Shard: job.Shard{Total: 1}})
 	require.NoError(t, err)
-	_, ds := batchOfMessages(b)
+	ds := deliveries(b)
 	require.Equal(t, []Action{Ack}, actions(p.ProcessLane(context.Background(), LaneSchedule, ds)))
 	claimed, priority := l.claimed("sched:early")
 	require.True(t, claimed)
@@ -194,50 +194,25 @@ func TestEarlyFireHoldsAScheduleToken(t *testing.T) {
 }
 
 // The slot gate: fires first, then the others, each queue in order; a waiter that gives up
-// leaves the queue, and one that was granted meanwhile says so (and must release).
+// leaves the queue, and a slot nobody waits for is free again.
 func TestSlotGateOrder(t *testing.T) {
 	t.Parallel()
-	g := newSlotGate(1)
-	held, _ := g.wait(false)
-	select {
-	case <-held:
-	default:
-		t.Fatal("a free slot is granted at once")
+	g := slotGate{free: 1}
+	require.True(t, g.take(false), "a free slot is taken at once")
+	require.False(t, g.take(true), "no slot is free")
+	r1, r2 := &run{lane: LaneJobs}, &run{lane: LaneJobs}
+	f1, f2 := &run{lane: LaneSchedule}, &run{lane: LaneSchedule}
+	for _, r := range []*run{r1, r2, f1, f2} {
+		g.queue(r)
 	}
-	r1, _ := g.wait(false)
-	r2, abandonR2 := g.wait(false)
-	f1, _ := g.wait(true)
-	f2, _ := g.wait(true)
-	require.False(t, abandonR2(), "r2 had not been granted")
-
-	next := func() string {
-		g.release()
-		for name, ch := range map[string]<-chan struct{}{"r1": r1, "r2": r2, "f1": f1, "f2": f2} {
-			select {
-			case <-ch:
-				switch name {
-				case "r1":
-					r1 = nil
-				case "r2":
-					r2 = nil
-				case "f1":
-					f1 = nil
-				case "f2":
-					f2 = nil
-				}
-				return name
-			default:
-			}
-		}
-		return ""
-	}
-	require.Equal(t, "f1", next())
-	require.Equal(t, "f2", next())
-	require.Equal(t, "r1", next())
-	require.Equal(t, "", next(), "r2 left the queue: the slot is free again")
-	granted, abandon := g.wait(false)
-	<-granted
-	require.True(t, abandon(), "granted before it gave up: the caller must release")
+	g.remove(r2)
+	require.Same(t, f1, g.release())
+	require.Same(t, f2, g.release())
+	require.Same(t, r1, g.release())
+	require.Nil(t, g.release(), "r2 left the queue: the slot is free again")
+	require.True(t, g.take(false))
+	g.queue(r2)
+	require.False(t, g.take(true), "a run waits: a newcomer does not jump it")
 }
 
 // claimClock is laneLedger that also records when each run was claimed.
@@ -247,11 +222,20 @@ type claimClock struct {
 	at  map[string]time.Time
 }
 
-func (l *claimClock) ClaimRun(ctx context.Context, env job.Envelope, node, msgID string, stale time.Duration) (ledger.Claim, error) {
+func (l *claimClock) ClaimRuns(ctx context.Context, stale time.Duration, prio ledger.Priority, reqs []ledger.ClaimRequest) ([]ledger.ClaimResult, error) {
+	l.cmu.Lock()
+	for _, r := range reqs {
+		l.at[r.Env.RunKey] = time.Now()
+	}
+	l.cmu.Unlock()
+	return l.laneLedger.ClaimRuns(ctx, stale, prio, reqs)
+}
+
+func (l *claimClock) ClaimRun(ctx context.Context, env job.Envelope, node, msgID string, stale time.Duration, prio ledger.Priority) (ledger.Claim, error) {
 	l.cmu.Lock()
 	l.at[env.RunKey] = time.Now()
 	l.cmu.Unlock()
-	return l.laneLedger.ClaimRun(ctx, env, node, msgID, stale)
+	return l.laneLedger.ClaimRun(ctx, env, node, msgID, stale, prio)
 }
 
 // A fire delivered ahead of its time (ticker.deliver_ahead) is claimed while its message is
@@ -280,7 +264,7 @@ func TestHeldFireIsClaimedDuringTheHold(t *testing.T) {
 		b, err := job.Encode(job.Envelope{Job: "probe", RunKey: key, Trigger: job.TriggerSchedule, ScheduledAt: at,
 			Shard: job.Shard{Total: 1}})
 		require.NoError(t, err)
-		_, ds := batchOfMessages(b)
+		ds := deliveries(b)
 		return ds
 	}
 

@@ -35,10 +35,10 @@ type scriptLedger struct {
 	heartbeats int
 }
 
-func (l *scriptLedger) ClaimRun(context.Context, job.Envelope, string, string, time.Duration) (ledger.Claim, error) {
+func (l *scriptLedger) ClaimRun(context.Context, job.Envelope, string, string, time.Duration, ledger.Priority) (ledger.Claim, error) {
 	return l.claim, nil
 }
-func (l *scriptLedger) Finish(_ context.Context, _ ledger.Claim, o ledger.Outcome) error {
+func (l *scriptLedger) Finish(_ context.Context, _ ledger.Claim, o ledger.Outcome, _ ledger.Priority) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.finished = append(l.finished, o)

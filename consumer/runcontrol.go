@@ -43,8 +43,8 @@ func batchOf(c ledger.Claim, b *runlog.Buffer) (ledger.LogBatch, []runlog.Line) 
 	return out, lines
 }
 
-// syncRuns writes the runs' new log lines and stops the runs an operator cancelled, in one
-// statement per heartbeat for all runs of the node.
+// syncRuns writes the runs' new log lines and stops the runs an operator cancelled (waiting
+// ones too), in one statement per heartbeat for all runs of the node.
 func (p *Processor) syncRuns(ctx context.Context) error {
 	syncer, ok := p.ledger.(RunSyncer)
 	if !ok {
@@ -54,14 +54,14 @@ func (p *Processor) syncRuns(ctx context.Context) error {
 	ids := make([]int64, 0, len(p.running))
 	var batches []ledger.LogBatch
 	taken := map[*runlog.Buffer][]runlog.Line{}
-	for id, f := range p.running {
+	for id, r := range p.running {
 		ids = append(ids, id)
-		if f.logs == nil {
+		if r.logs == nil {
 			continue
 		}
-		b, lines := batchOf(f.claim, f.logs)
+		b, lines := batchOf(r.claim, r.logs)
 		if len(lines) > 0 || b.FirstSeq > 1 {
-			batches, taken[f.logs] = append(batches, b), lines
+			batches, taken[r.logs] = append(batches, b), lines
 		}
 	}
 	p.mu.Unlock()
@@ -75,10 +75,10 @@ func (p *Processor) syncRuns(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for id, by := range cancels {
-		if f, ok := p.running[id]; ok {
-			p.log.InfoContext(ctx, "cancel requested; stopping the run", "run_id", id, "job", f.env.Job,
-				"run_key", f.env.RunKey, "shard", f.env.Shard.Index, "attempt", f.claim.Attempt, "by", by)
-			f.cancel(&ledger.CancelledError{By: by})
+		if r, ok := p.running[id]; ok {
+			p.log.InfoContext(ctx, "cancel requested; stopping the run", "run_id", id, "job", r.env.Job,
+				"run_key", r.env.RunKey, "shard", r.env.Shard.Index, "attempt", r.claim.Attempt, "by", by)
+			p.stopLocked(r, &ledger.CancelledError{By: by})
 		}
 	}
 	return nil
@@ -87,8 +87,12 @@ func (p *Processor) syncRuns(ctx context.Context) error {
 // recordOutcome writes the attempt's last line into its log (status, duration, a one-line
 // result, the error) and hands the lines not written yet to the outcome, so they go in the
 // outcome's own statement: every run gets its start and end lines without a round trip of
-// their own. The result is encoded once, here, for both the line and the ledger.
-func (p *Processor) recordOutcome(c ledger.Claim, logs *runlog.Buffer, o *ledger.Outcome, elapsed time.Duration) {
+// their own. The result is encoded once, here, for both the line and the ledger. A run that
+// never started gets its buffer here, for its one line.
+func (p *Processor) recordOutcome(r *run, logs *runlog.Buffer, o *ledger.Outcome, elapsed time.Duration) {
+	if logs == nil {
+		logs = newRunBuffer(r.env, r.claim)
+	}
 	level := slog.LevelInfo
 	if o.Status != ledger.StatusSucceeded {
 		level = slog.LevelWarn
@@ -106,20 +110,20 @@ func (p *Processor) recordOutcome(c ledger.Claim, logs *runlog.Buffer, o *ledger
 	}
 	logs.Record(p.now(), level, "run finished", attrs...)
 	if _, ok := p.ledger.(RunSyncer); ok {
-		b, _ := batchOf(c, logs)
+		b, _ := batchOf(r.claim, logs)
 		o.Log = &b
 	}
 }
 
 // trimLogs applies the run's log bound across attempts once a later attempt has written its
 // lines (rare: only retried runs pay for it).
-func (p *Processor) trimLogs(ctx context.Context, log *slog.Logger, c ledger.Claim) {
+func (p *Processor) trimLogs(ctx context.Context, r *run) {
 	syncer, ok := p.ledger.(RunSyncer)
-	if !ok || c.Attempt <= 1 {
+	if !ok || r.claim.Attempt <= 1 {
 		return
 	}
-	if err := syncer.TrimRunLogs(ctx, c.RunID, runlog.MaxLines, runlog.MaxBytes); err != nil {
-		log.WarnContext(ctx, "run log not trimmed", "err", err)
+	if err := syncer.TrimRunLogs(ctx, r.claim.RunID, runlog.MaxLines, runlog.MaxBytes); err != nil {
+		p.runLog(r).WarnContext(ctx, "run log not trimmed", "err", err)
 	}
 }
 
@@ -172,7 +176,7 @@ func (p *Processor) retryDeadLetter(ctx context.Context, log *slog.Logger, d Del
 	run, created, err := r.Retry(ctx, c.RunID, "dlq-resend", ledger.DLQRetryKey(c.RunID, d.MsgID), publish)
 	if err != nil && !errors.Is(err, ledger.ErrNotRetryable) {
 		log.WarnContext(ctx, "retry of a resent dead letter failed, will try again", "run_id", c.RunID, "err", err)
-		return Decision{Action: RetryLater, After: p.backoff(d.ReconsumeTimes + 1), Reason: err.Error()}
+		return Decision{Action: RetryLater, After: p.retryPolicy().after(d.ReconsumeTimes + 1), Reason: err.Error()}
 	}
 	if err != nil {
 		return Decision{Action: Ack, Reason: "already " + string(c.Status)}

@@ -21,7 +21,7 @@ type seqLedger struct {
 	next atomic.Int64
 }
 
-func (s *seqLedger) ClaimRun(context.Context, job.Envelope, string, string, time.Duration) (ledger.Claim, error) {
+func (s *seqLedger) ClaimRun(context.Context, job.Envelope, string, string, time.Duration, ledger.Priority) (ledger.Claim, error) {
 	return ledger.Claim{Outcome: ledger.Claimed, RunID: s.next.Add(1), Attempt: 1, Status: ledger.StatusRunning}, nil
 }
 

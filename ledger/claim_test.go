@@ -163,7 +163,7 @@ func TestGroupCommitClaimsEachRunOnceUnderConcurrency(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				key := fmt.Sprintf("g%d", i)
-				cl, err := g.ClaimRun(ctx, env(key), fmt.Sprintf("n%d", c), "", time.Minute)
+				cl, err := g.ClaimRun(ctx, env(key), fmt.Sprintf("n%d", c), "", time.Minute, ledger.InTurn)
 				require.NoError(t, err)
 				mu.Lock()
 				defer mu.Unlock()
@@ -189,7 +189,7 @@ func TestGroupCommitClaimsEachRunOnceUnderConcurrency(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			require.NoError(t, g.Finish(ctx, cs[0], ledger.Outcome{Status: ledger.StatusSucceeded}))
+			require.NoError(t, g.Finish(ctx, cs[0], ledger.Outcome{Status: ledger.StatusSucceeded}, ledger.InTurn))
 		}()
 	}
 	wg.Wait()

@@ -56,11 +56,10 @@ func NewGroupCommit(l *Ledger, maxBatch, flushers int, obs BatchObserver) *Group
 	return g
 }
 
-// ClaimRun is Ledger.ClaimRun, group-committed (ahead of the queue when ctx has priority:
-// WithPriority).
-func (g *GroupCommit) ClaimRun(ctx context.Context, env job.Envelope, node, msgID string, staleAfter time.Duration) (Claim, error) {
+// ClaimRun is Ledger.ClaimRun, group-committed (ahead of the queue when prio is First).
+func (g *GroupCommit) ClaimRun(ctx context.Context, env job.Envelope, node, msgID string, staleAfter time.Duration, prio Priority) (Claim, error) {
 	do := g.claims.Do
-	if HasPriority(ctx) {
+	if prio == First {
 		do = g.claims.DoFirst
 	}
 	r, err := do(ctx, claimCall{req: ClaimRequest{Env: env, Node: node, MsgID: msgID}, staleAfter: staleAfter})
@@ -74,13 +73,13 @@ func (g *GroupCommit) ClaimRun(ctx context.Context, env job.Envelope, node, msgI
 // messages claims them together, and with the claims other batches queued meanwhile, in as
 // few statements as the batch bound allows. Unlike Ledger.ClaimRuns it has no error of the
 // whole call: each request's error (its statement's, should that fail) is in its result.
-func (g *GroupCommit) ClaimRuns(ctx context.Context, staleAfter time.Duration, reqs []ClaimRequest) ([]ClaimResult, error) {
+func (g *GroupCommit) ClaimRuns(ctx context.Context, staleAfter time.Duration, prio Priority, reqs []ClaimRequest) ([]ClaimResult, error) {
 	calls := make([]claimCall, len(reqs))
 	for i, r := range reqs {
 		calls[i] = claimCall{req: r, staleAfter: staleAfter}
 	}
 	doEach := g.claims.DoEach
-	if HasPriority(ctx) {
+	if prio == First {
 		doEach = g.claims.DoEachFirst
 	}
 	res, errs := doEach(ctx, calls)
@@ -92,10 +91,10 @@ func (g *GroupCommit) ClaimRuns(ctx context.Context, staleAfter time.Duration, r
 	return res, nil
 }
 
-// Finish is Ledger.Finish, group-committed (ahead of the queue when ctx has priority).
-func (g *GroupCommit) Finish(ctx context.Context, c Claim, o Outcome) error {
+// Finish is Ledger.Finish, group-committed (ahead of the queue when prio is First).
+func (g *GroupCommit) Finish(ctx context.Context, c Claim, o Outcome, prio Priority) error {
 	do := g.finishes.Do
-	if HasPriority(ctx) {
+	if prio == First {
 		do = g.finishes.DoFirst
 	}
 	err, batchErr := do(ctx, FinishRequest{Claim: c, Outcome: o})

@@ -74,7 +74,7 @@ func TestGroupCommitClaimsADeliveredBatch(t *testing.T) {
 		reqs = append(reqs, ClaimRequest{Env: e, Node: "a", MsgID: fmt.Sprintf("m%d", i)})
 	}
 	reqs = append(reqs, reqs[5]) // the broker delivered b5 twice
-	res, err := g.ClaimRuns(ctx, time.Minute, reqs)
+	res, err := g.ClaimRuns(ctx, time.Minute, InTurn, reqs)
 	require.NoError(t, err)
 	require.Len(t, res, len(reqs))
 	ids := map[int64]bool{}

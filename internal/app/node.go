@@ -21,6 +21,7 @@ import (
 	"github.com/chatplat/job-service/ledger"
 	"github.com/chatplat/job-service/metrics"
 	"github.com/chatplat/job-service/mq"
+	"github.com/chatplat/job-service/mq/consume"
 	"github.com/chatplat/job-service/runlog"
 	"github.com/chatplat/job-service/ticker"
 )
@@ -34,9 +35,9 @@ type Node struct {
 	Registry *job.Registry
 	Producer *mq.Producer
 	Ticker   *ticker.Ticker
-	Consumer *consumer.Consumer
+	Consumer *consume.Consumer
 	// ScheduleConsumer takes the schedule topic (the ticker's fires) into Proc's schedule lane.
-	ScheduleConsumer *consumer.Consumer
+	ScheduleConsumer *consume.Consumer
 	Proc             *consumer.Processor
 	Redis            *redis.Client
 	// Alerts is nil when no alert channel is configured.
@@ -171,10 +172,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	laneConsumer := func(lane consumer.Lane, topic, group, instance string) *consumer.Consumer {
-		return consumer.New(consumer.Options{
+	laneConsumer := func(lane consumer.Lane, topic, group, instance string) *consume.Consumer {
+		return consume.New(consume.Options{
 			NameServers: n.Cfg.RocketMQ.NameServers, Topic: topic, Group: group, Instance: instance,
 			AccessKey: n.Cfg.RocketMQ.AccessKey, SecretKey: n.Cfg.RocketMQ.SecretKey, Resend: n.Producer, Lane: lane,
+			Now: dbNow,
 		}, n.Proc, n.Log)
 	}
 	n.Consumer = laneConsumer(consumer.LaneJobs, n.Cfg.RocketMQ.Topic, n.Cfg.RocketMQ.ConsumerGroup, n.Instance)

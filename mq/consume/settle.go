@@ -1,12 +1,14 @@
-package consumer
+package consume
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	rmqconsumer "github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
+	"github.com/chatplat/job-service/consumer"
 	"github.com/chatplat/job-service/mq"
 )
 
@@ -15,6 +17,9 @@ import (
 // run out; this only bounds messages that keep failing before a claim (a database that stays
 // down). The broker applies it to its own retries, settle to the copies it resends.
 const maxReconsume = 16
+
+// dlqPrefix starts the topic of a message an operator resends from a dead-letter queue.
+const dlqPrefix = "%DLQ%"
 
 // resendTimeout bounds the sends of one batch's settling.
 const resendTimeout = 10 * time.Second
@@ -31,18 +36,18 @@ const resendTimeout = 10 * time.Second
 //     shortest delay asked; the messages that were done then come back to a ledger that
 //     acknowledges them as duplicates.
 func (c *Consumer) settle(concCtx *primitive.ConsumeConcurrentlyContext, msgs []*primitive.MessageExt,
-	decisions []Decision) rmqconsumer.ConsumeResult {
+	decisions []consumer.Decision) rmqconsumer.ConsumeResult {
 	var back []int
 	for i, d := range decisions {
-		if d.Action != Ack {
+		if d.Action != consumer.Ack {
 			back = append(back, i)
 		}
 	}
 	if len(back) == 0 {
 		return rmqconsumer.ConsumeSuccess
 	}
-	level := func(d Decision) int {
-		if d.Action == DeadLetter {
+	level := func(d consumer.Decision) int {
+		if d.Action == consumer.DeadLetter {
 			return -1 // straight to %DLQ%<group>
 		}
 		return mq.DelayLevelFor(d.After)
@@ -74,7 +79,7 @@ func (c *Consumer) settle(concCtx *primitive.ConsumeConcurrentlyContext, msgs []
 
 // resendEach sends the messages back[i] of msgs back on their own and reports whether every
 // one went.
-func (c *Consumer) resendEach(msgs []*primitive.MessageExt, decisions []Decision, back []int) bool {
+func (c *Consumer) resendEach(msgs []*primitive.MessageExt, decisions []consumer.Decision, back []int) bool {
 	if c.opts.Resend == nil {
 		return false
 	}
@@ -82,13 +87,13 @@ func (c *Consumer) resendEach(msgs []*primitive.MessageExt, decisions []Decision
 	defer cancel()
 	for _, i := range back {
 		m, d := msgs[i], decisions[i]
-		if fromDLQ(Delivery{Topic: m.Topic}) {
+		if strings.HasPrefix(m.Topic, dlqPrefix) {
 			// An operator's resend from the dead-letter queue: a copy on the job topic would
 			// no longer say so. Rare enough to send the batch back whole.
 			return false
 		}
-		topic, at := m.Topic, c.proc.now().Add(d.After)
-		if d.Action == DeadLetter || mq.Reconsumed(m) >= maxReconsume {
+		topic, at := m.Topic, c.opts.Now().Add(d.After)
+		if d.Action == consumer.DeadLetter || mq.Reconsumed(m) >= maxReconsume {
 			topic, at = mq.DLQTopic(c.opts.Group), time.Time{}
 		}
 		if _, err := c.opts.Resend.Resend(ctx, m, topic, at); err != nil {

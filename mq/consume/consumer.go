@@ -1,4 +1,9 @@
-package consumer
+// Package consume is the RocketMQ side of the run consumer: a clustering push consumer that
+// hands each delivery to a consumer.Processor lane and settles its decisions with the broker
+// (acknowledge, send back, dead-letter). It sits apart from package mq, which the test
+// environment imports, so that the processor compiles without the broker client and the
+// broker client without the processor.
+package consume
 
 import (
 	"context"
@@ -9,6 +14,7 @@ import (
 	rmqconsumer "github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
+	"github.com/chatplat/job-service/consumer"
 	"github.com/chatplat/job-service/mq"
 )
 
@@ -27,10 +33,12 @@ type Options struct {
 	// Resend sends one message of a batch back on its own (see settle); nil: a batch with a
 	// message that must come back goes back whole.
 	Resend Resender
-	// Lane is the processor's lane the messages go to: LaneJobs (the job topic) or
-	// LaneSchedule (the schedule topic). The job lane's consumer also runs the processor's
-	// heartbeat, which covers the runs of both lanes.
-	Lane Lane
+	// Lane is the processor's lane the messages go to: consumer.LaneJobs (the job topic) or
+	// consumer.LaneSchedule (the schedule topic). The job lane's consumer also runs the
+	// processor's heartbeat, which covers the runs of both lanes.
+	Lane consumer.Lane
+	// Now is the clock a resent copy's delay counts from; time.Now unless set.
+	Now func() time.Time
 }
 
 // Resender sends a copy of one delivered message to topic, to be delivered at deliverAt
@@ -39,11 +47,12 @@ type Resender interface {
 	Resend(ctx context.Context, m *primitive.MessageExt, topic string, deliverAt time.Time) (string, error)
 }
 
-// Consumer is a clustering push consumer that hands every message to a Processor. The topic's
-// queues are balanced across all nodes of the group, so adding a node spreads the work.
+// Consumer is a clustering push consumer that hands every delivery to a consumer.Processor's
+// lane and settles the processor's decisions with the broker. The topic's queues are
+// balanced across all nodes of the group, so adding a node spreads the work.
 type Consumer struct {
 	opts Options
-	proc *Processor
+	proc *consumer.Processor
 	log  *slog.Logger
 
 	pc        *mq.Push
@@ -55,16 +64,15 @@ type Consumer struct {
 	goroutine int // deliveries at once
 }
 
-// New returns a consumer; Start subscribes and starts it.
-func New(opts Options, proc *Processor, log *slog.Logger) *Consumer {
-	// As many deliveries at once as messages in hand: a long run keeps its delivery until it
-	// ends, and must not keep the node from taking other messages. Processor.ProcessBatch
-	// bounds the messages claimed and in hand to goroutines.
-	goroutines := proc.cfg.Goroutines
-	if opts.Lane == LaneSchedule {
-		goroutines = proc.cfg.ScheduleGoroutines
+// NewConsumer returns a consumer; Start subscribes and starts it.
+func New(opts Options, proc *consumer.Processor, log *slog.Logger) *Consumer {
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
-	return &Consumer{opts: opts, proc: proc, log: log, batch: proc.cfg.ConsumeBatch, goroutine: goroutines}
+	// As many deliveries at once as messages in hand: a long run keeps its delivery until it
+	// ends, and must not keep the node from taking other messages. Processor.ProcessLane
+	// bounds the messages claimed and in hand.
+	return &Consumer{opts: opts, proc: proc, log: log, batch: proc.ConsumeBatch(), goroutine: proc.InHand(opts.Lane)}
 }
 
 // Start subscribes to the topic and starts consuming. The topic must exist.
@@ -75,7 +83,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	c.baseCtx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	pc, err := sub.Subscribe(mq.Subscription{Topic: c.opts.Topic, Tags: c.opts.Tags, Extra: []rmqconsumer.Option{
 		// A callback takes up to consume_batch messages of one queue, claimed together (see
-		// Processor.ProcessBatch).
+		// Processor.ProcessLane).
 		rmqconsumer.WithConsumeMessageBatchMaxSize(c.batch),
 		rmqconsumer.WithPullBatchSize(int32(max(32, c.batch))),
 		rmqconsumer.WithConsumeGoroutineNums(c.goroutine),
@@ -89,7 +97,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	c.hbDone = make(chan struct{})
 	go func() {
 		defer close(c.hbDone)
-		if c.opts.Lane == LaneJobs {
+		if c.opts.Lane == consumer.LaneJobs {
 			c.proc.HeartbeatLoop(c.baseCtx)
 		}
 	}()
@@ -99,9 +107,9 @@ func (c *Consumer) Start(ctx context.Context) error {
 }
 
 func (c *Consumer) handle(ctx context.Context, msgs ...*primitive.MessageExt) (rmqconsumer.ConsumeResult, error) {
-	ds := make([]Delivery, len(msgs))
+	ds := make([]consumer.Delivery, len(msgs))
 	for i, m := range msgs {
-		ds[i] = Delivery{Body: m.Body, MsgID: m.MsgId, Tag: m.GetTags(), ReconsumeTimes: mq.Reconsumed(m), Topic: m.Topic}
+		ds[i] = consumer.Delivery{Body: m.Body, MsgID: m.MsgId, Tag: m.GetTags(), ReconsumeTimes: mq.Reconsumed(m), Topic: m.Topic}
 	}
 	decisions := c.proc.ProcessLane(c.baseCtx, c.opts.Lane, ds)
 	concCtx, _ := primitive.GetConcurrentlyCtx(ctx)
