@@ -121,10 +121,13 @@ func (p *Processor) stopLocked(r *run, cause error) {
 	}
 }
 
-// releaseSlot hands the slot of a handler that returned to the next waiting run.
-func (p *Processor) releaseSlot() {
+// endRun marks r's handler returned (a cancel now changes nothing) and hands its slot to the
+// next waiting run.
+func (p *Processor) endRun(r *run) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	r.state = over
+	r.cancel(nil)
 	if next := p.slots.release(); next != nil {
 		p.startLocked(next)
 	}
@@ -141,12 +144,8 @@ func (p *Processor) execute(ctx context.Context, r *run) {
 	}
 	r.logs.Record(start, slog.LevelInfo, "run started", startAttrs(p.cfg.Node, r.env, r.claim, start)...)
 	result, err := p.invoke(runlog.WithBuffer(ctx, r.logs), r.spec.Timeout, r.claim, r.prepared)
-	p.releaseSlot()
 	cause := context.Cause(ctx)
-	p.mu.Lock()
-	r.state = over
-	r.cancel(nil)
-	p.mu.Unlock()
+	p.endRun(r)
 	r.done(p.record(r, attempt{start: start, elapsed: p.now().Sub(start), result: result, err: err, cause: cause, logs: r.logs}))
 }
 
