@@ -136,7 +136,7 @@ func (p *Processor) claimed(ctx context.Context, lane Lane, a *admitted, claim l
 			"(runs are kept for handlers.ledger_retention.runs); not run again", a.env.ScheduledAt.UTC().Format(time.RFC3339))), nil
 	}
 	return Decision{}, &run{ctx: ctx, lane: lane, env: a.env, spec: a.spec, prepared: a.prepared, claim: claim,
-		msgID: a.d.MsgID, claimSent: claimSent, aliveAt: claimSent}
+		msgID: a.d.MsgID, node: p.cfg.Node, claimSent: claimSent, aliveAt: claimSent}
 }
 
 // reject records a message that cannot run, with the reason, and acknowledges it.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatplat/job-service/job"
@@ -23,7 +25,7 @@ const (
 )
 
 // run is one claimed attempt in hand. While it waits it is this struct alone: its context,
-// cancel func, log buffer and goroutine are made when it starts.
+// cancel func and goroutine are made when it starts, its log buffer when its handler logs.
 type run struct {
 	ctx       context.Context // the delivery's
 	lane      Lane
@@ -32,6 +34,7 @@ type run struct {
 	prepared  job.Prepared
 	claim     ledger.Claim
 	msgID     string
+	node      string // this node, for the run log's first line
 	claimSent time.Time
 	done      func(Decision) // called once with the run's decision
 
@@ -44,7 +47,10 @@ type run struct {
 	aliveAt time.Time
 	stopped bool                    // stopUnheard stopped it
 	cancel  context.CancelCauseFunc // once started
-	logs    *runlog.Buffer          // once started: what the handler logs
+
+	started time.Time                     // when its handler started; set before the handler runs
+	logOnce sync.Once                     // makes logs (Buffer)
+	logs    atomic.Pointer[runlog.Buffer] // what the handler logs, once it logs
 }
 
 // submit puts a claimed run in hand: heartbeated from now on, held until its time, then given
@@ -94,7 +100,7 @@ func (p *Processor) dueLocked(r *run) {
 // the drain began: BeginDrain stops every waiting run under the same lock.
 func (p *Processor) startLocked(r *run) {
 	ctx, cancel := context.WithCancelCause(r.ctx)
-	r.state, r.cancel, r.logs = started, cancel, newRunBuffer(r.env, r.claim)
+	r.state, r.cancel = started, cancel
 	go p.execute(ctx, r)
 }
 
@@ -142,11 +148,11 @@ func (p *Processor) execute(ctx context.Context, r *run) {
 		p.log.DebugContext(ctx, "run started", "run_id", r.claim.RunID, "job", r.env.Job,
 			"schedule_delay", start.Sub(r.env.ScheduledAt))
 	}
-	r.logs.Record(start, slog.LevelInfo, "run started", startAttrs(p.cfg.Node, r.env, r.claim, start)...)
-	result, err := p.invoke(runlog.WithBuffer(ctx, r.logs), r.spec.Timeout, r.claim, r.prepared)
+	r.started = start
+	result, err := p.invoke(runlog.WithSource(ctx, r), r.spec.Timeout, r.claim, r.prepared)
 	cause := context.Cause(ctx)
 	p.endRun(r)
-	r.done(p.record(r, attempt{start: start, elapsed: p.now().Sub(start), result: result, err: err, cause: cause, logs: r.logs}))
+	r.done(p.record(r, attempt{start: start, elapsed: p.now().Sub(start), result: result, err: err, cause: cause, started: true}))
 }
 
 // invoke runs the handler under the job's timeout and turns a panic into an error: a

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/chatplat/job-service/ledger"
-	"github.com/chatplat/job-service/runlog"
 )
 
 // attempt is how one attempt ended, as execute saw it.
@@ -15,9 +14,9 @@ type attempt struct {
 	start   time.Time // when the handler started (the claim, for a run that never started)
 	elapsed time.Duration
 	result  any
-	err     error          // the handler's, or why it never started
-	cause   error          // the run context's cancel cause
-	logs    *runlog.Buffer // nil for a run that never started
+	err     error // the handler's, or why it never started
+	cause   error // the run context's cancel cause
+	started bool  // the handler ran
 }
 
 // record decides r's outcome (decide), writes it fenced by the attempt, and tells metrics,
@@ -35,7 +34,7 @@ func (p *Processor) record(r *run, at attempt) Decision {
 	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	outcome := ledger.Outcome{Status: v.status, Result: at.result, Err: v.err}
-	p.recordOutcome(r, at.logs, &outcome, at.elapsed)
+	p.recordOutcome(r, at, &outcome)
 	finishErr := p.finish(finishCtx, r, outcome)
 	got := decideRecorded(v, finishErr, p.cfg.StaleAfter)
 	switch {

@@ -87,11 +87,7 @@ func (b *Buffer) Add(at time.Time, level slog.Level, msg, attrs string) {
 // Record appends a line the node itself writes about the run (start, outcome), rendered as a
 // handler's record would be, without passing through slog: it costs one line, no I/O.
 func (b *Buffer) Record(at time.Time, level slog.Level, msg string, attrs ...slog.Attr) {
-	var sb strings.Builder
-	for _, a := range attrs {
-		writeAttr(&sb, "", a)
-	}
-	b.Add(at, level, msg, strings.TrimSpace(sb.String()))
+	b.Add(at, level, msg, Render(attrs...))
 }
 
 // Pending returns the lines not handed out before and the oldest seq still kept (lines
@@ -138,18 +134,50 @@ func (b *Buffer) Dropped() int {
 
 type ctxKey struct{}
 
+// Source makes a run's Buffer when its first line comes, so that a run whose handler never
+// logs allocates none. Buffer must return the same buffer on every call and be safe for
+// concurrent use.
+type Source interface {
+	Buffer() *Buffer
+}
+
 // WithBuffer returns ctx carrying b: records logged with it go to b.
 func WithBuffer(ctx context.Context, b *Buffer) context.Context {
 	return context.WithValue(ctx, ctxKey{}, b)
 }
 
-// FromContext returns the buffer of ctx, or nil.
+// WithSource returns ctx carrying s: the first record logged with it makes s's buffer, and
+// every record goes there.
+func WithSource(ctx context.Context, s Source) context.Context {
+	return context.WithValue(ctx, ctxKey{}, s)
+}
+
+// FromContext returns the buffer of ctx (making a Source's), or nil.
 func FromContext(ctx context.Context) *Buffer {
 	if ctx == nil {
 		return nil
 	}
-	b, _ := ctx.Value(ctxKey{}).(*Buffer)
-	return b
+	switch v := ctx.Value(ctxKey{}).(type) {
+	case *Buffer:
+		return v
+	case Source:
+		return v.Buffer()
+	}
+	return nil
+}
+
+// inRun reports whether ctx is a run's, without making its buffer.
+func inRun(ctx context.Context) bool {
+	return ctx != nil && ctx.Value(ctxKey{}) != nil
+}
+
+// Render renders attrs as a line's attributes, as a handler's record would be.
+func Render(attrs ...slog.Attr) string {
+	var sb strings.Builder
+	for _, a := range attrs {
+		writeAttr(&sb, "", a)
+	}
+	return strings.TrimSpace(sb.String())
 }
 
 // Handler is a slog.Handler that copies records logged with a buffer's context into it
@@ -166,7 +194,7 @@ func Wrap(next slog.Handler) *Handler { return &Handler{next: next} }
 
 // Enabled lets run records through even below the node's level.
 func (h *Handler) Enabled(ctx context.Context, level slog.Level) bool {
-	if level >= slog.LevelInfo && FromContext(ctx) != nil {
+	if level >= slog.LevelInfo && inRun(ctx) {
 		return true
 	}
 	return h.next.Enabled(ctx, level)
