@@ -1,9 +1,10 @@
 // Package runlog keeps what a handler logs during a run with the run. The consumer puts a
 // Source in the context it gives the handler, which makes the run's Buffer on its first line;
 // Handler, wrapped around the node's slog handler, copies every record logged with that
-// context (log.InfoContext(ctx, ...)) into the buffer and tags the node's own line with the run (run_id, job, run_key, shard, attempt). The buffer keeps
-// the last MaxLines / MaxBytes of the attempt; the consumer flushes it to the ledger on each
-// heartbeat and when the attempt ends, so logging costs no statement per line.
+// context (log.InfoContext(ctx, ...)) into the buffer and tags the node's own line with the
+// run (run_id, job, run_key, shard, attempt). The buffer keeps the last MaxLines / MaxBytes of
+// the attempt; the consumer flushes it to the ledger on each heartbeat and when the attempt
+// ends, so logging costs no statement per line.
 package runlog
 
 import (
