@@ -88,7 +88,11 @@ func (b *Buffer) Add(at time.Time, level slog.Level, msg, attrs string) {
 // Record appends a line the node itself writes about the run (start, outcome), rendered as a
 // handler's record would be, without passing through slog: it costs one line, no I/O.
 func (b *Buffer) Record(at time.Time, level slog.Level, msg string, attrs ...slog.Attr) {
-	b.Add(at, level, msg, Render(attrs...))
+	var sb strings.Builder
+	for _, a := range attrs {
+		writeAttr(&sb, "", a)
+	}
+	b.Add(at, level, msg, strings.TrimSpace(sb.String()))
 }
 
 // Pending returns the lines not handed out before and the oldest seq still kept (lines
@@ -170,15 +174,6 @@ func FromContext(ctx context.Context) *Buffer {
 // inRun reports whether ctx is a run's, without making its buffer.
 func inRun(ctx context.Context) bool {
 	return ctx != nil && ctx.Value(ctxKey{}) != nil
-}
-
-// Render renders attrs as a line's attributes, as a handler's record would be.
-func Render(attrs ...slog.Attr) string {
-	var sb strings.Builder
-	for _, a := range attrs {
-		writeAttr(&sb, "", a)
-	}
-	return strings.TrimSpace(sb.String())
 }
 
 // Handler is a slog.Handler that copies records logged with a buffer's context into it
