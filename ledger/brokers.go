@@ -9,8 +9,9 @@ import (
 // claimed yet, as their send results named them (runs published before migration 00055, or
 // by a publisher that does not say, name none and are left to the overdue check).
 func (l *Ledger) WaitingBrokers(ctx context.Context) ([]string, error) {
-	rows, err := l.db.Query(ctx, `SELECT DISTINCT j.msg_broker FROM job_runs_inflight f JOIN job_runs j ON j.id = f.id
-		WHERE j.status = 'scheduled' AND j.msg_broker <> '' ORDER BY j.msg_broker`)
+	rows, err := l.db.Query(ctx, `SELECT DISTINCT j.msg_broker FROM job_runs j
+		WHERE j.id = ANY (ARRAY(SELECT id FROM job_runs_inflight))
+		  AND j.status = 'scheduled' AND j.msg_broker <> '' ORDER BY j.msg_broker`)
 	if err != nil {
 		return nil, fmt.Errorf("list brokers holding scheduled runs: %w", err)
 	}
@@ -35,7 +36,8 @@ func (l *Ledger) WaitingBrokers(ctx context.Context) ([]string, error) {
 // and records where the new message went. It returns how many runs it moved.
 func (l *Ledger) ForgetBroker(ctx context.Context, broker string) (int64, error) {
 	tag, err := l.db.Exec(ctx, `UPDATE job_runs j SET msg_id = '', msg_broker = '', msg_queue = -1, updated_at = now()
-		FROM job_runs_inflight f WHERE j.id = f.id AND j.status = 'scheduled' AND j.msg_broker = $1`, broker)
+		WHERE j.id = ANY (ARRAY(SELECT id FROM job_runs_inflight))
+		  AND j.status = 'scheduled' AND j.msg_broker = $1`, broker)
 	if err != nil {
 		return 0, fmt.Errorf("forget the messages on broker %s: %w", broker, err)
 	}

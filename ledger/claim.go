@@ -587,8 +587,9 @@ func (l *Ledger) Heartbeat(ctx context.Context, node string, claims []Claim) (lo
 // heartbeat: the overlap policy skip_if_running uses it.
 func (l *Ledger) OtherRunning(ctx context.Context, jobName, runKey string, staleAfter time.Duration) (bool, error) {
 	var n int
-	err := l.db.QueryRow(ctx, `SELECT count(*) FROM job_runs_inflight f JOIN job_runs j ON j.id = f.id
-		WHERE f.job = $1 AND j.run_key <> $2 AND j.status = 'running' AND j.heartbeat_at >= now() - $3::interval`,
+	err := l.db.QueryRow(ctx, `SELECT count(*) FROM job_runs j
+		WHERE j.id = ANY (ARRAY(SELECT id FROM job_runs_inflight WHERE job = $1))
+		  AND j.run_key <> $2 AND j.status = 'running' AND j.heartbeat_at >= now() - $3::interval`,
 		jobName, runKey, staleAfter.String()).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("check running %s: %w", jobName, err)
@@ -596,15 +597,19 @@ func (l *Ledger) OtherRunning(ctx context.Context, jobName, runKey string, stale
 	return n > 0, nil
 }
 
-// reapStaleSQL finds runs whose node stopped heartbeating through job_runs_inflight (see
-// TestRepairQueriesFindRunsThroughInflight) and marks them; the run columns follow RETURNING.
+// reapStaleSQL finds runs whose node stopped heartbeating among those in job_runs_inflight and
+// marks them; the run columns follow RETURNING. Like every query of runs in flight, it names
+// them as = ANY of the array of in-flight ids, which the planner can only meet with the
+// primary key of job_runs (TestHotStatementsFindRunsByKey): written as a join, statistics of a
+// table of mostly finished runs, saying few are running, made it read all of job_runs.
 const reapStaleSQL = `
 		WITH stale AS (
-			SELECT j.id FROM job_runs_inflight f JOIN job_runs j ON j.id = f.id
-			WHERE (j.status = 'running' AND j.heartbeat_at < now() - $1::interval)
+			SELECT j.id FROM job_runs j
+			WHERE j.id = ANY (ARRAY(SELECT id FROM job_runs_inflight))
+			  AND ((j.status = 'running' AND j.heartbeat_at < now() - $1::interval)
 			   -- an abandoned run nobody claimed since it was republished: publish it again
-			   OR (j.status = 'abandoned' AND j.updated_at < now() - $1::interval)
-			ORDER BY j.heartbeat_at LIMIT $2 FOR UPDATE OF j SKIP LOCKED)
+			   OR (j.status = 'abandoned' AND j.updated_at < now() - $1::interval))
+			ORDER BY j.heartbeat_at LIMIT $2 FOR UPDATE SKIP LOCKED)
 		UPDATE job_runs r SET updated_at = now(),
 			-- a cancel request its node never saw (it vanished): the run ends cancelled, unpublished
 			status = CASE WHEN r.cancel_requested_at IS NULL THEN 'abandoned' ELSE 'cancelled' END,

@@ -201,8 +201,9 @@ func queueOrUnknown(rc job.Receipt) int {
 }
 
 // unpublishedSQL follows the run columns: scheduled runs whose publish never completed,
-// found through job_runs_inflight.
-const unpublishedSQL = ` FROM job_runs_inflight f JOIN job_runs j ON j.id = f.id
+// among those in job_runs_inflight (see reapStaleSQL). OFFSET 0 plans the in-flight rows on
+// their own, so statistics cannot lead the planner to the index on created_at instead.
+const unpublishedSQL = ` FROM (SELECT * FROM job_runs WHERE id = ANY (ARRAY(SELECT id FROM job_runs_inflight)) OFFSET 0) j
 	WHERE j.status = 'scheduled' AND j.msg_id = '' AND j.created_at < now() - $1::interval
 	ORDER BY j.scheduled_at LIMIT $2`
 
@@ -327,10 +328,11 @@ func pgText(s string) string {
 // job_runs_inflight, and stamps them; the run columns follow RETURNING.
 const overdueSQL = `
 		WITH overdue AS (
-			SELECT j.id FROM job_runs_inflight f JOIN job_runs j ON j.id = f.id
-			WHERE j.status = 'scheduled' AND j.msg_id <> ''
+			SELECT j.id FROM job_runs j
+			WHERE j.id = ANY (ARRAY(SELECT id FROM job_runs_inflight))
+			  AND j.status = 'scheduled' AND j.msg_id <> ''
 			  AND j.scheduled_at < now() - $1::interval AND j.updated_at < now() - $1::interval
-			ORDER BY j.scheduled_at LIMIT $2 FOR UPDATE OF j SKIP LOCKED)
+			ORDER BY j.scheduled_at LIMIT $2 FOR UPDATE SKIP LOCKED)
 		UPDATE job_runs r SET updated_at = now()
 		FROM overdue WHERE r.id = overdue.id
 		RETURNING `

@@ -242,8 +242,9 @@ func (l *Ledger) Backlog(ctx context.Context) ([]BacklogEntry, error) {
 			count(*) FILTER (WHERE j.status = 'scheduled' AND j.scheduled_at <= now()),
 			count(*) FILTER (WHERE j.status = 'retrying'),
 			min(j.scheduled_at) FILTER (WHERE j.status = 'scheduled' AND j.scheduled_at <= now())
-		FROM job_runs_inflight f JOIN job_runs j ON j.id = f.id
-		WHERE j.status IN ('scheduled', 'retrying') GROUP BY j.job ORDER BY j.job`)
+		FROM job_runs j
+		WHERE j.id = ANY (ARRAY(SELECT id FROM job_runs_inflight))
+		  AND j.status IN ('scheduled', 'retrying') GROUP BY j.job ORDER BY j.job`)
 	if err != nil {
 		return nil, fmt.Errorf("backlog: %w", err)
 	}

@@ -15,10 +15,11 @@ import (
 // job_runs_inflight and stamps them; the run columns follow RETURNING.
 const stuckRunsSQL = `
 		WITH stuck AS (
-			SELECT j.id FROM job_runs_inflight f JOIN job_runs j ON j.id = f.id
-			WHERE j.status IN ('interrupted', 'retrying') AND j.cancel_requested_at IS NULL
+			SELECT j.id FROM job_runs j
+			WHERE j.id = ANY (ARRAY(SELECT id FROM job_runs_inflight))
+			  AND j.status IN ('interrupted', 'retrying') AND j.cancel_requested_at IS NULL
 			  AND j.updated_at < now() - $1::interval
-			ORDER BY j.updated_at LIMIT $2 FOR UPDATE OF j SKIP LOCKED)
+			ORDER BY j.updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
 		UPDATE job_runs r SET updated_at = now()
 		FROM stuck WHERE r.id = stuck.id
 		RETURNING `
@@ -31,8 +32,9 @@ const stuckRunsSQL = `
 func (l *Ledger) StuckRuns(ctx context.Context, olderThan time.Duration, limit int) ([]Run, error) {
 	// One an operator asked to cancel (its attempt recorded by a node of an earlier release)
 	// ends cancelled instead: republished, it would be given up as failed, with an alert.
-	rows, err := l.db.Query(ctx, `SELECT j.id FROM job_runs_inflight f JOIN job_runs j ON j.id = f.id
-		WHERE j.status IN ('interrupted', 'retrying') AND j.cancel_requested_at IS NOT NULL
+	rows, err := l.db.Query(ctx, `SELECT j.id FROM job_runs j
+		WHERE j.id = ANY (ARRAY(SELECT id FROM job_runs_inflight))
+		  AND j.status IN ('interrupted', 'retrying') AND j.cancel_requested_at IS NOT NULL
 		  AND j.updated_at < now() - $1::interval
 		LIMIT $2`, olderThan.String(), limit)
 	if err != nil {

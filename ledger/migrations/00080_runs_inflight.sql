@@ -74,7 +74,7 @@ ON CONFLICT (id) DO NOTHING;
 -- none of the old versions can be pruned yet, so a HOT update of each needs as much free space
 -- as the rows take, and more at the outcome, which makes a row wider (finished_at, result,
 -- error). At 50 the outcomes of TestRunUpdatesAreHOT (a small result or error each) already
--- overflowed their pages (81% HOT); at 45 they fit; 40 leaves room for versions half as wide
+-- overflowed their pages (97.5% HOT); at 45 they fit; 40 leaves room for versions half as wide
 -- again as the rows. Versions dead since an earlier statement are pruned when a page is next
 -- read. It applies to pages written from now on; the cost is a table about 2.5 times as large.
 ALTER TABLE job_runs SET (fillfactor = 40);
