@@ -99,6 +99,9 @@ func (s Settings) withDefaults() Settings {
 	def(&s.StaleAfter, 1500*time.Millisecond)
 	def(&s.Drain, 5*time.Second)
 	def(&s.Backoff, 500*time.Millisecond)
+	// ticker.stuck_after defaults to three times retry_backoff_max (4x Backoff) and may not be
+	// below repair_interval: production repair timings get a backoff long enough for them.
+	s.Backoff = max(s.Backoff, (s.Repair+11)/12)
 	def(&s.LeaseTimeout, 15*time.Second)
 	if s.Goroutines == 0 {
 		s.Goroutines = 64
