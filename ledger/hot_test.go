@@ -73,6 +73,7 @@ func TestRunUpdatesAreHOT(t *testing.T) {
 	require.Equal(t, updates, after.Updates-before.Updates, "updates of job_runs")
 	require.Equal(t, after.Updates-before.Updates, after.HOT-before.HOT,
 		"every update of job_runs HOT (%.1f%% were)", after.HOTPercentSince(before))
+	require.Len(t, requireInflightExact(t, s), 3*n+n/2, "published, taken over, heartbeated and retrying runs")
 }
 
 func claimAll(t *testing.T, l *ledger.Ledger, reqs []ledger.ClaimRequest) []ledger.Claim {

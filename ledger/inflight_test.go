@@ -71,17 +71,7 @@ func TestRepairFindsRunsOfBothReleasesThroughInflight(t *testing.T) {
 	writePrevious(t, s, "after:")
 	l := ledger.New(s.Pool)
 
-	// The table holds exactly the runs not finished.
-	rows, err := s.Pool.Query(ctx, `SELECT id FROM job_runs WHERE status NOT IN ('succeeded', 'failed', 'rejected', 'skipped', 'cancelled') ORDER BY id`)
-	require.NoError(t, err)
-	live, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	require.NoError(t, err)
-	rows, err = s.Pool.Query(ctx, `SELECT id FROM job_runs_inflight ORDER BY id`)
-	require.NoError(t, err)
-	inflight, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	require.NoError(t, err)
-	require.Equal(t, live, inflight)
-	require.Len(t, inflight, 2*8)
+	require.Len(t, requireInflightExact(t, s), 2*8)
 
 	both := func(keys ...string) []string {
 		var out []string
@@ -120,4 +110,23 @@ func TestRepairFindsRunsOfBothReleasesThroughInflight(t *testing.T) {
 	moved, err := l.ForgetBroker(ctx, "b1")
 	require.NoError(t, err)
 	require.Equal(t, int64(2), moved)
+	requireInflightExact(t, s)
+}
+
+// requireInflightExact checks that job_runs_inflight holds exactly the runs of job_runs not
+// finished, and returns their ids.
+func requireInflightExact(t *testing.T, s *testenv.Schema) []int64 {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := s.Pool.Query(ctx, `SELECT id FROM job_runs
+		WHERE status NOT IN ('succeeded', 'failed', 'rejected', 'skipped', 'cancelled') ORDER BY id`)
+	require.NoError(t, err)
+	live, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	rows, err = s.Pool.Query(ctx, `SELECT id FROM job_runs_inflight ORDER BY id`)
+	require.NoError(t, err)
+	inflight, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	require.Equal(t, live, inflight, "job_runs_inflight holds the runs not finished")
+	return inflight
 }
