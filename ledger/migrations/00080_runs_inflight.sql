@@ -12,7 +12,11 @@ CREATE TABLE job_runs_inflight (
 
 -- Triggers keep the table, so it also sees the runs a node of an earlier release inserts,
 -- claims and finishes with its own statements during a rolling upgrade. Statement-level with
--- transition tables: one set-based statement per batch, not one call per row. Finished
+-- transition tables: one set-based statement per batch, not one call per row. Measured with
+-- pgbench (2 clients; a transaction claims 64 runs by insert, heartbeats and finishes them; 3
+-- rounds of 12 s, load 2.5-3): no in-flight table 836-974 tps; these triggers 412-700; the
+-- same upkeep in the statements' own CTEs 669-792, which would miss the earlier release's
+-- writes; row triggers with WHEN clauses (none fires on a heartbeat) 550-661. Finished
 -- statuses are named (the status check lists all), so a run of any other status counts as in
 -- flight. Ids are matched through = ANY of an array so the plan, cached per session, is an
 -- index probe of job_runs_inflight whatever the batch's size.
