@@ -1,7 +1,7 @@
 -- +goose Up
 -- The runs not finished yet (scheduled, running, retrying, interrupted, abandoned), by id.
 -- The repair pass, the stale reaper, the overdue, unpublished and broker-gone checks, the
--- backlog and the overlap check start here and join job_runs by primary key, so job_runs needs
+-- backlog and the overlap check start here and reach job_runs by primary key, so job_runs needs
 -- no index on status, heartbeat_at or updated_at: then a claim's take-over, a heartbeat and
 -- an outcome change no indexed column and are heap-only (HOT) updates, which write no index
 -- entry. job is copied (it never changes) so the overlap check reads one job's runs only.
