@@ -115,7 +115,8 @@ type RunLogPage struct {
 }
 
 // RunLogs returns up to limit lines of run id with an id above after, oldest first, and the
-// truncation of each attempt.
+// truncation of each attempt. A finished run with no stored lines gets its attempts' first
+// and last lines built from its record (builtLines), when after is 0.
 func (l *Ledger) RunLogs(ctx context.Context, id, after int64, limit int) (RunLogPage, error) {
 	if limit <= 0 || limit > 5000 {
 		limit = 5000
@@ -132,6 +133,17 @@ func (l *Ledger) RunLogs(ctx context.Context, id, after int64, limit int) (RunLo
 	}
 	if len(lines) > 0 {
 		p.Lines, p.Next = lines, lines[len(lines)-1].ID
+	}
+	if after == 0 && len(lines) == 0 {
+		// Nothing stored: a run whose handlers did not log (see builtLines). Built lines
+		// have id 0, so Next stays 0; they come once, with the run finished.
+		built, err := l.builtLines(ctx, id)
+		if err != nil {
+			return p, fmt.Errorf("logs of run %d: %w", id, err)
+		}
+		if len(built) > 0 {
+			p.Lines = built
+		}
 	}
 	rows, err = l.db.Query(ctx, `SELECT attempt, min(seq) - 1 FROM job_run_logs WHERE run_id = $1
 		GROUP BY attempt HAVING min(seq) > 1 ORDER BY attempt`, id)
