@@ -9,8 +9,9 @@ import (
 // claimed yet, as their send results named them (runs published before migration 00055, or
 // by a publisher that does not say, name none and are left to the overdue check).
 func (l *Ledger) WaitingBrokers(ctx context.Context) ([]string, error) {
-	rows, err := l.db.Query(ctx, `SELECT DISTINCT msg_broker FROM job_runs
-		WHERE status = 'scheduled' AND msg_broker <> '' ORDER BY msg_broker`)
+	rows, err := l.db.Query(ctx, `SELECT DISTINCT j.msg_broker FROM job_runs j
+		WHERE j.id = ANY (ARRAY(SELECT id FROM job_runs_inflight))
+		  AND j.status = 'scheduled' AND j.msg_broker <> '' ORDER BY j.msg_broker`)
 	if err != nil {
 		return nil, fmt.Errorf("list brokers holding scheduled runs: %w", err)
 	}
@@ -34,8 +35,9 @@ func (l *Ledger) WaitingBrokers(ctx context.Context) ([]string, error) {
 // back, and then the claim dedups it). The repair pass's unpublished step publishes them again
 // and records where the new message went. It returns how many runs it moved.
 func (l *Ledger) ForgetBroker(ctx context.Context, broker string) (int64, error) {
-	tag, err := l.db.Exec(ctx, `UPDATE job_runs SET msg_id = '', msg_broker = '', msg_queue = -1, updated_at = now()
-		WHERE status = 'scheduled' AND msg_broker = $1`, broker)
+	tag, err := l.db.Exec(ctx, `UPDATE job_runs j SET msg_id = '', msg_broker = '', msg_queue = -1, updated_at = now()
+		WHERE j.id = ANY (ARRAY(SELECT id FROM job_runs_inflight))
+		  AND j.status = 'scheduled' AND j.msg_broker = $1`, broker)
 	if err != nil {
 		return 0, fmt.Errorf("forget the messages on broker %s: %w", broker, err)
 	}

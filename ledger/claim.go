@@ -498,9 +498,9 @@ func (l *Ledger) FinishRuns(ctx context.Context, reqs []FinishRequest) ([]error,
 		}
 	}
 	// One statement: the attempt number fences each run row, which also holds the attempt.
-	// Runs are found by primary key only. "IS TRUE" keeps the status check off job_runs_live:
-	// matched there, the planner reads every live run of the node, and every entry of a run
-	// finished since the last vacuum, for each batch (most of a loaded node's ledger time).
+	// Runs are found by primary key only (an index on status, the live-run index of earlier
+	// releases, once made the planner read every live run of the node for each batch; "IS
+	// TRUE" keeps any such index out). No index covers a column it changes, so it is HOT.
 	// Planned per call (see takeOverRuns): a generic plan made on a small table would scan it.
 	query, args := finishSQL, []any{pgx.QueryExecModeExec, ids, attempts, statuses, resultArg, texts}
 	if la := logArgsOf(logs); !la.empty() {
@@ -587,8 +587,9 @@ func (l *Ledger) Heartbeat(ctx context.Context, node string, claims []Claim) (lo
 // heartbeat: the overlap policy skip_if_running uses it.
 func (l *Ledger) OtherRunning(ctx context.Context, jobName, runKey string, staleAfter time.Duration) (bool, error) {
 	var n int
-	err := l.db.QueryRow(ctx, `SELECT count(*) FROM job_runs
-		WHERE job = $1 AND run_key <> $2 AND status = 'running' AND heartbeat_at >= now() - $3::interval`,
+	err := l.db.QueryRow(ctx, `SELECT count(*) FROM job_runs j
+		WHERE j.id = ANY (ARRAY(SELECT id FROM job_runs_inflight WHERE job = $1))
+		  AND j.run_key <> $2 AND j.status = 'running' AND j.heartbeat_at >= now() - $3::interval`,
 		jobName, runKey, staleAfter.String()).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("check running %s: %w", jobName, err)
@@ -596,16 +597,19 @@ func (l *Ledger) OtherRunning(ctx context.Context, jobName, runKey string, stale
 	return n > 0, nil
 }
 
-// ReapStale marks runs whose node stopped heartbeating as abandoned and returns them, so the
-// ticker can publish them again.
-func (l *Ledger) ReapStale(ctx context.Context, staleAfter time.Duration, limit int) ([]Run, error) {
-	rows, err := l.db.Query(ctx, `
+// reapStaleSQL finds runs whose node stopped heartbeating among those in job_runs_inflight and
+// marks them; the run columns follow RETURNING. Like every query of runs in flight, it names
+// them as = ANY of the array of in-flight ids, which the planner can only meet with the
+// primary key of job_runs (TestHotStatementsFindRunsByKey): written as a join, statistics of a
+// table of mostly finished runs, saying few are running, made it read all of job_runs.
+const reapStaleSQL = `
 		WITH stale AS (
-			SELECT id FROM job_runs
-			WHERE (status = 'running' AND heartbeat_at < now() - $1::interval)
+			SELECT j.id FROM job_runs j
+			WHERE j.id = ANY (ARRAY(SELECT id FROM job_runs_inflight))
+			  AND ((j.status = 'running' AND j.heartbeat_at < now() - $1::interval)
 			   -- an abandoned run nobody claimed since it was republished: publish it again
-			   OR (status = 'abandoned' AND updated_at < now() - $1::interval)
-			ORDER BY heartbeat_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+			   OR (j.status = 'abandoned' AND j.updated_at < now() - $1::interval))
+			ORDER BY j.heartbeat_at LIMIT $2 FOR UPDATE SKIP LOCKED)
 		UPDATE job_runs r SET updated_at = now(),
 			-- a cancel request its node never saw (it vanished): the run ends cancelled, unpublished
 			status = CASE WHEN r.cancel_requested_at IS NULL THEN 'abandoned' ELSE 'cancelled' END,
@@ -613,7 +617,12 @@ func (l *Ledger) ReapStale(ctx context.Context, staleAfter time.Duration, limit 
 			error = CASE WHEN r.cancel_requested_at IS NULL THEN 'node ' || r.node || ' stopped heartbeating'
 				ELSE 'cancelled by ' || r.cancel_requested_by END
 		FROM stale WHERE r.id = stale.id
-		RETURNING `+prefixed("r.", runColumns), staleAfter.String(), limit)
+		RETURNING `
+
+// ReapStale marks runs whose node stopped heartbeating as abandoned and returns them, so the
+// ticker can publish them again.
+func (l *Ledger) ReapStale(ctx context.Context, staleAfter time.Duration, limit int) ([]Run, error) {
+	rows, err := l.db.Query(ctx, reapStaleSQL+prefixed("r.", runColumns), staleAfter.String(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("reap stale runs: %w", err)
 	}

@@ -200,12 +200,17 @@ func queueOrUnknown(rc job.Receipt) int {
 	return rc.Queue
 }
 
+// unpublishedSQL follows the run columns: scheduled runs whose publish never completed,
+// among those in job_runs_inflight (see reapStaleSQL). OFFSET 0 plans the in-flight rows on
+// their own, so statistics cannot lead the planner to the index on created_at instead.
+const unpublishedSQL = ` FROM (SELECT * FROM job_runs WHERE id = ANY (ARRAY(SELECT id FROM job_runs_inflight)) OFFSET 0) j
+	WHERE j.status = 'scheduled' AND j.msg_id = '' AND j.created_at < now() - $1::interval
+	ORDER BY j.scheduled_at LIMIT $2`
+
 // Unpublished returns scheduled rows whose publish never completed (the leader died between
 // insert and send, or the broker refused). The ticker publishes them again.
 func (l *Ledger) Unpublished(ctx context.Context, olderThan time.Duration, limit int) ([]Run, error) {
-	rows, err := l.db.Query(ctx, `SELECT `+runColumns+` FROM job_runs
-		WHERE status = 'scheduled' AND msg_id = '' AND created_at < now() - $1::interval
-		ORDER BY scheduled_at LIMIT $2`, olderThan.String(), limit)
+	rows, err := l.db.Query(ctx, `SELECT `+prefixed("j.", runColumns)+unpublishedSQL, olderThan.String(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list unpublished runs: %w", err)
 	}
@@ -319,20 +324,25 @@ func pgText(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
+// overdueSQL finds scheduled runs past their time by $1 that no node claimed, through
+// job_runs_inflight, and stamps them; the run columns follow RETURNING.
+const overdueSQL = `
+		WITH overdue AS (
+			SELECT j.id FROM job_runs j
+			WHERE j.id = ANY (ARRAY(SELECT id FROM job_runs_inflight))
+			  AND j.status = 'scheduled' AND j.msg_id <> ''
+			  AND j.scheduled_at < now() - $1::interval AND j.updated_at < now() - $1::interval
+			ORDER BY j.scheduled_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+		UPDATE job_runs r SET updated_at = now()
+		FROM overdue WHERE r.id = overdue.id
+		RETURNING `
+
 // TouchOverdue returns scheduled runs whose time passed more than overdueAfter ago and that no
 // node has claimed (their message was accepted by the broker but never consumed, or lost with
 // a broker's disk), and stamps them so the next repair pass waits another overdueAfter. The
 // ticker publishes them again; a copy that does arrive late is harmless, the claim dedups it.
 func (l *Ledger) TouchOverdue(ctx context.Context, overdueAfter time.Duration, limit int) ([]Run, error) {
-	rows, err := l.db.Query(ctx, `
-		WITH overdue AS (
-			SELECT id FROM job_runs
-			WHERE status = 'scheduled' AND msg_id <> ''
-			  AND scheduled_at < now() - $1::interval AND updated_at < now() - $1::interval
-			ORDER BY scheduled_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-		UPDATE job_runs r SET updated_at = now()
-		FROM overdue WHERE r.id = overdue.id
-		RETURNING `+prefixed("r.", runColumns), overdueAfter.String(), limit)
+	rows, err := l.db.Query(ctx, overdueSQL+prefixed("r.", runColumns), overdueAfter.String(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list overdue runs: %w", err)
 	}

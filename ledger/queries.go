@@ -238,11 +238,13 @@ type BacklogEntry struct {
 
 // Backlog returns, per job, scheduled runs whose time has come and that no node took yet.
 func (l *Ledger) Backlog(ctx context.Context) ([]BacklogEntry, error) {
-	rows, err := l.db.Query(ctx, `SELECT job,
-			count(*) FILTER (WHERE status = 'scheduled' AND scheduled_at <= now()),
-			count(*) FILTER (WHERE status = 'retrying'),
-			min(scheduled_at) FILTER (WHERE status = 'scheduled' AND scheduled_at <= now())
-		FROM job_runs WHERE status IN ('scheduled', 'retrying') GROUP BY job ORDER BY job`)
+	rows, err := l.db.Query(ctx, `SELECT j.job,
+			count(*) FILTER (WHERE j.status = 'scheduled' AND j.scheduled_at <= now()),
+			count(*) FILTER (WHERE j.status = 'retrying'),
+			min(j.scheduled_at) FILTER (WHERE j.status = 'scheduled' AND j.scheduled_at <= now())
+		FROM job_runs j
+		WHERE j.id = ANY (ARRAY(SELECT id FROM job_runs_inflight))
+		  AND j.status IN ('scheduled', 'retrying') GROUP BY j.job ORDER BY j.job`)
 	if err != nil {
 		return nil, fmt.Errorf("backlog: %w", err)
 	}

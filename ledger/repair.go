@@ -11,6 +11,19 @@ import (
 	"github.com/chatplat/job-service/job"
 )
 
+// stuckRunsSQL finds interrupted and retrying runs nothing touched for $1 through
+// job_runs_inflight and stamps them; the run columns follow RETURNING.
+const stuckRunsSQL = `
+		WITH stuck AS (
+			SELECT j.id FROM job_runs j
+			WHERE j.id = ANY (ARRAY(SELECT id FROM job_runs_inflight))
+			  AND j.status IN ('interrupted', 'retrying') AND j.cancel_requested_at IS NULL
+			  AND j.updated_at < now() - $1::interval
+			ORDER BY j.updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+		UPDATE job_runs r SET updated_at = now()
+		FROM stuck WHERE r.id = stuck.id
+		RETURNING `
+
 // StuckRuns returns interrupted and retrying runs nothing touched for olderThan, and stamps
 // them so the next repair pass waits another olderThan. Such a run waits for a message the
 // broker no longer has (lost with a broker's disk, dead-lettered after a database outage, or
@@ -19,8 +32,10 @@ import (
 func (l *Ledger) StuckRuns(ctx context.Context, olderThan time.Duration, limit int) ([]Run, error) {
 	// One an operator asked to cancel (its attempt recorded by a node of an earlier release)
 	// ends cancelled instead: republished, it would be given up as failed, with an alert.
-	rows, err := l.db.Query(ctx, `SELECT id FROM job_runs
-		WHERE status IN ('interrupted', 'retrying') AND cancel_requested_at IS NOT NULL AND updated_at < now() - $1::interval
+	rows, err := l.db.Query(ctx, `SELECT j.id FROM job_runs j
+		WHERE j.id = ANY (ARRAY(SELECT id FROM job_runs_inflight))
+		  AND j.status IN ('interrupted', 'retrying') AND j.cancel_requested_at IS NOT NULL
+		  AND j.updated_at < now() - $1::interval
 		LIMIT $2`, olderThan.String(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list stuck cancelled runs: %w", err)
@@ -32,15 +47,7 @@ func (l *Ledger) StuckRuns(ctx context.Context, olderThan time.Duration, limit i
 	if err := l.endCancelled(ctx, ids, nil); err != nil {
 		return nil, err
 	}
-	rows, err = l.db.Query(ctx, `
-		WITH stuck AS (
-			SELECT id FROM job_runs
-			WHERE status IN ('interrupted', 'retrying') AND cancel_requested_at IS NULL
-			  AND updated_at < now() - $1::interval
-			ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-		UPDATE job_runs r SET updated_at = now()
-		FROM stuck WHERE r.id = stuck.id
-		RETURNING `+prefixed("r.", runColumns), olderThan.String(), limit)
+	rows, err = l.db.Query(ctx, stuckRunsSQL+prefixed("r.", runColumns), olderThan.String(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list stuck runs: %w", err)
 	}

@@ -95,6 +95,7 @@ func jobService(b *testing.B, n, goroutines int) {
 	for b.Loop() {
 		node := c.Start("a", nil)
 		warmJobService(b, sch.Pool, prod, jobServiceQueues)
+		from := sch.TableUpdates(b, "job_runs", 0)
 		prefix := "manual:peers-" + testenv.Suffix() + "-"
 		require.NoError(b, node.Signal(syscall.SIGSTOP))
 		publishForced(b, prod, prefix, n)
@@ -105,6 +106,8 @@ func jobService(b *testing.B, n, goroutines int) {
 			WHERE run_key LIKE $1 || '%'`, prefix).Scan(&first, &last))
 		b.ReportMetric(float64(n)/last.Sub(first).Seconds(), "jobs/s")
 		node.Kill()
+		// Each run's outcome is at least one update; hot_upd_% is the share that wrote no index entry.
+		b.ReportMetric(sch.TableUpdates(b, "job_runs", from.Updates+int64(n)).HOTPercentSince(from), "hot_upd_%")
 	}
 }
 
