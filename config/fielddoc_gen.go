@@ -89,7 +89,7 @@ var fieldDocs = map[string]string{
 	"github.com/chatplat/job-service/config.S3Config.Region":                          "Region; default us-east-1",
 	"github.com/chatplat/job-service/config.S3Config.SecretKey":                       "AccessKey and SecretKey sign requests",
 	"github.com/chatplat/job-service/config.S3Config.UseSSL":                          "Talks HTTPS",
-	"github.com/chatplat/job-service/consumer.Config.ConsumeBatch":                    "How many messages of one queue a delivery hands over at once (1..1024): their runs are claimed together and their outcomes coalesced, each run still in its own goroutine under max_running",
+	"github.com/chatplat/job-service/consumer.Config.ConsumeBatch":                    "How many messages of one queue a delivery hands over at once (1..1024): their runs are claimed together and their outcomes coalesced, each run still waiting for its own handler slot (max_running)",
 	"github.com/chatplat/job-service/consumer.Config.DrainTimeout":                    "How long a stopping node lets runs in flight finish before it interrupts them",
 	"github.com/chatplat/job-service/consumer.Config.EarlyTolerance":                  "A timer message that arrives this much before its scheduled_at (the broker rounds delivery down to its timer precision) is held until then; one that is earlier still is re-published as a timer message",
 	"github.com/chatplat/job-service/consumer.Config.Goroutines":                      "How many messages one node has in hand at once: decoded, being claimed, waiting for a handler slot, running or being recorded",

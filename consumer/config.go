@@ -35,8 +35,8 @@ type Config struct {
 	// claimed run in hand is heartbeated, so this also bounds the heartbeat statement.
 	Goroutines int `yaml:"goroutines"`
 	// ConsumeBatch is how many messages of one queue a delivery hands over at once (1..1024):
-	// their runs are claimed together and their outcomes coalesced, each run still in its own
-	// goroutine under max_running. Goroutines still bounds the messages claimed and in hand;
+	// their runs are claimed together and their outcomes coalesced, each run still waiting for
+	// its own handler slot (max_running). Goroutines still bounds the messages claimed and in hand;
 	// the rest of a delivery waits, unclaimed, for those to finish.
 	// Default DefaultConsumeBatch.
 	ConsumeBatch int `yaml:"consume_batch" deprecated:"remove it: the batch is the constant consumer.DefaultConsumeBatch (32)"`
