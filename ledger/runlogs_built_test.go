@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -58,4 +59,73 @@ func TestRunLogsOfARunThatLoggedNothingAreBuiltFromItsRecord(t *testing.T) {
 	page, err = l.RunLogs(ctx, c3.RunID, 0, 0)
 	require.NoError(t, err)
 	require.Equal(t, []string{"hello"}, msgs(page.Lines))
+}
+
+// logged is an attempt's stored log as a node writes it when its handler logged: its own first
+// line, what the handler said, its last line.
+func logged(c ledger.Claim, said string) *ledger.LogBatch {
+	now := time.Now()
+	return &ledger.LogBatch{RunID: c.RunID, Attempt: c.Attempt, FirstSeq: 1, Lines: []ledger.LogLine{
+		{Seq: 1, At: now, Level: "INFO", Msg: "run started"},
+		{Seq: 2, At: now, Level: "INFO", Msg: said},
+		{Seq: 3, At: now, Level: "INFO", Msg: "run finished"}}}
+}
+
+// readAll follows the cursor as jobctl logs does, limit lines a page, until a short page.
+func readAll(t *testing.T, l *ledger.Ledger, id int64, limit int) []ledger.LogLine {
+	t.Helper()
+	var all []ledger.LogLine
+	var after int64
+	for range 100 {
+		page, err := l.RunLogs(context.Background(), id, after, limit)
+		require.NoError(t, err)
+		all, after = append(all, page.Lines...), page.Next
+		if len(page.Lines) < limit {
+			return all
+		}
+	}
+	t.Fatal("the cursor never reached the end")
+	return nil
+}
+
+// A retried run whose attempts differ, one logging and one not, reads as every attempt in
+// order: the one that logged nothing gets its first and last lines built beside the stored
+// lines of the other, once each however the log is paged.
+func TestRunLogsOfARetriedRunBuildTheAttemptsThatLoggedNothing(t *testing.T) {
+	t.Parallel()
+	l, _ := newLedger(t)
+	ctx := context.Background()
+
+	// Attempt 1 logged and failed; attempt 2 logged nothing and succeeded.
+	c1, err := l.ClaimRun(ctx, env("loud-then-quiet"), "node-a", "m1", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, l.Finish(ctx, c1, ledger.Outcome{Status: ledger.StatusRetrying, Err: errors.New("s3 down"), Log: logged(c1, "fetching")}))
+	c2, err := l.ClaimRun(ctx, env("loud-then-quiet"), "node-b", "m2", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, l.Finish(ctx, c2, ledger.Outcome{Status: ledger.StatusSucceeded}))
+
+	// Attempt 1 logged nothing and failed; attempt 2 logged and succeeded.
+	c3, err := l.ClaimRun(ctx, env("quiet-then-loud"), "node-a", "m3", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, l.Finish(ctx, c3, ledger.Outcome{Status: ledger.StatusRetrying, Err: errors.New("s3 down")}))
+	c4, err := l.ClaimRun(ctx, env("quiet-then-loud"), "node-b", "m4", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, l.Finish(ctx, c4, ledger.Outcome{Status: ledger.StatusSucceeded, Log: logged(c4, "fetching")}))
+
+	want := []string{"1 run started", "1 fetching", "1 run finished", "2 run started", "2 run finished"}
+	wantQuietFirst := []string{"1 run started", "1 run finished", "2 run started", "2 fetching", "2 run finished"}
+	for _, limit := range []int{5000, 1, 2, 3} {
+		require.Equal(t, want, attemptMsgs(readAll(t, l, c1.RunID, limit)), "limit %d", limit)
+		require.Equal(t, wantQuietFirst, attemptMsgs(readAll(t, l, c3.RunID, limit)), "limit %d", limit)
+	}
+	all := readAll(t, l, c1.RunID, 5000)
+	require.Contains(t, all[len(all)-1].Attrs, "status=succeeded", "the run's outcome is its log's last line")
+}
+
+func attemptMsgs(lines []ledger.LogLine) []string {
+	out := []string{}
+	for _, ln := range lines {
+		out = append(out, fmt.Sprintf("%d %s", ln.Attempt, ln.Msg))
+	}
+	return out
 }
