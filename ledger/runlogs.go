@@ -115,8 +115,12 @@ type RunLogPage struct {
 }
 
 // RunLogs returns up to limit lines of run id with an id above after, oldest first, and the
-// truncation of each attempt. A finished run with no stored lines gets its attempts' first
-// and last lines built from its record (builtLines), when after is 0.
+// truncation of each attempt. An attempt that stored no line (its handler did not log) gets
+// its first and last lines built from the run's record (builtLines), with id 0 and not
+// counted in limit: in the page that holds the first stored line of a later attempt, just
+// before it, or, once the run is finished, at the end of the page that reaches the last
+// stored line (every such page: they have no cursor of their own). So each comes once to a
+// reader that follows Next until the run is done, and never while its place is unknown.
 func (l *Ledger) RunLogs(ctx context.Context, id, after int64, limit int) (RunLogPage, error) {
 	if limit <= 0 || limit > 5000 {
 		limit = 5000
@@ -134,24 +138,29 @@ func (l *Ledger) RunLogs(ctx context.Context, id, after int64, limit int) (RunLo
 	if len(lines) > 0 {
 		p.Lines, p.Next = lines, lines[len(lines)-1].ID
 	}
-	if after == 0 && len(lines) == 0 {
-		// Nothing stored: a run whose handlers did not log (see builtLines). Built lines
-		// have id 0, so Next stays 0; they come once, with the run finished.
-		built, err := l.builtLines(ctx, id)
+	rows, err = l.db.Query(ctx, `SELECT attempt, min(seq), min(id) FROM job_run_logs WHERE run_id = $1
+		GROUP BY attempt ORDER BY attempt`, id)
+	if err != nil {
+		return p, fmt.Errorf("logs of run %d: attempts: %w", id, err)
+	}
+	var stored []storedAttempt
+	var a storedAttempt
+	if _, err := pgx.ForEachRow(rows, []any{&a.attempt, &a.firstSeq, &a.firstID}, func() error {
+		stored = append(stored, a)
+		if a.firstSeq > 1 {
+			p.Dropped = append(p.Dropped, Dropped{Attempt: a.attempt, Lines: a.firstSeq - 1})
+		}
+		return nil
+	}); err != nil {
+		return p, fmt.Errorf("logs of run %d: attempts: %w", id, err)
+	}
+	pl := placement{lines: lines, after: after, stored: stored, tail: len(lines) < limit}
+	if pl.mayHoldBuilt() {
+		built, finished, err := l.builtLines(ctx, id)
 		if err != nil {
 			return p, fmt.Errorf("logs of run %d: %w", id, err)
 		}
-		if len(built) > 0 {
-			p.Lines = built
-		}
-	}
-	rows, err = l.db.Query(ctx, `SELECT attempt, min(seq) - 1 FROM job_run_logs WHERE run_id = $1
-		GROUP BY attempt HAVING min(seq) > 1 ORDER BY attempt`, id)
-	if err != nil {
-		return p, fmt.Errorf("logs of run %d: truncation: %w", id, err)
-	}
-	if p.Dropped, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Dropped]); err != nil {
-		return p, fmt.Errorf("logs of run %d: truncation: %w", id, err)
+		p.Lines = pl.place(built, finished)
 	}
 	return p, nil
 }

@@ -71,7 +71,8 @@ func logged(c ledger.Claim, said string) *ledger.LogBatch {
 		{Seq: 3, At: now, Level: "INFO", Msg: "run finished"}}}
 }
 
-// readAll follows the cursor as jobctl logs does, limit lines a page, until a short page.
+// readAll follows the cursor as jobctl logs does, limit lines a page, until a page with fewer
+// stored lines (built ones have id 0 and do not count).
 func readAll(t *testing.T, l *ledger.Ledger, id int64, limit int) []ledger.LogLine {
 	t.Helper()
 	var all []ledger.LogLine
@@ -80,7 +81,13 @@ func readAll(t *testing.T, l *ledger.Ledger, id int64, limit int) []ledger.LogLi
 		page, err := l.RunLogs(context.Background(), id, after, limit)
 		require.NoError(t, err)
 		all, after = append(all, page.Lines...), page.Next
-		if len(page.Lines) < limit {
+		stored := 0
+		for _, ln := range page.Lines {
+			if ln.ID != 0 {
+				stored++
+			}
+		}
+		if stored < limit {
 			return all
 		}
 	}
@@ -128,4 +135,38 @@ func attemptMsgs(lines []ledger.LogLine) []string {
 		out = append(out, fmt.Sprintf("%d %s", ln.Attempt, ln.Msg))
 	}
 	return out
+}
+
+// A reader following a running run's log sees an earlier attempt that logged nothing once,
+// when the current attempt's first stored line comes, and the current attempt when it ends.
+func TestFollowingARunningRunShowsItsQuietAttemptsOnce(t *testing.T) {
+	t.Parallel()
+	l, _ := newLedger(t)
+	ctx := context.Background()
+	c1, err := l.ClaimRun(ctx, env("follow"), "node-a", "m1", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, l.Finish(ctx, c1, ledger.Outcome{Status: ledger.StatusRetrying, Err: errors.New("s3 down")}))
+	c2, err := l.ClaimRun(ctx, env("follow"), "node-b", "m2", time.Minute)
+	require.NoError(t, err)
+
+	var seen []ledger.LogLine
+	var after int64
+	poll := func() {
+		page, err := l.RunLogs(ctx, c1.RunID, after, 0)
+		require.NoError(t, err)
+		seen, after = append(seen, page.Lines...), page.Next
+	}
+	poll()
+	poll()
+	require.Empty(t, seen, "nothing stored yet: the quiet attempt's place is not known")
+	b := logged(c2, "fetching")
+	_, err = l.SyncRuns(ctx, []int64{c2.RunID}, []ledger.LogBatch{{RunID: b.RunID, Attempt: 2, FirstSeq: 1, Lines: b.Lines[:2]}})
+	require.NoError(t, err)
+	poll()
+	poll()
+	require.Equal(t, []string{"1 run started", "1 run finished", "2 run started", "2 fetching"}, attemptMsgs(seen))
+	require.NoError(t, l.Finish(ctx, c2, ledger.Outcome{Status: ledger.StatusSucceeded,
+		Log: &ledger.LogBatch{RunID: b.RunID, Attempt: 2, FirstSeq: 1, Lines: b.Lines[2:]}}))
+	poll()
+	require.Equal(t, []string{"1 run started", "1 run finished", "2 run started", "2 fetching", "2 run finished"}, attemptMsgs(seen))
 }

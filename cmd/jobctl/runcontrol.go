@@ -75,7 +75,11 @@ func logsCmd(g *globals) *cobra.Command {
 						fmt.Fprintf(out, "… attempt %d: first %d lines dropped (bound reached)\n", d.Attempt, d.Lines)
 					}
 				}
+				stored := 0 // built lines (id 0) do not count toward the page's 5000
 				for _, ln := range page.Lines {
+					if ln.ID != 0 {
+						stored++
+					}
 					if g.json {
 						if err := enc.Encode(ln); err != nil {
 							return err
@@ -85,7 +89,7 @@ func logsCmd(g *globals) *cobra.Command {
 					printLogLine(out, ln)
 				}
 				after = page.Next
-				if len(page.Lines) == 5000 {
+				if stored == 5000 {
 					continue // more waiting
 				}
 				if !follow || run.Status.Terminal() {
