@@ -170,3 +170,49 @@ func TestFollowingARunningRunShowsItsQuietAttemptsOnce(t *testing.T) {
 	poll()
 	require.Equal(t, []string{"1 run started", "1 run finished", "2 run started", "2 fetching", "2 run finished"}, attemptMsgs(seen))
 }
+
+// A run that ends while its log is being read, its last lines written with its outcome, is
+// read either before its end (no built lines: its place is unknown) or after it (its stored
+// lines): never its built lines and then its stored ones as well. The reader is held between
+// its read of the lines and its read of the run by a lock on job_runs, which the outcome's
+// transaction takes before it commits.
+func TestRunLogsOfARunEndingWhileReadGetsNoBuiltLinesBesideStoredOnes(t *testing.T) {
+	t.Parallel()
+	l, s := newLedger(t)
+	ctx := context.Background()
+	c, err := l.ClaimRun(ctx, env("ending"), "node-a", "m1", time.Minute)
+	require.NoError(t, err)
+
+	tx, err := s.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `LOCK TABLE job_runs IN ACCESS EXCLUSIVE MODE`)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `UPDATE job_runs SET status = 'succeeded', finished_at = now(), updated_at = now() WHERE id = $1`, c.RunID)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `INSERT INTO job_run_logs (run_id, attempt, seq, at, level, msg) VALUES
+		($1, 1, 1, now(), 'INFO', 'run started'), ($1, 1, 2, now(), 'INFO', 'hello'), ($1, 1, 3, now(), 'INFO', 'run finished')`, c.RunID)
+	require.NoError(t, err)
+
+	type result struct {
+		page ledger.RunLogPage
+		err  error
+	}
+	read := make(chan result, 1)
+	go func() {
+		page, err := l.RunLogs(ctx, c.RunID, 0, 0)
+		read <- result{page, err}
+	}()
+	require.Eventually(t, func() bool {
+		var waiting int
+		require.NoError(t, s.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks
+			WHERE NOT granted AND relation = 'job_runs'::regclass`).Scan(&waiting))
+		return waiting > 0
+	}, 10*time.Second, 5*time.Millisecond, "the reader waits for the run")
+	require.NoError(t, tx.Commit(ctx))
+	first := <-read
+	require.NoError(t, first.err)
+	rest, err := l.RunLogs(ctx, c.RunID, first.page.Next, 0)
+	require.NoError(t, err)
+	require.Equal(t, []string{"run started", "hello", "run finished"}, msgs(append(first.page.Lines, rest.Lines...)))
+}
