@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -126,6 +127,15 @@ func (l *Ledger) RunLogs(ctx context.Context, id, after int64, limit int) (RunLo
 		limit = 5000
 	}
 	p := RunLogPage{RunID: id, Lines: []LogLine{}, Next: after}
+	// The run's status before its lines: an attempt's last lines are written with its
+	// outcome, so the lines read after the run was seen finished are all of them. A run seen
+	// finished only later (by builtLines) may have lines this read missed: none are built
+	// after the last stored line then, or its attempt would read twice.
+	var status Status
+	err := l.db.QueryRow(ctx, `SELECT status FROM job_runs WHERE id = $1`, id).Scan(&status)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return p, fmt.Errorf("logs of run %d: status: %w", id, err)
+	}
 	rows, err := l.db.Query(ctx, `SELECT id, run_id, attempt, seq, at, level, msg, attrs FROM job_run_logs
 		WHERE run_id = $1 AND id > $2 ORDER BY id LIMIT $3`, id, after, limit)
 	if err != nil {
@@ -160,7 +170,7 @@ func (l *Ledger) RunLogs(ctx context.Context, id, after int64, limit int) (RunLo
 		if err != nil {
 			return p, fmt.Errorf("logs of run %d: %w", id, err)
 		}
-		p.Lines = pl.place(built, finished)
+		p.Lines = pl.place(built, finished && status.Terminal())
 	}
 	return p, nil
 }
