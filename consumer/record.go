@@ -82,13 +82,19 @@ func (p *Processor) runLog(r *run) *slog.Logger {
 		"run_id", r.claim.RunID, "attempt", r.claim.Attempt)
 }
 
-// logFinished writes the one line every finished attempt gets: built as one slice of
-// attributes, without a logger of its own or the variadic []any boxing, since at thousands of
-// runs a second it is most of the node's logging.
+// logFinished writes the node's line about a finished attempt: built as one slice of
+// attributes, without a logger of its own or the variadic []any boxing. An attempt that
+// succeeded without its handler logging a line gets it at debug level only: at thousands of
+// such runs a second, writing it was a tenth of the node's CPU, and the ledger, the metrics
+// and the run's log (built from its record) already say it. Every other attempt gets it at
+// info (succeeded) or warn.
 func (p *Processor) logFinished(ctx context.Context, r *run, v verdict, at attempt) {
 	level := slog.LevelInfo
-	if v.status != ledger.StatusSucceeded {
+	switch {
+	case v.status != ledger.StatusSucceeded:
 		level = slog.LevelWarn
+	case r.logs.Load() == nil:
+		level = slog.LevelDebug
 	}
 	if !p.log.Enabled(ctx, level) {
 		return

@@ -1,9 +1,12 @@
 package consumer
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 
@@ -80,4 +83,56 @@ func TestRunLogBufferOnlyWhenTheHandlerLogs(t *testing.T) {
 	require.Contains(t, talks.Lines[1].Attrs, "n=1")
 	require.Contains(t, talks.Lines[2].Attrs, "status=succeeded")
 	require.Equal(t, "INFO", talks.Lines[2].Level)
+}
+
+// The node's own "run finished" line: at info for a run whose handler logged, at warn for one
+// that did not succeed, and only at debug for a run that succeeded without a word.
+func TestNodeLogsRunFinishedForRunsThatSaidOrFailed(t *testing.T) {
+	t.Parallel()
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		var out syncBuffer
+		logger := slog.New(runlog.Wrap(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: level})))
+		reg := keyRegistry{handlers: map[string]func(context.Context) (any, error){
+			"talks": func(ctx context.Context) (any, error) { logger.InfoContext(ctx, "hello"); return nil, nil },
+			"quiet": func(context.Context) (any, error) { return nil, nil },
+			"fails": func(context.Context) (any, error) { return nil, errors.New("boom") },
+		}}
+		p := batchProcessor(newBatchLedger(), reg, 2)
+		p.log = logger
+		p.ProcessBatch(context.Background(), deliveries(keyBody(t, "talks"), keyBody(t, "quiet"), keyBody(t, "fails")))
+		finished := map[string]string{}
+		for _, line := range strings.Split(out.String(), "\n") {
+			if !strings.Contains(line, `msg="run finished"`) {
+				continue
+			}
+			for _, key := range []string{"talks", "quiet", "fails"} {
+				if strings.Contains(line, "run_key="+key+" ") {
+					finished[key] = strings.Fields(line)[1]
+				}
+			}
+		}
+		want := map[string]string{"talks": "level=INFO", "fails": "level=WARN"}
+		if level == slog.LevelDebug {
+			want["quiet"] = "level=DEBUG"
+		}
+		require.Equal(t, want, finished, "node log at %s:\n%s", level, out.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer that runs may write to at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
