@@ -122,7 +122,7 @@ func (p *Processor) stopLocked(r *run, cause error) {
 			runErr = errors.New("not started: node is shutting down")
 		}
 		go func() {
-			r.done(p.record(r, attempt{start: r.claimSent, elapsed: p.now().Sub(r.claimSent), err: runErr, cause: cause}))
+			r.done(p.recordSafely(r, attempt{start: r.claimSent, elapsed: p.now().Sub(r.claimSent), err: runErr, cause: cause}))
 		}()
 	}
 }
@@ -152,7 +152,7 @@ func (p *Processor) execute(ctx context.Context, r *run) {
 	result, err := p.invoke(runlog.WithSource(ctx, r), r.spec.Timeout, r.claim, r.prepared)
 	cause := context.Cause(ctx)
 	p.endRun(r)
-	r.done(p.record(r, attempt{start: start, elapsed: p.now().Sub(start), result: result, err: err, cause: cause, started: true}))
+	r.done(p.recordSafely(r, attempt{start: start, elapsed: p.now().Sub(start), result: result, err: err, cause: cause, started: true}))
 }
 
 // invoke runs the handler under the job's timeout and turns a panic into an error: a

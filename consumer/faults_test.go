@@ -228,3 +228,24 @@ func TestAnEarlierAttemptEndingKeepsTheNewerOneHeartbeating(t *testing.T) {
 	stop2()
 	<-done2
 }
+
+// panickyObserver panics on every finished run.
+type panickyObserver struct{ nopObserver }
+
+func (panickyObserver) RunFinished(string, ledger.Status, time.Duration, time.Duration) { panic("observer broke") }
+
+// A panic while recording an outcome (here the metrics observer's) runs on the node's own
+// goroutine: it must not end the process; the run's message comes back, and the run leaves
+// the hand.
+func TestPanicWhileRecordingSendsTheMessageBack(t *testing.T) {
+	t.Parallel()
+	reg := keyRegistry{handlers: map[string]func(context.Context) (any, error){
+		"ok": func(context.Context) (any, error) { return nil, nil },
+	}}
+	p := batchProcessor(newBatchLedger(), reg, 2)
+	p.obs = panickyObserver{}
+	ds := p.ProcessBatch(context.Background(), deliveries(keyBody(t, "ok")))
+	require.Equal(t, []Action{RetryLater}, actions(ds))
+	require.Contains(t, ds[0].Reason, "observer broke")
+	require.Zero(t, p.InFlight())
+}

@@ -3,7 +3,9 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/chatplat/job-service/ledger"
@@ -54,6 +56,20 @@ func (p *Processor) record(r *run, at attempt) Decision {
 	}
 	p.logFinished(ctx, r, got, at)
 	return got.decision
+}
+
+// recordSafely is record on a goroutine of the node's own (a handler's, once it returned): a
+// panic there (an observer's, the ledger client's) would end the process with every run in
+// hand, so it is logged and the message comes back, as when an outcome cannot be written.
+func (p *Processor) recordSafely(r *run, at attempt) (d Decision) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.runLog(r).Error("recording the outcome panicked; message will be redelivered",
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			d = Decision{Action: RetryLater, After: p.cfg.StaleAfter, Reason: fmt.Sprintf("recording panicked: %v", v)}
+		}
+	}()
+	return p.record(r, at)
 }
 
 // finish records an outcome, retrying briefly: a database blip must not turn a finished run
