@@ -232,7 +232,9 @@ func TestAnEarlierAttemptEndingKeepsTheNewerOneHeartbeating(t *testing.T) {
 // panickyObserver panics on every finished run.
 type panickyObserver struct{ nopObserver }
 
-func (panickyObserver) RunFinished(string, ledger.Status, time.Duration, time.Duration) { panic("observer broke") }
+func (panickyObserver) RunFinished(string, ledger.Status, time.Duration, time.Duration) {
+	panic("observer broke")
+}
 
 // A panic while recording an outcome (here the metrics observer's) runs on the node's own
 // goroutine: it must not end the process; the run's message comes back, and the run leaves
