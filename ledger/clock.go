@@ -36,7 +36,9 @@ func NewClock(db *pgxpool.Pool, local func() time.Time) *Clock {
 	return &Clock{db: db, local: local}
 }
 
-// Now is the database's time, estimated without a round trip.
+// Now is the database's time, estimated without a round trip: the earliest it can read, so
+// that a run held until its time by this clock never starts before the database's clock
+// reaches it (see add).
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	off := c.offset
@@ -44,7 +46,7 @@ func (c *Clock) Now() time.Time {
 	return c.local().Add(off)
 }
 
-// Offset is how far the database's clock is ahead of the local one.
+// Offset is how far the database's clock is at least ahead of the local one.
 func (c *Clock) Offset() time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -71,7 +73,10 @@ func (c *Clock) Sync(ctx context.Context) error {
 // and with ticker.deliver_ahead the consumer holds early messages until this clock says so,
 // so runs started that much before their time. The shortest recent round trip bounds the
 // error best (NTP's clock filter does the same); keeping only recent samples still follows a
-// clock that steps.
+// clock that steps. The database read its clock somewhere within the round trip, so the
+// true offset is the sample's give or take half its round trip: the low end is kept, and the
+// clock runs late by at most a round trip rather than early by half of one (runs held until
+// their time started up to that much before it).
 func (c *Clock) add(s clockSample) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -85,7 +90,7 @@ func (c *Clock) add(s clockSample) {
 			best = x
 		}
 	}
-	c.offset = best.offset
+	c.offset = best.offset - best.rtt/2
 }
 
 // Run syncs every interval until ctx ends; a failed sync keeps the last offset.
