@@ -73,7 +73,13 @@ func (s *Server) runLogs(ctx context.Context, r *http.Request) (LogsResponse, er
 	if err != nil {
 		return LogsResponse{}, err
 	}
-	return LogsResponse{RunLogPage: page, Status: run.Status, Done: run.Status.Terminal()}, nil
+	// The status read with the lines: a run that finished since GetRun has its last lines in
+	// this page, and a follower told "not done" would ask for (and show) them again.
+	status := run.Status
+	if page.RunStatus != "" {
+		status = page.RunStatus
+	}
+	return LogsResponse{RunLogPage: page, Status: status, Done: status.Terminal()}, nil
 }
 
 func (s *Server) apiRunLogs(w http.ResponseWriter, r *http.Request) {

@@ -113,6 +113,11 @@ type RunLogPage struct {
 	Dropped []Dropped `json:"dropped,omitempty"`
 	// Next is the after= of the next call (the last line's id, or the after given).
 	Next int64 `json:"next"`
+	// RunStatus is the run's status as read before its lines: once it is terminal, this page
+	// ends the log. A follower must stop by it, not by a status it read itself before the
+	// call: a run that finished in between gets its built last lines in this page, and with
+	// Next unmoved they would come again in the next.
+	RunStatus Status `json:"-"`
 }
 
 // RunLogs returns up to limit lines of run id with an id above after, oldest first, and the
@@ -164,6 +169,7 @@ func (l *Ledger) RunLogs(ctx context.Context, id, after int64, limit int) (RunLo
 	}); err != nil {
 		return p, fmt.Errorf("logs of run %d: attempts: %w", id, err)
 	}
+	p.RunStatus = status
 	pl := placement{lines: lines, after: after, stored: stored, tail: len(lines) < limit}
 	if pl.mayHoldBuilt() {
 		built, finished, err := l.builtLines(ctx, id)

@@ -26,6 +26,7 @@ func TestRunLogsOfARunThatLoggedNothingAreBuiltFromItsRecord(t *testing.T) {
 	page, err := l.RunLogs(ctx, c1.RunID, 0, 0)
 	require.NoError(t, err)
 	require.Empty(t, page.Lines, "running: no lines yet")
+	require.Equal(t, ledger.StatusRunning, page.RunStatus, "the status read with the lines")
 
 	require.NoError(t, l.Finish(ctx, c1, ledger.Outcome{Status: ledger.StatusRetrying, Err: errors.New("s3 down")}))
 	c2, err := l.ClaimRun(ctx, e, "node-b", "m2", time.Minute)
@@ -37,6 +38,7 @@ func TestRunLogsOfARunThatLoggedNothingAreBuiltFromItsRecord(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"run started", "run finished", "run started", "run finished"}, msgs(page.Lines))
 	require.Equal(t, int64(0), page.Next, "built lines move no cursor")
+	require.Equal(t, ledger.StatusSucceeded, page.RunStatus, "a follower stops by it")
 	first, end1, end2 := page.Lines[0], page.Lines[1], page.Lines[3]
 	require.Equal(t, 1, first.Attempt)
 	require.Contains(t, first.Attrs, "node=node-a attempt=1 shard=0/1 trigger=manual")

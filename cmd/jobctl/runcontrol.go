@@ -92,6 +92,10 @@ func logsCmd(g *globals) *cobra.Command {
 				if stored == 5000 {
 					continue // more waiting
 				}
+				// The status read with the lines (see ledger.RunLogPage.RunStatus).
+				if page.RunStatus != "" {
+					run.Status = page.RunStatus
+				}
 				if !follow || run.Status.Terminal() {
 					if follow && !g.json {
 						fmt.Fprintf(out, "run %d %s\n", id, run.Status)
