@@ -72,11 +72,7 @@ func (e End) Attrs() []slog.Attr {
 
 // Render is the line a Buffer's Record would keep, outside any buffer.
 func Render(seq int, at time.Time, level slog.Level, msg string, attrs ...slog.Attr) Line {
-	var sb strings.Builder
-	for _, a := range attrs {
-		writeAttr(&sb, "", a)
-	}
-	return Line{Seq: seq, At: at, Level: level.String(), Msg: msg, Attrs: strings.TrimSpace(sb.String())}
+	return Line{Seq: seq, At: at, Level: level.String(), Msg: msg, Attrs: renderAttrs(attrs)}
 }
 
 // maxSummary bounds the result, params and error of the first and last lines: one line.

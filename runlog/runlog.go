@@ -88,11 +88,16 @@ func (b *Buffer) Add(at time.Time, level slog.Level, msg, attrs string) {
 // Record appends a line the node itself writes about the run (start, outcome), rendered as a
 // handler's record would be, without passing through slog: it costs one line, no I/O.
 func (b *Buffer) Record(at time.Time, level slog.Level, msg string, attrs ...slog.Attr) {
+	b.Add(at, level, msg, renderAttrs(attrs))
+}
+
+// renderAttrs is attrs as a handler's record keeps them: key=value pairs, space-separated.
+func renderAttrs(attrs []slog.Attr) string {
 	var sb strings.Builder
 	for _, a := range attrs {
 		writeAttr(&sb, "", a)
 	}
-	b.Add(at, level, msg, strings.TrimSpace(sb.String()))
+	return strings.TrimSpace(sb.String())
 }
 
 // Pending returns the lines not handed out before and the oldest seq still kept (lines
