@@ -245,8 +245,25 @@ func (p *Producer) publish(ctx context.Context, topic, tag string, keys []string
 	return p.send(ctx, topic, msg)
 }
 
+// routeRetries bounds the sends of one message that the client refuses for want of a route.
+// A client's first sends to a topic race its own route lookup: one send can find the topic's
+// queues before the broker's address is stored, and the client then fails it at once with
+// "route info not found", without its own retry (a node starting its file GC saw this). The
+// next try finds the address.
+const routeRetries = 3
+
 func (p *Producer) send(ctx context.Context, topic string, msg *primitive.Message) (job.Receipt, error) {
 	res, err := p.p.SendSync(ctx, msg)
+	for i := 1; i <= routeRetries && err != nil && strings.Contains(err.Error(), "route info not found"); i++ {
+		t := time.NewTimer(time.Duration(i) * 100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return job.Receipt{}, fmt.Errorf("send to %s: %w", topic, err)
+		case <-t.C:
+		}
+		res, err = p.p.SendSync(ctx, msg)
+	}
 	if err != nil {
 		return job.Receipt{}, fmt.Errorf("send to %s: %w", topic, err)
 	}
